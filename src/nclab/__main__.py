@@ -1,0 +1,5 @@
+import sys
+
+from nclab.cli import main
+
+sys.exit(main())

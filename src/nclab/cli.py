@@ -1,0 +1,89 @@
+"""Command line: `nclab train|plot|presets ...`. Errors a user can fix end in one `error: ...` line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nclab.errors import NclabError
+
+SUMMARY_KEYS = [
+    "train_acc", "test_acc", "train_loss", "test_loss", "nc1", "test_nc1", "nc2_h", "nc2_w", "nc3",
+    "nc3_duality", "nc4_bias", "nc4_ncc", "cdnv", "ncc_acc", "test_ncc_acc",
+]  # fmt: skip
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nclab", description="Neural collapse lab")
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="train one run: nclab train [CONFIG.yaml] [key=value ...]")
+    tr.add_argument("items", nargs="*", help="an optional YAML config file, then key=value overrides")
+    tr.add_argument("--preset", help="start from a named preset (see `nclab presets`)")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    pl = sub.add_parser("plot", help="NC curves of runs, overlaid, into the first run's figures/nc.png")
+    pl.add_argument("runs", nargs="+", type=Path)
+    sub.add_parser("presets", help="list the named presets")
+    return parser
+
+
+def _summary(run, figure: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    last = run.metrics()[-1]
+    table = Table(title=f"final metrics, epoch {last['epoch']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in SUMMARY_KEYS:
+        if last.get(key) is not None:
+            table.add_row(key, f"{last[key]:.4g}")
+    console = Console()
+    console.print(f"run directory: {run.path}")
+    console.print(table)
+    console.print(f"figure: {figure}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from nclab.config import resolve
+    from nclab.report.plots import plot_runs
+    from nclab.train import train
+
+    files = [i for i in args.items if "=" not in i]
+    if len(files) > 1:
+        raise NclabError(f"one config file at most, got {files}; write other settings as key=value")
+    cfg = resolve(files[0] if files else None, [i for i in args.items if "=" in i], preset=args.preset)
+    run = train(cfg, progress=not args.quiet)
+    figure = plot_runs([run])
+    if not args.quiet:
+        _summary(run, figure)
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from nclab.report.plots import plot_runs
+    from nclab.runs import load
+
+    print(plot_runs([load(p) for p in args.runs]))
+
+
+def cmd_presets(args: argparse.Namespace) -> None:
+    from nclab.config import preset_names
+
+    print("\n".join(preset_names()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        {"train": cmd_train, "plot": cmd_plot, "presets": cmd_presets}[args.command](args)
+    except NclabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; finished epochs and checkpoints are kept in the run directory", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""One validated run configuration: defaults < preset < YAML file < `key=value` overrides.
+
+Dotted keys reach nested sections (`optim.lr=0.05`); a bare section name sets its `name`
+(`model=resnet18` is `model.name=resnet18`); `epochs=N` is `train.epochs=N`. Values are parsed as
+YAML scalars (`true`, `0.05`, `null`, `[1, 2]`). Validation happens once, here; every error is
+reported as `key: problem` so the CLI can print it on one line.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nclab.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _choice(registry_module: str, registry_name: str, value: str) -> str:
+    """Validate `value` against a registry, imported lazily (registries import this module)."""
+    import importlib
+
+    registry = getattr(importlib.import_module(registry_module), registry_name)
+    if value not in registry:
+        raise ValueError(f"{value!r} is not one of: {', '.join(registry.names())}")
+    return value
+
+
+class DataConfig(Section):
+    name: str = "digits"
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="test share of datasets without a fixed split")
+
+    _check_name = field_validator("name")(lambda v: _choice("nclab.data", "DATASETS", v))
+
+
+class ModelConfig(Section):
+    name: str = "mlp"
+    width: int = Field(256, ge=1)
+    depth: int = Field(3, ge=1, description="hidden layers of the MLP")
+    batch_norm: bool = True
+
+    _check_name = field_validator("name")(lambda v: _choice("nclab.models", "MODELS", v))
+
+
+class HeadConfig(Section):
+    bias: bool = True
+
+
+class LossConfig(Section):
+    name: str = "ce"
+
+    _check_name = field_validator("name")(lambda v: _choice("nclab.losses", "LOSSES", v))
+
+
+class OptimConfig(Section):
+    name: str = "sgd"
+    lr: float = Field(0.05, gt=0)
+    momentum: float = Field(0.9, ge=0)
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["none", "step", "cosine"] = "step"
+    step_size: int = Field(40, ge=1, description="epochs between decays of the step schedule")
+    gamma: float = Field(0.1, gt=0)
+
+    _check_name = field_validator("name")(lambda v: _choice("nclab.optim", "OPTIMIZERS", v))
+
+
+class TrainConfig(Section):
+    epochs: int = Field(200, ge=1)
+    batch_size: int = Field(128, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    save_every: int | None = Field(
+        None, ge=1, description="checkpoint cadence; default every epoch up to 200, else 100 evenly spaced"
+    )
+
+
+class MeasureConfig(Section):
+    every: int = Field(1, ge=1, description="measure NC every this many epochs (and at the last)")
+    batch_size: int = Field(1024, ge=1)
+
+
+class RunConfig(Section):
+    seed: int = 0
+    name: str | None = Field(None, description="run directory name; default <data>-<model>-<loss>-s<seed>-<time>")
+    out: str = "runs"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    head: HeadConfig = HeadConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+    measure: MeasureConfig = MeasureConfig()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(), sort_keys=False)
+
+
+ALIASES = {"epochs": "train.epochs"}
+SECTIONS = [k for k, f in RunConfig.model_fields.items() if isinstance(f.annotation, type) and issubclass(f.annotation, Section)]
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    key = ALIASES.get(key, key)
+    parts = key.split(".")
+    if parts[0] in SECTIONS and len(parts) == 1 and not isinstance(value, dict):
+        parts.append("name")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{key}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"{text!r}: overrides are written key=value (e.g. optim.lr=0.05)")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in resources.files("nclab.presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    if name not in preset_names():
+        raise ConfigError(f"preset {name!r} is not one of: {', '.join(preset_names())}")
+    return yaml.safe_load(resources.files("nclab.presets").joinpath(f"{name}.yaml").read_text()) or {}
+
+
+def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
+    loc = [str(p) for p in error["loc"]]
+    key = ".".join(loc)
+    if error["type"] == "extra_forbidden":
+        section: type[BaseModel] = model
+        for part in loc[:-1]:
+            section = section.model_fields[part].annotation
+        return f"{key}: unknown key; allowed: {', '.join(section.model_fields)}"
+    msg = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "model_type" or error["type"] == "dict_type":
+        return f"{key}: expected a section of keys, got {error['input']!r}"
+    return f"{key}: {msg} (got {error['input']!r})"
+
+
+def validate(tree: dict[str, Any]) -> RunConfig:
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(e, RunConfig) for e in exc.errors())) from None
+
+
+def resolve(
+    file: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), preset: str | None = None
+) -> RunConfig:
+    """Defaults, then a preset, then a YAML file, then `key=value` overrides, validated once."""
+    tree: dict[str, Any] = {}
+    if preset:
+        tree = _merge(tree, read_preset(preset))
+    if file:
+        tree = _merge(tree, read_yaml(file))
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(tree, key, value)
+    return validate(tree)

@@ -1,0 +1,46 @@
+"""One measured epoch: a no-grad pass over the un-augmented train split and the test split, model in eval
+mode, feeding the streaming NC accumulators; returns one metrics.jsonl record's worth of keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from nclab.metrics import NCAccumulator, stream_metrics
+
+
+def _pass(
+    model: nn.Module, loss_fn: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], acc: NCAccumulator
+) -> float:
+    """Feed one split into `acc`; return the mean loss."""
+    total, n = 0.0, 0
+    for x, y in batches:
+        logits, h = model(x)
+        total += float(loss_fn(logits, h, y)) * len(y)
+        n += len(y)
+        acc.update(h, y)
+    return total / n
+
+
+@torch.no_grad()
+def measure(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    train_batches: Iterable[tuple[Tensor, Tensor]],
+    test_batches: Iterable[tuple[Tensor, Tensor]] | None,
+    num_classes: int,
+) -> dict[str, float | None]:
+    """train_loss, test_loss and every NC metric of SPEC.md for the model as it is now."""
+    was_training = model.training
+    model.eval()
+    weight, bias = model.head.weight, model.head.bias
+    train = NCAccumulator(num_classes, weight, bias, keep_features=True)
+    out: dict[str, float | None] = {"train_loss": _pass(model, loss_fn, train_batches, train)}
+    test = None
+    if test_batches is not None:
+        test = NCAccumulator(num_classes, weight, bias, ncc_means=train.stats().means)
+        out["test_loss"] = _pass(model, loss_fn, test_batches, test)
+    model.train(was_training)
+    return out | stream_metrics(train, test)

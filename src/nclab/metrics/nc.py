@@ -1,0 +1,209 @@
+"""Neural-collapse metrics from last-layer features and classifier (SPEC.md, "Metrics").
+
+Everything is float64 and vectorised. Notation: N samples, K classes, d feature dimension,
+mu_k class means, mu_G the sample-weighted global mean, Hbar = rows (mu_k - mu_G),
+Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T, Sigma_B = (1/K) Hbar^T Hbar.
+
+The within-class covariance is only ever needed through quadratic forms v^T Sigma_W v along the
+at most K-1 right singular vectors v of Hbar (Sigma_B's range). The one-shot function therefore
+never forms the d x d matrix: it costs O(N d K), against O(N d^2) for the original scripts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["ClassStats", "class_stats", "etf_distance", "held_out_metrics", "metrics_from_stats", "nc_metrics", "ncc_predict"]
+
+
+@dataclass
+class ClassStats:
+    """Sufficient statistics of one split (float64).
+
+    counts: (K,) samples per class; means: (K, d) class means; class_ss: (K,) sum over class k of
+    ||h_i - mu_k||^2; quad(V) returns diag(V^T S_W V) for S_W = N Sigma_W (the within-class scatter).
+    """
+
+    counts: Tensor
+    means: Tensor
+    class_ss: Tensor
+    quad: Callable[[Tensor], Tensor]
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum().item())
+
+    @property
+    def global_mean(self) -> Tensor:
+        return (self.counts[:, None] * self.means).sum(0) / self.counts.sum()
+
+
+def class_stats(features: Tensor, labels: Tensor, num_classes: int) -> ClassStats:
+    """Class statistics of a whole split in one shot."""
+    h = features.detach().to(torch.float64)
+    y = labels.to(h.device, torch.long)
+    counts = torch.bincount(y, minlength=num_classes).to(torch.float64)
+    require_all_classes(counts)
+    sums = torch.zeros(num_classes, h.shape[1], dtype=torch.float64, device=h.device).index_add_(0, y, h)
+    means = sums / counts[:, None]
+    centred = h - means[y]
+    class_ss = torch.zeros(num_classes, dtype=torch.float64, device=h.device).index_add_(
+        0, y, centred.square().sum(1)
+    )
+    return ClassStats(counts, means, class_ss, quad=lambda v: (centred @ v).square().sum(0))
+
+
+def require_all_classes(counts: Tensor) -> None:
+    missing = (counts == 0).nonzero().flatten().tolist()
+    if missing:
+        raise ValueError(f"classes {missing} have no samples; NC metrics need every class present")
+
+
+def _etf_target(k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """E_K = (I - 11^T/K) / sqrt(K-1), unit Frobenius norm."""
+    eye = torch.eye(k, dtype=dtype, device=device)
+    return (eye - 1.0 / k) / (k - 1) ** 0.5
+
+
+def _gram_distance(gram: Tensor) -> float:
+    return (gram / gram.norm() - _etf_target(gram.shape[0], gram.dtype, gram.device)).norm().item()
+
+
+def etf_distance(a: Tensor) -> float:
+    """ETF(A) = || A A^T / ||A A^T||_F - E_K ||_F, in [0, 2] (Zhu et al. 2021, "ETF_metric")."""
+    a = a.to(torch.float64)
+    return _gram_distance(a @ a.T)
+
+
+def _cosines(a: Tensor) -> Tensor:
+    """Off-diagonal pairwise cosines of the rows of a (all ordered pairs k != j)."""
+    u = a / a.norm(dim=1, keepdim=True)
+    cos = u @ u.T
+    return cos[~torch.eye(len(a), dtype=torch.bool, device=a.device)]
+
+
+def _shape_metrics(a: Tensor, suffix: str) -> dict[str, float]:
+    """Papyan et al. 2020: equinorm (CoV of norms), equiangle (std of cosines), maxangle."""
+    k = a.shape[0]
+    norms = a.norm(dim=1)
+    cos = _cosines(a)
+    return {
+        f"equinorm_{suffix}": (norms.std() / norms.mean()).item(),
+        f"equiangle_{suffix}": cos.std().item(),
+        f"maxangle_{suffix}": (cos + 1.0 / (k - 1)).abs().mean().item(),
+    }
+
+
+def _between_directions(hbar: Tensor) -> tuple[Tensor, Tensor]:
+    """Right singular vectors V (d x r) and eigenvalues of Sigma_B = Hbar^T Hbar / K kept for the pseudo-inverse.
+
+    At most K-1 eigenvalues are kept (Sigma_B has rank <= K-1), and none below max_eig * d * eps.
+    """
+    k, d = hbar.shape
+    _, s, vh = torch.linalg.svd(hbar, full_matrices=False)
+    eig = s.square() / k
+    keep = eig > eig.max() * d * torch.finfo(eig.dtype).eps
+    keep[k - 1 :] = False
+    return vh[keep].T, eig[keep]
+
+
+def nc1_from_stats(stats: ClassStats) -> float:
+    """tr(Sigma_W Sigma_B^+) / K = (1/K) sum_j v_j^T Sigma_W v_j / lambda_j over Sigma_B's kept eigenpairs."""
+    k = len(stats.counts)
+    v, eig = _between_directions(stats.means - stats.global_mean)
+    return ((stats.quad(v) / stats.n) / eig).sum().item() / k
+
+
+def _cdnv(stats: ClassStats) -> float:
+    """Galanti et al. 2022: mean over k != j of (V_k + V_j) / (2 ||mu_k - mu_j||^2)."""
+    var = stats.class_ss / stats.counts
+    dist2 = torch.cdist(stats.means, stats.means).square()
+    off = ~torch.eye(len(var), dtype=torch.bool, device=var.device)
+    return ((var[:, None] + var[None, :])[off] / (2 * dist2[off])).mean().item()
+
+
+def metrics_from_stats(
+    stats: ClassStats,
+    weight: Tensor | None,
+    bias: Tensor | None = None,
+) -> dict[str, float | None]:
+    """Every train-split metric of SPEC.md that depends on class statistics and the classifier only."""
+    k = len(stats.counts)
+    mu_g = stats.global_mean
+    hbar = stats.means - mu_g
+    out: dict[str, float | None] = {"nc1": nc1_from_stats(stats), "nc2_h": etf_distance(hbar), "cdnv": _cdnv(stats)}
+    out |= _shape_metrics(hbar, "h")
+    w_keys = ["nc2_w", "nc2_w_centered", "nc3", "nc3_duality", "nc4_bias", "equinorm_w", "equiangle_w"]
+    if weight is None:
+        return out | dict.fromkeys([*w_keys, "maxangle_w"])
+    w = weight.detach().to(mu_g.device, torch.float64)
+    b = torch.zeros(k, dtype=torch.float64, device=w.device) if bias is None else bias.detach().double()
+    out |= {
+        "nc2_w": etf_distance(w),
+        "nc2_w_centered": etf_distance(w - w.mean(0)),
+        "nc3": _gram_distance(w @ hbar.T),
+        "nc3_duality": (w / w.norm() - hbar / hbar.norm()).norm().item(),
+        "nc4_bias": (w @ mu_g + b.to(w.device)).norm().item(),
+    }
+    return out | _shape_metrics(w, "w")
+
+
+def linear_logits(h: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    z = h @ weight.detach().to(h.device, h.dtype).T
+    return z if bias is None else z + bias.detach().to(h.device, h.dtype)
+
+
+def ncc_predict(h: Tensor, means: Tensor) -> Tensor:
+    """Nearest class centre: argmin_k ||h - mu_k||^2 = argmin_k (||mu_k||^2 - 2 h . mu_k)."""
+    h = h.to(means.device, torch.float64)
+    return (means.square().sum(1) - 2 * h @ means.T).argmin(1)
+
+
+def nc_metrics(
+    features: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    bias: Tensor | None = None,
+    test_features: Tensor | None = None,
+    test_labels: Tensor | None = None,
+) -> dict[str, float | None]:
+    """All metric keys of SPEC.md's table for one model (train keys always, `test_*` when test data is given).
+
+    features (N, d), labels (N,), weight (K, d) or None for classifier-free runs, bias (K,) or None.
+    Accuracies are fractions in [0, 1]; W-dependent keys are None without a classifier.
+    """
+    num_classes = int(weight.shape[0]) if weight is not None else int(labels.max().item()) + 1
+    stats = class_stats(features, labels, num_classes)
+    out = metrics_from_stats(stats, weight, bias)
+    h = features.detach().to(torch.float64)
+    y = labels.to(h.device, torch.long)
+    ncc = ncc_predict(h, stats.means)
+    out["ncc_acc"] = (ncc == y).double().mean().item()
+    if weight is not None:
+        pred = linear_logits(h, weight, bias).argmax(1)
+        out["train_acc"] = (pred == y).double().mean().item()
+        out["nc4_ncc"] = (pred != ncc).double().mean().item()
+    else:
+        out["train_acc"] = out["nc4_ncc"] = None
+    if test_features is not None and test_labels is not None:
+        out |= held_out_metrics(test_features, test_labels, stats.means, weight, bias)
+    return out
+
+
+def held_out_metrics(
+    features: Tensor, labels: Tensor, train_means: Tensor, weight: Tensor | None, bias: Tensor | None
+) -> dict[str, float | None]:
+    """test_nc1 (test means), test_ncc_acc (nearest *train* mean) and test_acc."""
+    h = features.detach().to(torch.float64)
+    y = labels.to(h.device, torch.long)
+    test_stats = class_stats(h, y, len(train_means))
+    out: dict[str, float | None] = {
+        "test_nc1": nc1_from_stats(test_stats),
+        "test_ncc_acc": (ncc_predict(h, train_means) == y).double().mean().item(),
+    }
+    out["test_acc"] = None if weight is None else (linear_logits(h, weight, bias).argmax(1) == y).double().mean().item()
+    return out

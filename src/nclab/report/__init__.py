@@ -1,0 +1,1 @@
+"""Figures and tables that read run directories only."""

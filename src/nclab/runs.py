@@ -1,0 +1,134 @@
+"""The run directory, the contract every command shares (docs/architecture.md):
+
+    runs/<name>/config.yaml  metrics.jsonl  status.json  checkpoints/epoch_0001.safetensors
+                figures/*.png  events.* (TensorBoard)
+
+Whole-file writes are atomic (temp file + rename), so a killed run never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from nclab.config import RunConfig, read_yaml, validate
+from nclab.errors import NclabError
+
+__all__ = ["Run", "checkpoint_epochs", "load"]
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def checkpoint_epochs(epochs: int, save_every: int | None) -> set[int]:
+    """Epochs that get a checkpoint: every `save_every`, or by default every epoch up to 200 epochs and
+    100 evenly spaced ones beyond; the last epoch always."""
+    if save_every is None:
+        every = set(range(1, epochs + 1)) if epochs <= 200 else {math.ceil(i * epochs / 100) for i in range(1, 101)}
+    else:
+        every = set(range(save_every, epochs + 1, save_every))
+    return every | {epochs}
+
+
+def _json_value(value: Any) -> Any:
+    """Floats that JSON cannot hold (nan, inf) are written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class Run:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, cfg: RunConfig) -> Run:
+        root = Path(cfg.out)
+        if cfg.name:
+            path = root / cfg.name
+            if path.exists():
+                raise NclabError(f"run directory {path} exists; choose another name=... or delete it")
+        else:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            base = f"{cfg.data.name}-{cfg.model.name}-{cfg.loss.name}-s{cfg.seed}-{stamp}"
+            path, i = root / base, 1
+            while path.exists():
+                i += 1
+                path = root / f"{base}-{i}"
+        (path / "checkpoints").mkdir(parents=True)
+        (path / "figures").mkdir()
+        run = cls(path)
+        write_atomic(path / "config.yaml", cfg.to_yaml())
+        run.set_status("running", epochs_done=0)
+        return run
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def config(self) -> RunConfig:
+        return validate(read_yaml(self.path / "config.yaml"))
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        line = json.dumps({k: _json_value(v) for k, v in record.items()})
+        with open(self.path / "metrics.jsonl", "a") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def metrics(self) -> list[dict[str, Any]]:
+        path = self.path / "metrics.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def status(self) -> dict[str, Any]:
+        return json.loads((self.path / "status.json").read_text())
+
+    def set_status(self, state: str, epochs_done: int, error: str | None = None) -> None:
+        status = {"state": state, "epochs_done": epochs_done, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if error:
+            status["error"] = error
+        write_atomic(self.path / "status.json", json.dumps(status, indent=1) + "\n")
+
+    def checkpoint_path(self, epoch: int) -> Path:
+        return self.path / "checkpoints" / f"epoch_{epoch:04d}.safetensors"
+
+    def save_checkpoint(self, epoch: int, model: torch.nn.Module) -> Path:
+        path = self.checkpoint_path(epoch)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file(tensors, tmp, metadata={"epoch": str(epoch)})
+        os.replace(tmp, path)
+        return path
+
+    def checkpoints(self) -> dict[int, Path]:
+        return {int(p.stem.split("_")[1]): p for p in sorted((self.path / "checkpoints").glob("epoch_*.safetensors"))}
+
+    def load_checkpoint(self, epoch: int) -> dict[str, torch.Tensor]:
+        path = self.checkpoint_path(epoch)
+        try:
+            return load_file(path)
+        except FileNotFoundError:
+            raise NclabError(f"checkpoint {path} not found; saved epochs: {sorted(self.checkpoints())}") from None
+        except (SafetensorError, OSError) as exc:
+            raise NclabError(f"checkpoint {path} is corrupt ({exc}); delete it or re-run training") from None
+
+
+def load(path: str | Path) -> Run:
+    """Open an existing run directory."""
+    run = Run(path)
+    if not (run.path / "config.yaml").is_file():
+        raise NclabError(f"{run.path} is not a run directory (no config.yaml)")
+    return run

@@ -1,0 +1,125 @@
+"""The epoch loop: train steps, a measured epoch every `measure.every` epochs, checkpoints, status."""
+
+from __future__ import annotations
+
+import math
+import random
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch.utils.tensorboard import SummaryWriter
+
+from nclab.config import RunConfig
+from nclab.data import load_dataset
+from nclab.data.loader import loaders
+from nclab.errors import NclabError, TrainingDiverged
+from nclab.losses import build_loss
+from nclab.measure import measure
+from nclab.models import build_model
+from nclab.optim import build_optimizer, build_scheduler
+from nclab.runs import Run, checkpoint_epochs
+
+__all__ = ["resolve_device", "seed_everything", "train"]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise NclabError("train.device=cuda but no CUDA device is visible; use train.device=cpu or auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _progress(enabled: bool) -> Progress | nullcontext:
+    if not enabled:
+        return nullcontext()
+    return Progress(
+        TextColumn("epoch"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        transient=False,
+    )
+
+
+def train(cfg: RunConfig, progress: bool = False) -> Run:
+    """Train one run as configured; returns its run directory (finished, or failed with the reason)."""
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.train.device)
+    splits = load_dataset(cfg.data, cfg.seed)
+    k = splits.num_classes
+    model = build_model(cfg, splits.input_shape, k).to(device)
+    loss_fn = build_loss(cfg.loss, k, model.head.weight.shape[1]).to(device)
+    optimizer = build_optimizer(cfg.optim, [*model.parameters(), *loss_fn.parameters()])
+    scheduler = build_scheduler(cfg.optim, optimizer, cfg.train.epochs)
+    train_batches, measure_train, measure_test = loaders(
+        splits, cfg.train.batch_size, cfg.measure.batch_size, device, cfg.seed
+    )
+    save_at = checkpoint_epochs(cfg.train.epochs, cfg.train.save_every)
+    run = Run.create(cfg)
+    writer = SummaryWriter(log_dir=str(run.path))
+    epoch = 0
+    try:
+        with _progress(progress) as bar:
+            task = bar.add_task("train", total=cfg.train.epochs, info="") if bar else None
+            for epoch in range(1, cfg.train.epochs + 1):
+                lr = optimizer.param_groups[0]["lr"]
+                step_loss, step_acc = _train_epoch(model, loss_fn, optimizer, train_batches, epoch)
+                scheduler.step()
+                last = epoch == cfg.train.epochs
+                if epoch % cfg.measure.every == 0 or last:
+                    record = {"epoch": epoch, "lr": lr, "step_loss": step_loss, "step_acc": step_acc}
+                    record |= measure(model, loss_fn, measure_train, measure_test, k)
+                    run.append_metrics(record)
+                    for key, value in record.items():
+                        if key != "epoch" and value is not None:
+                            writer.add_scalar(key, value, epoch)
+                    if bar:
+                        info = f"loss {record['train_loss']:.4f}  acc {record['train_acc']:.3f}  nc1 {record['nc1']:.3g}"
+                        bar.update(task, info=info)
+                if epoch in save_at:
+                    run.save_checkpoint(epoch, model)
+                run.set_status("running", epochs_done=epoch)
+                if bar:
+                    bar.advance(task)
+    except TrainingDiverged as exc:
+        run.set_status("failed", epochs_done=epoch - 1, error=str(exc))
+        raise
+    finally:
+        writer.close()
+    run.set_status("finished", epochs_done=cfg.train.epochs)
+    return run
+
+
+def _train_epoch(model, loss_fn, optimizer, batches, epoch: int) -> tuple[float, float]:
+    """One pass of optimizer steps; returns the mean train-mode loss and accuracy seen during the steps."""
+    model.train()
+    device = next(model.parameters()).device
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    n = 0
+    for x, y in batches:
+        logits, h = model(x)
+        loss = loss_fn(logits, h, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach().double() * len(y)  # stays on the device: no sync per step
+        correct += (logits.argmax(1) == y).sum()
+        n += len(y)
+    mean = float(total) / n
+    if not math.isfinite(mean):
+        raise TrainingDiverged(
+            f"loss became {mean} in epoch {epoch}; the run stopped and keeps its last good checkpoint "
+            "(lower optim.lr or add gradient clipping)"
+        )
+    return mean, int(correct) / n
