@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted; finished epochs and checkpoints are kept in the run directory", file=sys.stderr)
+        print(
+            "error: interrupted; finished epochs and checkpoints are kept in the run directory",
+            file=sys.stderr,
+        )
         return 130
     return 0
 

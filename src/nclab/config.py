@@ -87,7 +87,9 @@ class MeasureConfig(Section):
 
 class RunConfig(Section):
     seed: int = 0
-    name: str | None = Field(None, description="run directory name; default <data>-<model>-<loss>-s<seed>-<time>")
+    name: str | None = Field(
+        None, description="run directory name; default <data>-<model>-<loss>-s<seed>-<time>"
+    )
     out: str = "runs"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -102,7 +104,11 @@ class RunConfig(Section):
 
 
 ALIASES = {"epochs": "train.epochs"}
-SECTIONS = [k for k, f in RunConfig.model_fields.items() if isinstance(f.annotation, type) and issubclass(f.annotation, Section)]
+SECTIONS = [
+    k
+    for k, f in RunConfig.model_fields.items()
+    if isinstance(f.annotation, type) and issubclass(f.annotation, Section)
+]
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
@@ -154,7 +160,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def preset_names() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in resources.files("nclab.presets").iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml")
+        for p in resources.files("nclab.presets").iterdir()
+        if p.name.endswith(".yaml")
+    )
 
 
 def read_preset(name: str) -> dict[str, Any]:

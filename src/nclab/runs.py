@@ -35,7 +35,11 @@ def checkpoint_epochs(epochs: int, save_every: int | None) -> set[int]:
     """Epochs that get a checkpoint: every `save_every`, or by default every epoch up to 200 epochs and
     100 evenly spaced ones beyond; the last epoch always."""
     if save_every is None:
-        every = set(range(1, epochs + 1)) if epochs <= 200 else {math.ceil(i * epochs / 100) for i in range(1, 101)}
+        every = (
+            set(range(1, epochs + 1))
+            if epochs <= 200
+            else {math.ceil(i * epochs / 100) for i in range(1, 101)}
+        )
     else:
         every = set(range(save_every, epochs + 1, save_every))
     return every | {epochs}
@@ -114,14 +118,19 @@ class Run:
         return path
 
     def checkpoints(self) -> dict[int, Path]:
-        return {int(p.stem.split("_")[1]): p for p in sorted((self.path / "checkpoints").glob("epoch_*.safetensors"))}
+        return {
+            int(p.stem.split("_")[1]): p
+            for p in sorted((self.path / "checkpoints").glob("epoch_*.safetensors"))
+        }
 
     def load_checkpoint(self, epoch: int) -> dict[str, torch.Tensor]:
         path = self.checkpoint_path(epoch)
         try:
             return load_file(path)
         except FileNotFoundError:
-            raise NclabError(f"checkpoint {path} not found; saved epochs: {sorted(self.checkpoints())}") from None
+            raise NclabError(
+                f"checkpoint {path} not found; saved epochs: {sorted(self.checkpoints())}"
+            ) from None
         except (SafetensorError, OSError) as exc:
             raise NclabError(f"checkpoint {path} is corrupt ({exc}); delete it or re-run training") from None
 

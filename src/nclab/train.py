@@ -23,6 +23,8 @@ from nclab.runs import Run, checkpoint_epochs
 
 __all__ = ["resolve_device", "seed_everything", "train"]
 
+PROGRESS_KEYS = ["train_loss", "train_acc", "test_acc", "nc1"]
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -84,7 +86,9 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
                         if key != "epoch" and value is not None:
                             writer.add_scalar(key, value, epoch)
                     if bar:
-                        info = f"loss {record['train_loss']:.4f}  acc {record['train_acc']:.3f}  nc1 {record['nc1']:.3g}"
+                        info = "  ".join(
+                            f"{k} {record[k]:.4g}" for k in PROGRESS_KEYS if record[k] is not None
+                        )
                         bar.update(task, info=info)
                 if epoch in save_at:
                     run.save_checkpoint(epoch, model)

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["ClassStats", "class_stats", "etf_distance", "held_out_metrics", "metrics_from_stats", "nc_metrics", "ncc_predict"]
+__all__ = [
+    "ClassStats",
+    "class_stats",
+    "etf_distance",
+    "held_out_metrics",
+    "metrics_from_stats",
+    "nc_metrics",
+    "ncc_predict",
+]
 
 
 @dataclass
@@ -99,7 +107,7 @@ def _shape_metrics(a: Tensor, suffix: str) -> dict[str, float]:
 
 
 def _between_directions(hbar: Tensor) -> tuple[Tensor, Tensor]:
-    """Right singular vectors V (d x r) and eigenvalues of Sigma_B = Hbar^T Hbar / K kept for the pseudo-inverse.
+    """Right singular vectors V (d x r) of Hbar and the eigenvalues of Sigma_B = Hbar^T Hbar / K they carry.
 
     At most K-1 eigenvalues are kept (Sigma_B has rank <= K-1), and none below max_eig * d * eps.
     """
@@ -135,7 +143,11 @@ def metrics_from_stats(
     k = len(stats.counts)
     mu_g = stats.global_mean
     hbar = stats.means - mu_g
-    out: dict[str, float | None] = {"nc1": nc1_from_stats(stats), "nc2_h": etf_distance(hbar), "cdnv": _cdnv(stats)}
+    out: dict[str, float | None] = {
+        "nc1": nc1_from_stats(stats),
+        "nc2_h": etf_distance(hbar),
+        "cdnv": _cdnv(stats),
+    }
     out |= _shape_metrics(hbar, "h")
     w_keys = ["nc2_w", "nc2_w_centered", "nc3", "nc3_duality", "nc4_bias", "equinorm_w", "equiangle_w"]
     if weight is None:
@@ -205,5 +217,7 @@ def held_out_metrics(
         "test_nc1": nc1_from_stats(test_stats),
         "test_ncc_acc": (ncc_predict(h, train_means) == y).double().mean().item(),
     }
-    out["test_acc"] = None if weight is None else (linear_logits(h, weight, bias).argmax(1) == y).double().mean().item()
+    out["test_acc"] = (
+        None if weight is None else (linear_logits(h, weight, bias).argmax(1) == y).double().mean().item()
+    )
     return out

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from itertools import cycle
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from nclab.runs import Run  # noqa: E402
+from nclab.runs import Run
 
 # (title, keys drawn in the panel, log scale)
 PANELS = [
@@ -27,15 +28,24 @@ def plot_runs(runs: list[Run], out: Path | None = None) -> Path:
     out = out or runs[0].path / "figures" / "nc.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True)
-    for color, run in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10, runs):
+    for color, run in zip(cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"]), runs, strict=False):
         records = run.metrics()
         epochs = [r["epoch"] for r in records]
-        for ax, (title, keys, log) in zip(axes.flat, PANELS):
-            for key, style in zip(keys, ["-", "--"]):
+        for ax, (title, keys, log) in zip(axes.flat, PANELS, strict=True):
+            for key, style in zip(keys, ["-", "--"], strict=False):
                 values = [r.get(key) for r in records]
-                points = [(e, v) for e, v in zip(epochs, values) if v is not None and (v > 0 or not log)]
+                points = [
+                    (e, v)
+                    for e, v in zip(epochs, values, strict=True)
+                    if v is not None and (v > 0 or not log)
+                ]
                 if points:
-                    ax.plot(*zip(*points), style, color=color, label=run.name if style == "-" else None)
+                    ax.plot(
+                        *zip(*points, strict=True),
+                        style,
+                        color=color,
+                        label=run.name if style == "-" else None,
+                    )
             ax.set_title(title)
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
