@@ -188,3 +188,10 @@ def test_no_classifier_gives_null_w_metrics():
     got = nc_metrics(h, y, None)
     assert got["nc2_w"] is None and got["nc4_bias"] is None and got["train_acc"] is None
     assert got["nc1"] > 0 and got["ncc_acc"] > 0
+
+
+def test_inputs_are_not_modified():
+    h, y, w, b = random_problem(3, 4, seed=0)
+    copy = h.clone()
+    nc_metrics(h, y, w, b, h, y)
+    assert torch.equal(h, copy)

@@ -11,35 +11,29 @@ never forms the d x d matrix: it costs O(N d K), against O(N d^2) for the origin
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = [
-    "ClassStats",
-    "class_stats",
-    "etf_distance",
-    "held_out_metrics",
-    "metrics_from_stats",
-    "nc_metrics",
-    "ncc_predict",
-]
+__all__ = ["ClassStats", "etf_distance", "metrics_from_stats", "nc_metrics", "ncc_predict", "summarize_split"]
 
 
 @dataclass
 class ClassStats:
     """Sufficient statistics of one split (float64).
 
-    counts: (K,) samples per class; means: (K, d) class means; class_ss: (K,) sum over class k of
-    ||h_i - mu_k||^2; quad(V) returns diag(V^T S_W V) for S_W = N Sigma_W (the within-class scatter).
+    counts (K,), means (K, d), class_ss (K,) = sum over class k of ||h_i - mu_k||^2, and the within-class
+    scatter S_W = N Sigma_W seen along Sigma_B's kept eigenvectors: directions V (d, r), eigenvalues (r,)
+    of Sigma_B, within (r,) = diag(V^T S_W V).
     """
 
     counts: Tensor
     means: Tensor
     class_ss: Tensor
-    quad: Callable[[Tensor], Tensor]
+    directions: Tensor
+    eigenvalues: Tensor
+    within: Tensor
 
     @property
     def n(self) -> int:
@@ -47,22 +41,65 @@ class ClassStats:
 
     @property
     def global_mean(self) -> Tensor:
-        return (self.counts[:, None] * self.means).sum(0) / self.counts.sum()
+        return global_mean(self.counts, self.means)
 
 
-def class_stats(features: Tensor, labels: Tensor, num_classes: int) -> ClassStats:
-    """Class statistics of a whole split in one shot."""
-    h = features.detach().to(torch.float64)
-    y = labels.to(h.device, torch.long)
+def global_mean(counts: Tensor, means: Tensor) -> Tensor:
+    """Sample-weighted mu_G = (1/N) sum_k n_k mu_k."""
+    return (counts[:, None] * means).sum(0) / counts.sum()
+
+
+CHUNK = 4096  # rows converted to float64 at a time: the working set stays in cache, nothing N x d is copied
+
+
+@dataclass
+class SplitSummary:
+    """One split after two chunked passes: class statistics, network and nearest-centre predictions."""
+
+    stats: ClassStats
+    pred: Tensor | None  # argmax_k (W h + b)_k, None without a classifier
+    ncc: Tensor  # argmin_k ||h - c_k|| over the given centres (default: this split's own means)
+    labels: Tensor
+
+
+@torch.no_grad()
+def summarize_split(
+    features: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    ncc_means: Tensor | None = None,
+) -> SplitSummary:
+    """Pass 1: counts, class sums, network predictions. Pass 2 (means known): class_ss, the projections
+    (h_i - mu_{y_i}) V onto Sigma_B's directions, nearest-centre predictions. O(N d K) flops, float64."""
+    h, y = features.detach(), labels.to(features.device, torch.long)
+    n, d = h.shape
+    f64 = {"dtype": torch.float64, "device": h.device}
     counts = torch.bincount(y, minlength=num_classes).to(torch.float64)
     require_all_classes(counts)
-    sums = torch.zeros(num_classes, h.shape[1], dtype=torch.float64, device=h.device).index_add_(0, y, h)
+    sums = torch.zeros(num_classes, d, **f64)
+    preds = []
+    for s in range(0, n, CHUNK):
+        hc = h[s : s + CHUNK].to(torch.float64)
+        sums.index_add_(0, y[s : s + CHUNK], hc)
+        if weight is not None:
+            preds.append(linear_logits(hc, weight, bias).argmax(1))
     means = sums / counts[:, None]
-    centred = h - means[y]
-    class_ss = torch.zeros(num_classes, dtype=torch.float64, device=h.device).index_add_(
-        0, y, centred.square().sum(1)
-    )
-    return ClassStats(counts, means, class_ss, quad=lambda v: (centred @ v).square().sum(0))
+    v, eig = between_directions(means - global_mean(counts, means))
+    centres = means if ncc_means is None else ncc_means.to(**f64)
+    centre_sq = centres.square().sum(1)
+    class_ss = torch.zeros(num_classes, **f64)
+    within = torch.zeros(v.shape[1], **f64)
+    nccs = []
+    for s in range(0, n, CHUNK):
+        hc, yc = h[s : s + CHUNK].to(torch.float64, copy=True), y[s : s + CHUNK]  # modified in place below
+        nccs.append((centre_sq - 2 * hc @ centres.T).argmin(1))
+        hc -= means[yc]
+        class_ss.index_add_(0, yc, hc.square().sum(1))
+        within += (hc @ v).square().sum(0)
+    stats = ClassStats(counts, means, class_ss, v, eig, within)
+    return SplitSummary(stats, torch.cat(preds) if preds else None, torch.cat(nccs), y)
 
 
 def require_all_classes(counts: Tensor) -> None:
@@ -106,7 +143,7 @@ def _shape_metrics(a: Tensor, suffix: str) -> dict[str, float]:
     }
 
 
-def _between_directions(hbar: Tensor) -> tuple[Tensor, Tensor]:
+def between_directions(hbar: Tensor) -> tuple[Tensor, Tensor]:
     """Right singular vectors V (d x r) of Hbar and the eigenvalues of Sigma_B = Hbar^T Hbar / K they carry.
 
     At most K-1 eigenvalues are kept (Sigma_B has rank <= K-1), and none below max_eig * d * eps.
@@ -121,9 +158,7 @@ def _between_directions(hbar: Tensor) -> tuple[Tensor, Tensor]:
 
 def nc1_from_stats(stats: ClassStats) -> float:
     """tr(Sigma_W Sigma_B^+) / K = (1/K) sum_j v_j^T Sigma_W v_j / lambda_j over Sigma_B's kept eigenpairs."""
-    k = len(stats.counts)
-    v, eig = _between_directions(stats.means - stats.global_mean)
-    return ((stats.quad(v) / stats.n) / eig).sum().item() / k
+    return ((stats.within / stats.n) / stats.eigenvalues).sum().item() / len(stats.counts)
 
 
 def _cdnv(stats: ClassStats) -> float:
@@ -175,6 +210,10 @@ def ncc_predict(h: Tensor, means: Tensor) -> Tensor:
     return (means.square().sum(1) - 2 * h @ means.T).argmin(1)
 
 
+def _fraction(mask: Tensor) -> float:
+    return mask.double().mean().item()
+
+
 def nc_metrics(
     features: Tensor,
     labels: Tensor,
@@ -188,36 +227,16 @@ def nc_metrics(
     features (N, d), labels (N,), weight (K, d) or None for classifier-free runs, bias (K,) or None.
     Accuracies are fractions in [0, 1]; W-dependent keys are None without a classifier.
     """
-    num_classes = int(weight.shape[0]) if weight is not None else int(labels.max().item()) + 1
-    stats = class_stats(features, labels, num_classes)
-    out = metrics_from_stats(stats, weight, bias)
-    h = features.detach().to(torch.float64)
-    y = labels.to(h.device, torch.long)
-    ncc = ncc_predict(h, stats.means)
-    out["ncc_acc"] = (ncc == y).double().mean().item()
-    if weight is not None:
-        pred = linear_logits(h, weight, bias).argmax(1)
-        out["train_acc"] = (pred == y).double().mean().item()
-        out["nc4_ncc"] = (pred != ncc).double().mean().item()
-    else:
-        out["train_acc"] = out["nc4_ncc"] = None
+    k = int(weight.shape[0]) if weight is not None else int(labels.max().item()) + 1
+    train = summarize_split(features, labels, k, weight, bias)
+    out = metrics_from_stats(train.stats, weight, bias)
+    out["ncc_acc"] = _fraction(train.ncc == train.labels)
+    has_w = train.pred is not None
+    out["train_acc"] = _fraction(train.pred == train.labels) if has_w else None
+    out["nc4_ncc"] = _fraction(train.pred != train.ncc) if has_w else None
     if test_features is not None and test_labels is not None:
-        out |= held_out_metrics(test_features, test_labels, stats.means, weight, bias)
-    return out
-
-
-def held_out_metrics(
-    features: Tensor, labels: Tensor, train_means: Tensor, weight: Tensor | None, bias: Tensor | None
-) -> dict[str, float | None]:
-    """test_nc1 (test means), test_ncc_acc (nearest *train* mean) and test_acc."""
-    h = features.detach().to(torch.float64)
-    y = labels.to(h.device, torch.long)
-    test_stats = class_stats(h, y, len(train_means))
-    out: dict[str, float | None] = {
-        "test_nc1": nc1_from_stats(test_stats),
-        "test_ncc_acc": (ncc_predict(h, train_means) == y).double().mean().item(),
-    }
-    out["test_acc"] = (
-        None if weight is None else (linear_logits(h, weight, bias).argmax(1) == y).double().mean().item()
-    )
+        test = summarize_split(test_features, test_labels, k, weight, bias, ncc_means=train.stats.means)
+        out["test_nc1"] = nc1_from_stats(test.stats)
+        out["test_ncc_acc"] = _fraction(test.ncc == test.labels)
+        out["test_acc"] = _fraction(test.pred == test.labels) if has_w else None
     return out

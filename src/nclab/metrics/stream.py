@@ -20,6 +20,8 @@ from torch import Tensor
 
 from nclab.metrics.nc import (
     ClassStats,
+    between_directions,
+    global_mean,
     linear_logits,
     metrics_from_stats,
     nc1_from_stats,
@@ -95,8 +97,9 @@ class NCAccumulator:
         if self.counts is None:
             raise ValueError("no batch was added to the accumulator")
         require_all_classes(self.counts)
-        scatter = self.scatter
-        return ClassStats(self.counts, self.means, self.class_ss, quad=lambda v: (v * (scatter @ v)).sum(0))
+        v, eig = between_directions(self.means - global_mean(self.counts, self.means))
+        within = (v * (self.scatter @ v)).sum(0)
+        return ClassStats(self.counts, self.means, self.class_ss, v, eig, within)
 
     @property
     def n(self) -> int:
