@@ -46,7 +46,12 @@ def original(h: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
     def etf(g: torch.Tensor) -> float:
         return torch.linalg.norm(g / torch.linalg.norm(g) - target).item()
 
-    return {"nc1": float(nc1), "nc2_w": etf(w @ w.T), "nc3": etf(w @ hbar.T), "nc4_bias": (w @ mu_g + b).norm().item()}
+    return {
+        "nc1": float(nc1),
+        "nc2_w": etf(w @ w.T),
+        "nc3": etf(w @ hbar.T),
+        "nc4_bias": (w @ mu_g + b).norm().item(),
+    }
 
 
 def problem(n: int, d: int, k: int, device: str) -> tuple[torch.Tensor, ...]:
@@ -54,7 +59,12 @@ def problem(n: int, d: int, k: int, device: str) -> tuple[torch.Tensor, ...]:
     y = torch.randint(0, k, (n,), generator=g)
     means = torch.randn(k, d, generator=g)
     h = (means[y] + 0.3 * torch.randn(n, d, generator=g)).relu()
-    return h.to(device), y.to(device), torch.randn(k, d, generator=g).to(device), torch.randn(k, generator=g).to(device)
+    return (
+        h.to(device),
+        y.to(device),
+        torch.randn(k, d, generator=g).to(device),
+        torch.randn(k, generator=g).to(device),
+    )
 
 
 def timed(fn, device: str) -> tuple[float, dict]:
@@ -80,7 +90,9 @@ def main() -> None:
     for k in args.classes:
         h, y, w, b = problem(args.n, args.d, k, args.device)
         nc_metrics(h[:1000], y[:1000] % k, w, b)  # warm-up (kernels, allocator)
-        t_new, new = min((timed(lambda: nc_metrics(h, y, w, b), args.device) for _ in range(3)), key=lambda t: t[0])
+        t_new, new = min(
+            (timed(lambda: nc_metrics(h, y, w, b), args.device) for _ in range(3)), key=lambda t: t[0]
+        )
         t_old, old = timed(lambda: original(h, y, w, b, k), args.device)
         diff = max(abs(new[key] - old[key]) / abs(new[key]) for key in old)
         print(f"| {k} | {t_old:.2f} | {t_new:.3f} | {t_old / t_new:.0f}x | {diff:.1e} |")

@@ -93,3 +93,22 @@ def test_checkpoint_cadence():
     long = checkpoint_epochs(800, None)
     assert len(long) == 100 and min(long) == 8 and max(long) == 800
     assert checkpoint_epochs(10, 4) == {4, 8, 10}
+
+
+def test_plot_overlays_runs(run_dir, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert main(["train", f"out={tmp_path}", "name=other", "epochs=2", "model.width=16", "--quiet"]) == 0
+    (run_dir / "figures" / "nc.png").unlink()
+    assert main(["plot", str(run_dir), str(other)]) == 0
+    figure = run_dir / "figures" / "nc.png"
+    assert capsys.readouterr().out.strip() == str(figure)
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(figure)
+    assert pixels.shape[:2] == (700, 1300) and pixels.std() > 0.05
+
+
+def test_plot_of_a_missing_run_is_one_error_line(tmp_path, capsys):
+    assert main(["plot", str(tmp_path / "nope")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not a run directory" in err and err.count("\n") == 1

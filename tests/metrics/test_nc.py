@@ -195,3 +195,15 @@ def test_inputs_are_not_modified():
     copy = h.clone()
     nc_metrics(h, y, w, b, h, y)
     assert torch.equal(h, copy)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensors_give_the_cpu_numbers():
+    h, y, w, b = random_problem(10, 16, seed=5)
+    ht, yt, _, _ = random_problem(10, 16, seed=6)
+    cpu = nc_metrics(h.float(), y, w.float(), b.float(), ht.float(), yt)
+    gpu = nc_metrics(
+        h.float().cuda(), y.cuda(), w.float().cuda(), b.float().cuda(), ht.float().cuda(), yt.cuda()
+    )
+    for key, value in cpu.items():
+        assert gpu[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key

@@ -44,3 +44,17 @@ def test_without_kept_features_ncc_keys_are_null():
     out = stream_metrics(acc)
     assert out["ncc_acc"] is None and out["nc4_ncc"] is None
     assert out["nc1"] == pytest.approx(nc_metrics(h, y, w, b)["nc1"], rel=1e-10)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_stream_on_cuda_with_bf16_features():
+    h, y, w, b = random_problem(10, 16, seed=11)
+    hb = h.to(torch.bfloat16)
+    want = nc_metrics(hb.float(), y, w, b)
+    acc = NCAccumulator(10, w.cuda(), b.cuda(), keep_features=True)
+    for i in range(0, len(y), 32):
+        acc.update(hb[i : i + 32].cuda(), y[i : i + 32].cuda())
+    got = stream_metrics(acc)
+    for key, value in want.items():
+        if value is not None and key in got:
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
