@@ -49,7 +49,7 @@ def global_mean(counts: Tensor, means: Tensor) -> Tensor:
     return (counts[:, None] * means).sum(0) / counts.sum()
 
 
-CHUNK = 4096  # rows converted to float64 at a time: the working set stays in cache, nothing N x d is copied
+CHUNK = 1024  # rows converted to float64 at a time: the working set stays in cache, nothing N x d is copied
 
 
 @dataclass
