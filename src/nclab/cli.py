@@ -1,4 +1,4 @@
-"""Command line: `nclab train|plot|presets ...`. Errors a user can fix end in one `error: ...` line."""
+"""Command line: `nclab train|plot|presets|data ...`. Errors a user can fix end in one `error: ...` line."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="NC curves of runs, overlaid, into the first run's figures/nc.png")
     pl.add_argument("runs", nargs="+", type=Path)
     sub.add_parser("presets", help="list the named presets")
+    da = sub.add_parser("data", help="datasets: nclab data list | nclab data info NAME [key=value ...]")
+    da.add_argument("action", choices=["list", "info"])
+    da.add_argument("items", nargs="*", help="info: the dataset name, then data.* overrides (e.g. data.root=...)")
     return parser
 
 
@@ -72,10 +75,41 @@ def cmd_presets(args: argparse.Namespace) -> None:
     print("\n".join(preset_names()))
 
 
+def cmd_data(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from nclab.config import resolve
+    from nclab.data import DATASET_INFO
+
+    def count(n: int | None) -> str:
+        return "?" if n is None else f"{n:,}"
+
+    if args.action == "list":
+        table = Table(title="datasets (nclab train data=NAME)")
+        for column in ("name", "train", "test", "shape", "classes", "description"):
+            table.add_column(column)
+        for name, info in DATASET_INFO.items():
+            shape = "x".join(map(str, info.shape))
+            table.add_row(name, count(info.train), count(info.test), shape, str(info.classes), info.summary)
+        Console().print(table)
+        return
+    if not args.items or "=" in args.items[0]:
+        raise NclabError(f"nclab data info needs a dataset name, one of: {', '.join(DATASET_INFO)}")
+    name, overrides = args.items[0], args.items[1:]
+    cfg = resolve(None, [f"data.name={name}", *overrides]).data
+    info = DATASET_INFO[name]
+    console = Console()
+    console.print(f"{name}: {info.summary}")
+    console.print(f"train {count(info.train)}, test {count(info.test)}, shape {tuple(info.shape)}, {info.classes} classes")
+    where = info.where(cfg)
+    console.print(f"files: {where} ({'present' if Path(where).exists() else 'absent: built or fetched on first use'})")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"train": cmd_train, "plot": cmd_plot, "presets": cmd_presets}[args.command](args)
+        {"train": cmd_train, "plot": cmd_plot, "presets": cmd_presets, "data": cmd_data}[args.command](args)
     except NclabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

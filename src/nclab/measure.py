@@ -11,6 +11,28 @@ from torch import Tensor, nn
 from nclab.metrics import NCAccumulator, stream_metrics
 
 
+def hits(logits: Tensor, targets: Tensor) -> Tensor:
+    """Correct predictions in a batch: argmax == label, or for N x K targets (multi-hot, mixed) the
+    predicted class carries the target's largest weight."""
+    pred = logits.argmax(1)
+    if targets.dim() == 1:
+        return (pred == targets).sum()
+    return (targets.gather(1, pred[:, None]).squeeze(1) == targets.max(1).values).sum()
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> float:
+    """Accuracy of the model in eval mode over `batches` (e.g. the validation split)."""
+    was_training = model.training
+    model.eval()
+    correct, n = 0, 0
+    for x, y in batches:
+        correct += int(hits(model(x)[0], y))
+        n += len(y)
+    model.train(was_training)
+    return correct / n
+
+
 def _pass(
     model: nn.Module, loss_fn: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], acc: NCAccumulator
 ) -> float:

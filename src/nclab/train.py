@@ -13,10 +13,11 @@ from torch.utils.tensorboard import SummaryWriter
 
 from nclab.config import RunConfig
 from nclab.data import load_dataset
-from nclab.data.loader import loaders
+from nclab.data.loader import eval_loader, loaders
+from nclab.data.variants import save_labels
 from nclab.errors import NclabError, TrainingDiverged
 from nclab.losses import build_loss
-from nclab.measure import measure
+from nclab.measure import accuracy, hits, measure
 from nclab.models import build_model
 from nclab.optim import build_optimizer, build_scheduler
 from nclab.runs import Run, checkpoint_epochs
@@ -64,10 +65,15 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
     optimizer = build_optimizer(cfg.optim, [*model.parameters(), *loss_fn.parameters()])
     scheduler = build_scheduler(cfg.optim, optimizer, cfg.train.epochs)
     train_batches, measure_train, measure_test = loaders(
-        splits, cfg.train.batch_size, cfg.measure.batch_size, device, cfg.seed
+        splits, cfg.train.batch_size, cfg.measure.batch_size, device, cfg.seed, cfg.data
     )
+    val = None
+    if splits.val_x is not None:
+        val = eval_loader(splits.val_x, splits.val_y, splits, cfg.measure.batch_size, measure_test)
     save_at = checkpoint_epochs(cfg.train.epochs, cfg.train.save_every)
     run = Run.create(cfg)
+    if cfg.data.random_labels:  # measure and resume read them back (data.load_dataset(..., run_dir))
+        save_labels(run.path, splits)
     writer = SummaryWriter(log_dir=str(run.path))
     epoch = 0
     try:
@@ -81,6 +87,8 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
                 if epoch % cfg.measure.every == 0 or last:
                     record = {"epoch": epoch, "lr": lr, "step_loss": step_loss, "step_acc": step_acc}
                     record |= measure(model, loss_fn, measure_train, measure_test, k)
+                    if val is not None:
+                        record["val_acc"] = accuracy(model, val)
                     run.append_metrics(record)
                     for key, value in record.items():
                         if key != "epoch" and value is not None:
@@ -118,7 +126,7 @@ def _train_epoch(model, loss_fn, optimizer, batches, epoch: int) -> tuple[float,
         loss.backward()
         optimizer.step()
         total += loss.detach().double() * len(y)  # stays on the device: no sync per step
-        correct += (logits.argmax(1) == y).sum()
+        correct += hits(logits, y)
         n += len(y)
     mean = float(total) / n
     if not math.isfinite(mean):

@@ -1,19 +1,25 @@
-"""Datasets by name: `DATASETS.get(name)(config, seed) -> Splits`.
+"""Datasets by name: `DATASETS.get(name)(config, seed) -> Splits`; `load_dataset` adds the variants.
 
 Every dataset arrives as tensors (images as uint8 N x C x H x W with per-channel mean/std to apply
-on the device, tabular data as float32 N x D) so the loader can keep them on the device.
+on the device, tabular data as float32 N x D) so the loader can keep them on the device. Labels are
+int64 class indices, or float32 N x K multi-hot rows for the multi-label sets.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from torch import Tensor
 
 from nclab.config import DataConfig
+from nclab.errors import ConfigError
 from nclab.registry import Registry
 
-__all__ = ["DATASETS", "Splits", "load_dataset"]
+__all__ = ["DATASETS", "DATASET_INFO", "DatasetInfo", "Splits", "load_dataset", "register"]
+
+IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 @dataclass
@@ -25,17 +31,59 @@ class Splits:
     num_classes: int
     mean: tuple[float, ...] | None = None  # per-channel normalisation of uint8 images
     std: tuple[float, ...] | None = None
+    val_x: Tensor | None = None  # held out of train by data.val_fraction
+    val_y: Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
 
+    @property
+    def multilabel(self) -> bool:
+        return self.train_y.dim() == 2
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What `nclab data list/info` shows without loading anything."""
+
+    summary: str
+    train: int | None  # None: known only after the first build
+    test: int | None
+    shape: tuple[int, ...]
+    classes: int
+    where: Callable[[DataConfig], str] = lambda cfg: "generated in memory"
+
 
 DATASETS: Registry = Registry("data")
+DATASET_INFO: dict[str, DatasetInfo] = {}
 
 
-def load_dataset(cfg: DataConfig, seed: int) -> Splits:
-    return DATASETS.get(cfg.name)(cfg, seed)
+def register(name: str, info: DatasetInfo) -> Callable:
+    def deco(fn: Callable) -> Callable:
+        DATASET_INFO[name] = info
+        return DATASETS.register(name)(fn)
+
+    return deco
 
 
-from nclab.data import embedded  # noqa: E402, F401  (registers datasets)
+def load_dataset(cfg: DataConfig, seed: int, run_dir: str | Path | None = None) -> Splits:
+    """The named dataset, normalised as configured, with the variants of `cfg` applied (data/variants.py).
+
+    With `run_dir` holding stored random labels (train.py writes them), those labels are used."""
+    from nclab.data.variants import apply_variants, read_labels
+
+    splits = DATASETS.get(cfg.name)(cfg, cfg.data_seed(seed))
+    if cfg.normalize == "none":
+        splits = replace(splits, mean=None, std=None)
+    elif cfg.normalize == "imagenet" and splits.train_x.dtype.is_floating_point is False:
+        if splits.train_x.shape[1] != 3:
+            raise ConfigError(f"data.normalize=imagenet needs 3-channel images; {cfg.name} has {splits.train_x.shape[1]}")
+        splits = replace(splits, mean=IMAGENET_STATS[0], std=IMAGENET_STATS[1])
+    splits = apply_variants(splits, cfg, cfg.data_seed(seed))
+    if cfg.random_labels and run_dir is not None:
+        splits = read_labels(Path(run_dir), splits)
+    return splits
+
+
+from nclab.data import embedded, multilabel, vision  # noqa: E402, F401  (registers datasets)

@@ -1,4 +1,5 @@
-"""Datasets that ship with a package: scikit-learn's 8x8 `digits` (1,797 images, 10 classes)."""
+"""Datasets built without files: scikit-learn's 8x8 `digits` (1,797 images, 10 classes) and `gaussian`,
+a seeded K-class Gaussian mixture."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from nclab.config import DataConfig
-from nclab.data import DATASETS, Splits
+from nclab.data import DatasetInfo, Splits, register
 
 
-@DATASETS.register("digits")
+@register("digits", DatasetInfo("scikit-learn 8x8 digits, standardised, seeded stratified split", 1437, 360, (64,), 10))
 def digits(cfg: DataConfig, seed: int) -> Splits:
     """Stratified seeded split; features standardised with the train split's per-pixel mean and std."""
     x, y = load_digits(return_X_y=True)
@@ -25,3 +26,22 @@ def digits(cfg: DataConfig, seed: int) -> Splits:
         return torch.from_numpy((a - mean) / std).float()
 
     return Splits(tensor(x_tr), torch.from_numpy(y_tr), tensor(x_te), torch.from_numpy(y_te), num_classes=10)
+
+
+@register(
+    "gaussian",
+    DatasetInfo("K-class Gaussian mixture (data.gaussian.*): x = mu_y + N(0, I)", 5000, 1000, (32,), 10),
+)
+def gaussian(cfg: DataConfig, seed: int) -> Splits:
+    """Class means mu_k = separation * u_k, u_k uniform on the unit sphere of R^dim; x = mu_y + e, e ~ N(0, I).
+    Train and test share the means; labels are class-major (the loader shuffles)."""
+    g = cfg.gaussian
+    gen = torch.Generator().manual_seed(seed)
+    means = torch.randn(g.classes, g.dim, generator=gen)
+    means = g.separation * means / means.norm(dim=1, keepdim=True)
+
+    def sample(per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.arange(g.classes).repeat_interleave(per_class)
+        return means[y] + torch.randn(len(y), g.dim, generator=gen), y
+
+    return Splits(*sample(g.per_class), *sample(g.test_per_class), num_classes=g.classes)

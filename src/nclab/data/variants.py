@@ -1,0 +1,100 @@
+"""Variants of a dataset's train split, all seeded by the data seed, applied in this order:
+
+1. a class-count profile: `per_class=N` (balanced: N per class) and/or `imbalance` (long-tailed:
+   n_k = n_max * ratio^(-k/(K-1)) for `exp` (Cui et al. 2019), n_max/ratio for the second half of the
+   classes for `step` (Buda et al. 2018)); each class keeps the first n_k of a seeded permutation of its
+   images (the 2021 code took the first n in file order and divided by hard-coded counts);
+2. `val_fraction`: a stratified held-out share of each class (Zhou et al. 2022 hold out 10%);
+3. `random_labels`: a seeded permutation of the train labels (class counts kept, as the 2021 study's
+   balanced relabelling); test and validation labels stay true, so their accuracy measures chance.
+   The labels are stored in the run directory (`labels.safetensors`) and read back from there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from nclab.config import DataConfig
+from nclab.data import Splits
+from nclab.errors import ConfigError, DataError
+
+LABELS_FILE = "labels.safetensors"
+_SUBSET, _VAL, _LABELS = 1, 2, 3  # one generator stream per variant: enabling one leaves the others unchanged
+
+
+def _generator(seed: int, stream: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 16 + stream)
+
+
+def profile(n_max: int, num_classes: int, kind: str, ratio: float) -> list[int]:
+    """Images per class of a balanced (`none`), exponential (`exp`) or two-step (`step`) profile."""
+    if kind == "exp":
+        return [max(1, int(n_max * ratio ** (-k / (num_classes - 1)))) for k in range(num_classes)]
+    if kind == "step":
+        return [n_max if k < math.ceil(num_classes / 2) else max(1, int(n_max / ratio)) for k in range(num_classes)]
+    return [n_max] * num_classes
+
+
+def class_subset(y: Tensor, counts: list[int], gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """(kept, rest): indices of the first counts[k] images of a seeded permutation of each class k, in
+    dataset order, and the remaining indices."""
+    order = torch.randperm(len(y), generator=gen)
+    ys = y[order]
+    keep = torch.zeros(len(y), dtype=torch.bool)
+    for k, n in enumerate(counts):
+        members = order[ys == k]
+        if len(members) < n:
+            raise DataError(f"class {k} has {len(members)} train images, fewer than the {n} requested")
+        keep[members[:n]] = True
+    return keep.nonzero().squeeze(1), (~keep).nonzero().squeeze(1)
+
+
+def apply_variants(splits: Splits, cfg: DataConfig, seed: int) -> Splits:
+    wanted = cfg.per_class is not None or cfg.imbalance != "none" or cfg.val_fraction > 0 or cfg.random_labels
+    if not wanted:
+        return splits
+    if splits.multilabel:
+        raise ConfigError(
+            f"data.per_class, imbalance, val_fraction and random_labels apply to single-label data; {cfg.name} "
+            "is multi-label (its composition sizes are data.multilabel.*)"
+        )
+    x, y, k = splits.train_x, splits.train_y, splits.num_classes
+    if cfg.per_class is not None or cfg.imbalance != "none":
+        n_max = cfg.per_class or int(torch.bincount(y, minlength=k).min())
+        keep, _ = class_subset(y, profile(n_max, k, cfg.imbalance, cfg.imbalance_ratio), _generator(seed, _SUBSET))
+        x, y = x[keep], y[keep]
+    if cfg.val_fraction > 0:
+        val_counts = [round(cfg.val_fraction * int(n)) for n in torch.bincount(y, minlength=k)]
+        val, train = class_subset(y, val_counts, _generator(seed, _VAL))
+        splits = replace(splits, val_x=x[val], val_y=y[val])
+        x, y = x[train], y[train]
+    if cfg.random_labels:
+        y = y[torch.randperm(len(y), generator=_generator(seed, _LABELS))]
+    return replace(splits, train_x=x, train_y=y)
+
+
+def save_labels(run_dir: Path, splits: Splits) -> Path:
+    """Store the train labels (the random ones) in the run directory."""
+    path = Path(run_dir) / LABELS_FILE
+    save_file({"train_y": splits.train_y.contiguous()}, path)
+    return path
+
+
+def read_labels(run_dir: Path, splits: Splits) -> Splits:
+    """Replace the train labels by the ones stored in `run_dir`, if any."""
+    path = Path(run_dir) / LABELS_FILE
+    if not path.is_file():
+        return splits
+    stored = load_file(path)["train_y"]
+    if stored.shape != splits.train_y.shape:
+        raise DataError(
+            f"{path} holds {len(stored)} labels but the configured train split has {len(splits.train_y)}; "
+            "the run's data settings changed since it was trained"
+        )
+    return replace(splits, train_y=stored)
