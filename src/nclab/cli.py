@@ -99,11 +99,10 @@ def cmd_data(args: argparse.Namespace) -> None:
     name, overrides = args.items[0], args.items[1:]
     cfg = resolve(None, [f"data.name={name}", *overrides]).data
     info = DATASET_INFO[name]
-    console = Console()
-    console.print(f"{name}: {info.summary}")
-    console.print(f"train {count(info.train)}, test {count(info.test)}, shape {tuple(info.shape)}, {info.classes} classes")
     where = info.where(cfg)
-    console.print(f"files: {where} ({'present' if Path(where).exists() else 'absent: built or fetched on first use'})")
+    print(f"{name}: {info.summary}")
+    print(f"train {count(info.train)}, test {count(info.test)}, shape {tuple(info.shape)}, {info.classes} classes")
+    print(f"files: {where} ({'present' if Path(where).exists() else 'absent: built or fetched on first use'})")
 
 
 def main(argv: list[str] | None = None) -> int:
