@@ -56,7 +56,9 @@ def epoch_rate(batches, device: torch.device, n: int) -> float:
 def main() -> None:
     cuda = torch.cuda.is_available()
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=50000 if cuda else 10000, help="images (CIFAR-10 train: 50000)")
+    parser.add_argument(
+        "--n", type=int, default=50000 if cuda else 10000, help="images (CIFAR-10 train: 50000)"
+    )
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up epoch each")
@@ -68,19 +70,37 @@ def main() -> None:
     y = rng.integers(0, 10, args.n)
 
     ours = DeviceLoader(
-        torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y), args.batch, device,
-        MEAN, STD, shuffle=True, augment="crop_flip",
-    )  # fmt: skip
-    transform = v2.Compose([
-        v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(), v2.ToImage(),
-        v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD),
-    ])  # fmt: skip
+        torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(),
+        torch.from_numpy(y),
+        args.batch,
+        device,
+        MEAN,
+        STD,
+        shuffle=True,
+        augment="crop_flip",
+    )
+    transform = v2.Compose(
+        [
+            v2.RandomCrop(32, padding=4),
+            v2.RandomHorizontalFlip(),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(MEAN, STD),
+        ]
+    )
     theirs = DataLoader(
-        PILImages(x, y, transform), args.batch, shuffle=True, num_workers=args.workers,
-        pin_memory=device.type == "cuda", persistent_workers=args.workers > 0,
-    )  # fmt: skip
+        PILImages(x, y, transform),
+        args.batch,
+        shuffle=True,
+        num_workers=args.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=args.workers > 0,
+    )
     rates = {}
-    for name, loader in (("nclab DeviceLoader", ours), (f"torch DataLoader ({args.workers} workers)", theirs)):
+    for name, loader in (
+        ("nclab DeviceLoader", ours),
+        (f"torch DataLoader ({args.workers} workers)", theirs),
+    ):
         epoch_rate(loader, device, args.n)  # warm-up: worker start, CUDA context, allocator
         rates[name] = max(epoch_rate(loader, device, args.n) for _ in range(args.epochs))
     print(f"device {device}, {args.n} images 3x32x32, batch {args.batch}, crop_flip + normalise")

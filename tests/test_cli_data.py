@@ -6,8 +6,17 @@ from nclab.cli import main
 def test_data_list_names_every_dataset(capsys):
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
-    for name in ("mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "digits", "gaussian", "mlab_cifar10",
-                 "svhn_multilabel"):  # fmt: skip
+    for name in (
+        "mnist",
+        "fashion_mnist",
+        "cifar10",
+        "cifar100",
+        "svhn",
+        "digits",
+        "gaussian",
+        "mlab_cifar10",
+        "svhn_multilabel",
+    ):
         assert name in out
 
 

@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("presets", help="list the named presets")
     da = sub.add_parser("data", help="datasets: nclab data list | nclab data info NAME [key=value ...]")
     da.add_argument("action", choices=["list", "info"])
-    da.add_argument("items", nargs="*", help="info: the dataset name, then data.* overrides (e.g. data.root=...)")
+    da.add_argument(
+        "items", nargs="*", help="info: the dataset name, then data.* overrides (e.g. data.root=...)"
+    )
     return parser
 
 
@@ -101,8 +103,10 @@ def cmd_data(args: argparse.Namespace) -> None:
     info = DATASET_INFO[name]
     where = info.where(cfg)
     print(f"{name}: {info.summary}")
-    print(f"train {count(info.train)}, test {count(info.test)}, shape {tuple(info.shape)}, {info.classes} classes")
-    print(f"files: {where} ({'present' if Path(where).exists() else 'absent: built or fetched on first use'})")
+    print(f"train {count(info.train)}, test {count(info.test)}, shape {info.shape}, {info.classes} classes")
+    print(
+        f"files: {where} ({'present' if Path(where).exists() else 'absent: built or fetched on first use'})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,30 +55,45 @@ class MultiLabelConfig(Section):
 class DataConfig(Section):
     name: str = "digits"
     root: str = Field(
-        default_factory=_default_data_root, description="dataset directory; default $NCLAB_DATA or ~/.cache/nclab/data"
+        default_factory=_default_data_root,
+        description="dataset directory; default $NCLAB_DATA or ~/.cache/nclab/data",
     )
     download: bool = Field(True, description="fetch missing torchvision datasets")
-    seed: int | None = Field(None, description="seed of splits, subsets, random labels, composition; default: run seed")
+    seed: int | None = Field(
+        None, description="seed of splits, subsets, random labels, composition; default: run seed"
+    )
     test_fraction: float = Field(0.2, gt=0, lt=1, description="test share of datasets without a fixed split")
     normalize: Literal["dataset", "imagenet", "none"] = Field(
         "dataset", description="per-channel mean/std of the dataset, ImageNet's, or pixels in [0, 1]"
     )
-    rgb32: bool = Field(False, description="MNIST-like sets: resize to 32x32 and repeat to 3 channels (2021 study)")
-    random_labels: bool = Field(False, description="seeded permutation of the train labels, stored in the run dir")
+    rgb32: bool = Field(
+        False, description="MNIST-like sets: resize to 32x32 and repeat to 3 channels (2021 study)"
+    )
+    random_labels: bool = Field(
+        False, description="seeded permutation of the train labels, stored in the run dir"
+    )
     per_class: int | None = Field(None, ge=1, description="balanced train subset of N images per class")
     imbalance: Literal["none", "exp", "step"] = Field(
-        "none", description="long-tailed train subset: n_k = n_max * ratio^(-k/(K-1)) (exp) or half at n_max/ratio"
+        "none",
+        description="long-tailed train subset: n_k = n_max * ratio^(-k/(K-1)) (exp) or half at n_max/ratio",
     )
     imbalance_ratio: float = Field(100.0, ge=1, description="n_max / n_min of the imbalanced subset")
-    val_fraction: float = Field(0.0, ge=0, lt=1, description="held-out share of train per class, measured as val_acc")
-    augment: Literal["none", "crop_flip", "crop_flip_rotate"] = Field(
-        "none", description="on-device train augmentation: pad 4 + random crop + flip (+ rotation up to 15 degrees)"
+    val_fraction: float = Field(
+        0.0, ge=0, lt=1, description="held-out share of train per class, measured as val_acc"
     )
-    mix: Literal["none", "mixup", "cutmix", "both"] = Field("none", description="timm Mixup/CutMix on train batches")
+    augment: Literal["none", "crop_flip", "crop_flip_rotate"] = Field(
+        "none",
+        description="on-device train augmentation: pad 4 + random crop + flip (+ rotation up to 15 degrees)",
+    )
+    mix: Literal["none", "mixup", "cutmix", "both"] = Field(
+        "none", description="timm Mixup/CutMix on train batches"
+    )
     mixup_alpha: float = Field(0.8, gt=0)
     cutmix_alpha: float = Field(1.0, gt=0)
     mix_prob: float = Field(1.0, ge=0, le=1, description="probability of mixing a batch")
-    mix_switch_prob: float = Field(0.5, ge=0, le=1, description="with mix=both: probability of CutMix over Mixup")
+    mix_switch_prob: float = Field(
+        0.5, ge=0, le=1, description="with mix=both: probability of CutMix over Mixup"
+    )
     mix_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the mixed targets")
     resident: Literal["auto", "device", "host"] = Field(
         "auto", description="keep the data on the device, or on the host with a DataLoader (auto: if it fits)"

@@ -30,7 +30,9 @@ def write_mnist(directory: Path, n_train: int, n_test: int, seed: int = 0) -> di
     return arrays
 
 
-def write_cifar(root: Path, cls: type[datasets.CIFAR10], per_batch: int, classes: int, seed: int = 0) -> np.ndarray:
+def write_cifar(
+    root: Path, cls: type[datasets.CIFAR10], per_batch: int, classes: int, seed: int = 0
+) -> np.ndarray:
     """The batch pickles (N x 3072 uint8 rows, R then G then B planes); returns the train rows."""
     rng = np.random.default_rng(seed)
     folder = root / cls.base_folder
@@ -55,7 +57,10 @@ def write_svhn(directory: Path, n: int, seed: int = 0) -> dict[str, dict]:
     directory.mkdir(parents=True)
     out = {}
     for split in ("train", "test"):
-        mat = {"X": rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8), "y": (np.arange(n) % 10 + 1)[:, None]}
+        mat = {
+            "X": rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8),
+            "y": (np.arange(n) % 10 + 1)[:, None],
+        }
         scipy.io.savemat(directory / f"{split}_32x32.mat", mat)
         out[split] = mat
     return out
@@ -68,4 +73,6 @@ def no_checksums(monkeypatch):
         monkeypatch.setattr(cls, "train_list", [[n, None] for n, _ in cls.train_list])
         monkeypatch.setattr(cls, "test_list", [[n, None] for n, _ in cls.test_list])
         monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": None})
-    monkeypatch.setattr(datasets.SVHN, "split_list", {k: [v[0], v[1], None] for k, v in datasets.SVHN.split_list.items()})
+    monkeypatch.setattr(
+        datasets.SVHN, "split_list", {k: [v[0], v[1], None] for k, v in datasets.SVHN.split_list.items()}
+    )

@@ -7,8 +7,17 @@ from nclab.data import load_dataset
 
 
 def gaussian(*extra, seed=0):
-    cfg = resolve(None, ["data=gaussian", "data.gaussian.classes=4", "data.gaussian.per_class=50",
-                         "data.gaussian.test_per_class=10", "data.gaussian.dim=8", *extra])  # fmt: skip
+    cfg = resolve(
+        None,
+        [
+            "data=gaussian",
+            "data.gaussian.classes=4",
+            "data.gaussian.per_class=50",
+            "data.gaussian.test_per_class=10",
+            "data.gaussian.dim=8",
+            *extra,
+        ],
+    )
     return load_dataset(cfg.data, seed)
 
 

@@ -14,7 +14,9 @@ CPU = torch.device("cpu")
 
 
 def images(n=12, c=3, size=8, seed=0):
-    return torch.randint(1, 256, (n, c, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    return torch.randint(
+        1, 256, (n, c, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def test_crop_flip_is_a_padded_crop_or_its_mirror():
@@ -54,13 +56,15 @@ def test_epochs_are_seeded_permutations_and_normalised():
     assert sorted(first.tolist()) == list(range(10)) and not torch.equal(first, second)
     again = DeviceLoader(x, y, 4, CPU, shuffle=True, seed=3)
     assert torch.equal(torch.cat([b[1] for b in again]), first)
-    xb, yb = next(iter(DeviceLoader(x, y, 4, CPU, mean=(0.5,) * 3, std=(0.25,) * 3)))
+    xb, _ = next(iter(DeviceLoader(x, y, 4, CPU, mean=(0.5,) * 3, std=(0.25,) * 3)))
     assert torch.allclose(xb, (x[:4].float() / 255 - 0.5) / 0.25)
 
 
 def test_augmented_loader_changes_train_batches_only():
-    s = Splits(images(16), torch.arange(16) % 4, images(8, seed=1), torch.arange(8) % 4, 4, (0.5,) * 3, (0.2,) * 3)
-    train, measure_train, test = loaders(s, 8, 16, CPU, 0, DataConfig(augment="crop_flip_rotate"))
+    s = Splits(
+        images(16), torch.arange(16) % 4, images(8, seed=1), torch.arange(8) % 4, 4, (0.5,) * 3, (0.2,) * 3
+    )
+    train, measure_train, _ = loaders(s, 8, 16, CPU, 0, DataConfig(augment="crop_flip_rotate"))
     xb, yb = next(iter(train))
     assert xb.shape == (8, 3, 8, 8) and xb.dtype == torch.float32
     plain = next(iter(measure_train))[0]
@@ -82,7 +86,7 @@ def test_mix_gives_soft_targets_and_drops_the_odd_tail(mix):
     for _, y in batches:
         assert y.shape == (4, 5) and y.dtype == torch.float32
         assert torch.allclose(y.sum(1), torch.ones(4)) and (y > 0).all()  # smoothing spreads mass to all
-    with pytest.raises(ConfigError, match="even train.batch_size"):
+    with pytest.raises(ConfigError, match=r"even train\.batch_size"):
         DeviceLoader(s.train_x, s.train_y, 3, CPU, mix=build_mix(DataConfig(mix=mix), 5, False))
 
 
@@ -97,9 +101,23 @@ def test_host_fallback_gives_the_same_batches():
 
 def test_training_with_augmentation_and_mixing_reaches_the_loss(tmp_path):
     write_mnist(tmp_path / "MNIST" / "raw", 40, 20)
-    code = main(["train", "data=mnist", f"data.root={tmp_path}", "data.download=false", "data.augment=crop_flip",
-                 "data.mix=both", "train.batch_size=8", "epochs=1", "model.width=16", f"out={tmp_path}/runs",
-                 "name=r", "train.device=cpu", "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "data=mnist",
+            f"data.root={tmp_path}",
+            "data.download=false",
+            "data.augment=crop_flip",
+            "data.mix=both",
+            "train.batch_size=8",
+            "epochs=1",
+            "model.width=16",
+            f"out={tmp_path}/runs",
+            "name=r",
+            "train.device=cpu",
+            "--quiet",
+        ]
+    )
     assert code == 0
     from nclab.runs import load
 

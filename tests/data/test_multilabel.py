@@ -1,4 +1,4 @@
-"""Li et al. 2023 composition (sizes, multiplicities, corner placement, seeding, cache) and the SVHN filter."""
+"""Li et al. 2023 composition (sizes, multiplicities, corners, seeding, cache) and the SVHN filter."""
 
 import numpy as np
 import pytest
@@ -15,8 +15,12 @@ from tests.data.conftest import write_mnist
 def mlab_cfg(root, *extra, name="mlab_mnist"):
     if not (root / "MNIST").exists():
         write_mnist(root / "MNIST" / "raw", 60, 40)
-    sizes = ["data.multilabel.single=3", "data.multilabel.pair=2", "data.multilabel.test_single=2",
-             "data.multilabel.test_pair=1"]  # fmt: skip
+    sizes = [
+        "data.multilabel.single=3",
+        "data.multilabel.pair=2",
+        "data.multilabel.test_single=2",
+        "data.multilabel.test_pair=1",
+    ]
     return resolve(None, [f"data={name}", f"data.root={root}", "data.download=false", *sizes, *extra]).data
 
 
@@ -33,7 +37,9 @@ def test_mlab_mnist_sizes_multiplicities_and_corners(tmp_path):
     m = s.train_y.sum(1)
     assert m[:30].eq(1).all() and m[30:].eq(2).all()
     assert s.train_y[:30].argmax(1).tolist() == [k for k in range(10) for _ in range(3)]
-    assert s.train_y[30].nonzero().squeeze(1).tolist() == [0, 1] and s.train_y[-1].nonzero().squeeze(1).tolist() == [8, 9]
+    assert s.train_y[30].nonzero().squeeze(1).tolist() == [0, 1] and s.train_y[-1].nonzero().squeeze(
+        1
+    ).tolist() == [8, 9]
     # singles sit in the bottom-right quadrant rolled by (d, r) < 7, wrapping into rows/cols 0..5 only
     assert s.train_x[:30, :, 6:28].eq(0).all() and s.train_x[:30, :, :, 6:28].eq(0).all()
     assert s.train_x[:30, :, 34:, 34:].gt(0).flatten(1).any(1).all()
@@ -62,7 +68,7 @@ def test_cifar_composition_corners_with_margin():
     assert images.shape == (4 * 5 + 6 * 2, 3, 64, 64) and targets.sum(1).tolist() == [1.0] * 20 + [2.0] * 12
     filled = images[:, 0] > 0
     for img in filled:  # each image covers a 32x32 block whose corner is within 8 of a canvas corner
-        rows, cols = img.any(1).nonzero().squeeze(1), img.any(0).nonzero().squeeze(1)
+        rows = img.any(1).nonzero().squeeze(1)
         assert rows.min() < 8 or rows.max() > 55
     singles = filled[:20]
     assert set(singles[:, 0, 0].tolist() + singles[:, 63, 63].tolist()) <= {False, True}
@@ -94,7 +100,10 @@ def write_digit_struct(directory, labels):
             if len(digits) == 1:
                 box.create_dataset("label", data=np.array([[float(digits[0])]]))
             else:
-                items = [refs.create_dataset(f"b{i}_{j}", data=np.array([[float(d)]])).ref for j, d in enumerate(digits)]
+                items = [
+                    refs.create_dataset(f"b{i}_{j}", data=np.array([[float(d)]])).ref
+                    for j, d in enumerate(digits)
+                ]
                 box.create_dataset("label", data=np.array(items, dtype=h5py.ref_dtype)[:, None])
             boxes.append(box.ref)
         group = f.create_group("digitStruct")
@@ -109,7 +118,9 @@ def test_svhn_multilabel_from_a_format1_tree(tmp_path):
     s = load_dataset(resolve(None, ["data=svhn_multilabel", f"data.root={tmp_path}"]).data, 0)
     assert s.train_x.shape == (3, 3, 32, 32) and s.train_x.dtype == torch.uint8 and s.num_classes == 9
     assert s.train_y.tolist()[0] == [1, 0, 0, 0, 0, 0, 0, 0, 0]
-    assert s.train_y[1].nonzero().squeeze(1).tolist() == [1, 2] and s.train_y[2].nonzero().squeeze(1).tolist() == [3]
+    assert s.train_y[1].nonzero().squeeze(1).tolist() == [1, 2] and s.train_y[2].nonzero().squeeze(
+        1
+    ).tolist() == [3]
     assert s.train_x[2].eq(40).all()  # the 4th image (gray 40), resized to 32x32
     assert s.test_y[0].nonzero().squeeze(1).tolist() == [7, 8] and s.mean == (0.485, 0.456, 0.406)
 

@@ -66,8 +66,19 @@ def test_variants_refuse_multilabel_data(tmp_path):
 
 
 def test_random_labels_are_stored_and_read_back(tmp_path):
-    cfg = resolve(None, [*BASE, "data.random_labels=true", "data.val_fraction=0.2", "epochs=1", "model.width=8",
-                         f"out={tmp_path}", "name=r", "train.device=cpu"])  # fmt: skip
+    cfg = resolve(
+        None,
+        [
+            *BASE,
+            "data.random_labels=true",
+            "data.val_fraction=0.2",
+            "epochs=1",
+            "model.width=8",
+            f"out={tmp_path}",
+            "name=r",
+            "train.device=cpu",
+        ],
+    )
     run = train(cfg)
     stored = load_file(run.path / "labels.safetensors")["train_y"]
     assert torch.equal(stored, load_dataset(cfg.data, cfg.seed).train_y)

@@ -47,7 +47,9 @@ def test_read_idx_rejects_a_truncated_file(tmp_path):
         read_idx(bad)
 
 
-@pytest.mark.parametrize("cls, name, classes", [(datasets.CIFAR10, "cifar10", 10), (datasets.CIFAR100, "cifar100", 100)])
+@pytest.mark.parametrize(
+    "cls, name, classes", [(datasets.CIFAR10, "cifar10", 10), (datasets.CIFAR100, "cifar100", 100)]
+)
 def test_cifar_reads_python_pickles(tmp_path, no_checksums, cls, name, classes):
     rows = write_cifar(tmp_path, cls, 4, classes)
     s = load_dataset(data_cfg(tmp_path, name), 0)
@@ -84,7 +86,9 @@ def test_normalize_options(tmp_path, no_checksums):
     ],
 )
 def test_offline_missing_files_is_one_error_line(tmp_path, capsys, name, where, how):
-    code = main(["train", f"data={name}", f"data.root={tmp_path}", "data.download=false", f"out={tmp_path}/runs"])
+    code = main(
+        ["train", f"data={name}", f"data.root={tmp_path}", "data.download=false", f"out={tmp_path}/runs"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: {name}: ")
     assert str(tmp_path / where) in err and how in err and "data.download=true" in err

@@ -78,7 +78,9 @@ def load_dataset(cfg: DataConfig, seed: int, run_dir: str | Path | None = None) 
         splits = replace(splits, mean=None, std=None)
     elif cfg.normalize == "imagenet" and splits.train_x.dtype.is_floating_point is False:
         if splits.train_x.shape[1] != 3:
-            raise ConfigError(f"data.normalize=imagenet needs 3-channel images; {cfg.name} has {splits.train_x.shape[1]}")
+            raise ConfigError(
+                f"data.normalize=imagenet needs 3-channel images; {cfg.name} has {splits.train_x.shape[1]}"
+            )
         splits = replace(splits, mean=IMAGENET_STATS[0], std=IMAGENET_STATS[1])
     splits = apply_variants(splits, cfg, cfg.data_seed(seed))
     if cfg.random_labels and run_dir is not None:

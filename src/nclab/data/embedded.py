@@ -12,7 +12,10 @@ from nclab.config import DataConfig
 from nclab.data import DatasetInfo, Splits, register
 
 
-@register("digits", DatasetInfo("scikit-learn 8x8 digits, standardised, seeded stratified split", 1437, 360, (64,), 10))
+@register(
+    "digits",
+    DatasetInfo("scikit-learn 8x8 digits, standardised, seeded stratified split", 1437, 360, (64,), 10),
+)
 def digits(cfg: DataConfig, seed: int) -> Splits:
     """Stratified seeded split; features standardised with the train split's per-pixel mean and std."""
     x, y = load_digits(return_X_y=True)
@@ -33,7 +36,8 @@ def digits(cfg: DataConfig, seed: int) -> Splits:
     DatasetInfo("K-class Gaussian mixture (data.gaussian.*): x = mu_y + N(0, I)", 5000, 1000, (32,), 10),
 )
 def gaussian(cfg: DataConfig, seed: int) -> Splits:
-    """Class means mu_k = separation * u_k, u_k uniform on the unit sphere of R^dim; x = mu_y + e, e ~ N(0, I).
+    """Class means mu_k = separation * u_k, u_k uniform on the unit sphere of R^dim; x = mu_y + e,
+    e ~ N(0, I).
     Train and test share the means; labels are class-major (the loader shuffles)."""
     g = cfg.gaussian
     gen = torch.Generator().manual_seed(seed)

@@ -24,7 +24,7 @@ from nclab.errors import ConfigError
 
 
 def crop_flip(x: Tensor, gen: torch.Generator, pad: int = 4) -> Tensor:
-    """Zero-pad by `pad`, crop back to H x W at a uniform offset, flip horizontally with p = 1/2: one gather."""
+    """Zero-pad by `pad`, crop back to H x W at a uniform offset, flip horizontally with p = 1/2."""
     n, _, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
     dy, dx = torch.randint(2 * pad + 1, (2, n), device=x.device, generator=gen)
@@ -91,7 +91,9 @@ class DeviceLoader:
         workers: int = 0,
     ) -> None:
         if augment != "none" and (x.dim() != 4 or x.dtype != torch.uint8):
-            raise ConfigError(f"data.augment={augment} needs uint8 images; this dataset has {x.dtype} {tuple(x.shape[1:])}")
+            raise ConfigError(
+                f"data.augment={augment} needs uint8 images; this dataset has {x.dtype} {tuple(x.shape[1:])}"
+            )
         if mix is not None and batch_size % 2:
             raise ConfigError(f"data.mix needs an even train.batch_size (timm mixes pairs), got {batch_size}")
         self.device = torch.device(device)
@@ -133,7 +135,9 @@ class DeviceLoader:
                 yield self.x[idx], self.y[idx]
             return
         pin = self.device.type == "cuda"
-        host = DataLoader(_Gather(self.x, self.y), batch_size=None, sampler=keys, num_workers=self.workers, pin_memory=pin)
+        host = DataLoader(
+            _Gather(self.x, self.y), batch_size=None, sampler=keys, num_workers=self.workers, pin_memory=pin
+        )
         for x, y in host:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
@@ -177,7 +181,13 @@ def loaders(
     cfg = cfg or DataConfig()
     tensors = [t for t in (splits.train_x, splits.test_x, splits.val_x) if t is not None]
     resident = cfg.resident == "device" or (cfg.resident == "auto" and fits_on(device, *tensors))
-    norm = {"mean": splits.mean, "std": splits.std, "device": device, "resident": resident, "workers": cfg.workers}
+    norm = {
+        "mean": splits.mean,
+        "std": splits.std,
+        "device": device,
+        "resident": resident,
+        "workers": cfg.workers,
+    }
     train = splits.train_x, splits.train_y
     if resident:  # one device copy shared by both train loaders
         train = splits.train_x.to(device), splits.train_y.to(device)

@@ -64,7 +64,9 @@ def compose(
 
     def draw(k: int, n: int) -> Tensor:
         if len(members[k]) < n:
-            raise DataError(f"class {k} has {len(members[k])} images, fewer than the {n} the composition draws")
+            raise DataError(
+                f"class {k} has {len(members[k])} images, fewer than the {n} the composition draws"
+            )
         return members[k][torch.randperm(len(members[k]), generator=gen)[:n]]
 
     classes = torch.arange(num_classes).repeat_interleave(single)
@@ -76,11 +78,14 @@ def compose(
     ia = torch.cat([d[0] for d in drawn]) if drawn else first[:0]
     ib = torch.cat([d[1] for d in drawn]) if drawn else first[:0]
 
-    corner = torch.ones(len(first), dtype=torch.bool) if rolled else torch.rand(len(first), generator=gen) < 0.5
+    corner = (
+        torch.ones(len(first), dtype=torch.bool) if rolled else torch.rand(len(first), generator=gen) < 0.5
+    )
     singles = place(x[first], *_corner(corner, s, rolled, gen), 2 * s)
     coin = torch.rand(len(ia), generator=gen) < 0.5
     doubles = torch.maximum(
-        place(x[ia], *_corner(coin, s, rolled, gen), 2 * s), place(x[ib], *_corner(~coin, s, rolled, gen), 2 * s)
+        place(x[ia], *_corner(coin, s, rolled, gen), 2 * s),
+        place(x[ib], *_corner(~coin, s, rolled, gen), 2 * s),
     )
     targets = torch.zeros(len(first) + len(ia), num_classes)
     targets[torch.arange(len(first)), classes] = 1.0
@@ -91,7 +96,11 @@ def compose(
 
 def _cache(cfg: DataConfig, name: str, seed: int) -> Path:
     m = cfg.multilabel
-    return Path(cfg.root) / "multilabel" / f"{name}-s{seed}-{m.single}-{m.pair}-{m.test_single}-{m.test_pair}.safetensors"
+    return (
+        Path(cfg.root)
+        / "multilabel"
+        / f"{name}-s{seed}-{m.single}-{m.pair}-{m.test_single}-{m.test_pair}.safetensors"
+    )
 
 
 def _composed(cfg: DataConfig, seed: int, name: str, base: str) -> Splits:
@@ -119,17 +128,47 @@ def _cache_where(name: str):
     return lambda cfg: str(_cache(cfg, name, cfg.seed if cfg.seed is not None else 0).parent)
 
 
-@register("mlab_mnist", DatasetInfo("MNIST pairs on a 56x56 canvas (Li et al. 2023)", 40000, 10250, (1, 56, 56), 10, _cache_where("mlab_mnist")))
+@register(
+    "mlab_mnist",
+    DatasetInfo(
+        "MNIST pairs on a 56x56 canvas (Li et al. 2023)",
+        40000,
+        10250,
+        (1, 56, 56),
+        10,
+        _cache_where("mlab_mnist"),
+    ),
+)
 def mlab_mnist(cfg: DataConfig, seed: int) -> Splits:
     return _composed(cfg, seed, "mlab_mnist", "mnist")
 
 
-@register("mlab_fashion_mnist", DatasetInfo("Fashion-MNIST pairs on a 56x56 canvas", 40000, 10250, (1, 56, 56), 10, _cache_where("mlab_fashion_mnist")))
+@register(
+    "mlab_fashion_mnist",
+    DatasetInfo(
+        "Fashion-MNIST pairs on a 56x56 canvas",
+        40000,
+        10250,
+        (1, 56, 56),
+        10,
+        _cache_where("mlab_fashion_mnist"),
+    ),
+)
 def mlab_fashion_mnist(cfg: DataConfig, seed: int) -> Splits:
     return _composed(cfg, seed, "mlab_fashion_mnist", "fashion_mnist")
 
 
-@register("mlab_cifar10", DatasetInfo("CIFAR-10 pairs on a 64x64 canvas (Li et al. 2023)", 40000, 10250, (3, 64, 64), 10, _cache_where("mlab_cifar10")))
+@register(
+    "mlab_cifar10",
+    DatasetInfo(
+        "CIFAR-10 pairs on a 64x64 canvas (Li et al. 2023)",
+        40000,
+        10250,
+        (3, 64, 64),
+        10,
+        _cache_where("mlab_cifar10"),
+    ),
+)
 def mlab_cifar10(cfg: DataConfig, seed: int) -> Splits:
     return _composed(cfg, seed, "mlab_cifar10", "cifar10")
 
@@ -161,7 +200,9 @@ def read_digit_struct(path: Path) -> tuple[list[str], list[list[int]]]:
         labels = []
         for ref in group["bbox"][:, 0]:
             label = f[ref]["label"]
-            values = [f[r][()].item() for r in label[:, 0]] if label.dtype == h5py.ref_dtype else label[()].ravel()
+            values = (
+                [f[r][()].item() for r in label[:, 0]] if label.dtype == h5py.ref_dtype else label[()].ravel()
+            )
             labels.append([int(v) % 10 for v in values])
     return names, labels
 
@@ -170,7 +211,10 @@ def _svhn_split(directory: Path) -> tuple[Tensor, Tensor]:
     names, labels = read_digit_struct(directory / "digitStruct.mat")
     kept = svhn_filter(labels)
     images = np.stack(
-        [np.asarray(Image.open(directory / names[i]).convert("RGB").resize((32, 32), Image.BILINEAR)) for i in kept]
+        [
+            np.asarray(Image.open(directory / names[i]).convert("RGB").resize((32, 32), Image.BILINEAR))
+            for i in kept
+        ]
     )
     targets = torch.zeros(len(kept), 9)
     for row, i in enumerate(kept):
@@ -182,7 +226,17 @@ def _svhn_dir(cfg: DataConfig) -> Path:
     return Path(cfg.root) / "SVHN" / "format1"
 
 
-@register("svhn_multilabel", DatasetInfo("SVHN format-1 house numbers, 1-3 distinct digits (Li et al. 2023)", None, 11273, (3, 32, 32), 9, lambda cfg: str(_svhn_dir(cfg))))
+@register(
+    "svhn_multilabel",
+    DatasetInfo(
+        "SVHN format-1 house numbers, 1-3 distinct digits (Li et al. 2023)",
+        None,
+        11273,
+        (3, 32, 32),
+        9,
+        lambda cfg: str(_svhn_dir(cfg)),
+    ),
+)
 def svhn_multilabel(cfg: DataConfig, seed: int) -> Splits:
     directory = _svhn_dir(cfg)
     path = Path(cfg.root) / "multilabel" / "svhn_multilabel.safetensors"
@@ -190,7 +244,7 @@ def svhn_multilabel(cfg: DataConfig, seed: int) -> Splits:
         missing = [s for s in ("train", "test") if not (directory / s / "digitStruct.mat").is_file()]
         if missing:
             raise DataError(
-                f"svhn_multilabel: {directory}/{missing[0]}/digitStruct.mat not found (no automatic download); "
+                f"svhn_multilabel: {directory}/{missing[0]}/digitStruct.mat not found (no download exists); "
                 f"extract the official archives train.tar.gz and test.tar.gz "
                 f"(http://ufldl.stanford.edu/housenumbers/, format 1) in {directory}"
             )

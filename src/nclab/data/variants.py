@@ -37,7 +37,10 @@ def profile(n_max: int, num_classes: int, kind: str, ratio: float) -> list[int]:
     if kind == "exp":
         return [max(1, int(n_max * ratio ** (-k / (num_classes - 1)))) for k in range(num_classes)]
     if kind == "step":
-        return [n_max if k < math.ceil(num_classes / 2) else max(1, int(n_max / ratio)) for k in range(num_classes)]
+        return [
+            n_max if k < math.ceil(num_classes / 2) else max(1, int(n_max / ratio))
+            for k in range(num_classes)
+        ]
     return [n_max] * num_classes
 
 
@@ -61,13 +64,15 @@ def apply_variants(splits: Splits, cfg: DataConfig, seed: int) -> Splits:
         return splits
     if splits.multilabel:
         raise ConfigError(
-            f"data.per_class, imbalance, val_fraction and random_labels apply to single-label data; {cfg.name} "
+            f"data.per_class, imbalance, val_fraction, random_labels need single-label data; {cfg.name} "
             "is multi-label (its composition sizes are data.multilabel.*)"
         )
     x, y, k = splits.train_x, splits.train_y, splits.num_classes
     if cfg.per_class is not None or cfg.imbalance != "none":
         n_max = cfg.per_class or int(torch.bincount(y, minlength=k).min())
-        keep, _ = class_subset(y, profile(n_max, k, cfg.imbalance, cfg.imbalance_ratio), _generator(seed, _SUBSET))
+        keep, _ = class_subset(
+            y, profile(n_max, k, cfg.imbalance, cfg.imbalance_ratio), _generator(seed, _SUBSET)
+        )
         x, y = x[keep], y[keep]
     if cfg.val_fraction > 0:
         val_counts = [round(cfg.val_fraction * int(n)) for n in torch.bincount(y, minlength=k)]

@@ -35,10 +35,14 @@ def read_idx(path: Path) -> np.ndarray:
         data = f.read()
     zero, dtype, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype != 0x08:
-        raise DataError(f"{path} is not a uint8 IDX file (magic {data[:4].hex()}); delete it and fetch it again")
+        raise DataError(
+            f"{path} is not a uint8 IDX file (magic {data[:4].hex()}); delete it and fetch it again"
+        )
     shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     if len(data) - 4 - 4 * ndim != int(np.prod(shape)):
-        raise DataError(f"{path} is truncated ({len(data)} bytes for shape {shape}); delete it and fetch it again")
+        raise DataError(
+            f"{path} is truncated ({len(data)} bytes for shape {shape}); delete it and fetch it again"
+        )
     return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -142,14 +146,20 @@ def _fashion_where(cfg: DataConfig) -> str:
     return str(found or own)
 
 
-@register("mnist", DatasetInfo("MNIST handwritten digits", 60000, 10000, (1, 28, 28), 10, _where("MNIST/raw")))
+@register(
+    "mnist", DatasetInfo("MNIST handwritten digits", 60000, 10000, (1, 28, 28), 10, _where("MNIST/raw"))
+)
 def mnist(cfg: DataConfig, seed: int) -> Splits:
     return _mnist_like(cfg, datasets.MNIST, "mnist", MNIST_STATS, [])
 
 
-@register("fashion_mnist", DatasetInfo("Zalando Fashion-MNIST", 60000, 10000, (1, 28, 28), 10, _fashion_where))
+@register(
+    "fashion_mnist", DatasetInfo("Zalando Fashion-MNIST", 60000, 10000, (1, 28, 28), 10, _fashion_where)
+)
 def fashion_mnist(cfg: DataConfig, seed: int) -> Splits:
-    return _mnist_like(cfg, datasets.FashionMNIST, "fashion_mnist", FASHION_MNIST_STATS, [DEBIAN_FASHION_MNIST])
+    return _mnist_like(
+        cfg, datasets.FashionMNIST, "fashion_mnist", FASHION_MNIST_STATS, [DEBIAN_FASHION_MNIST]
+    )
 
 
 @register("cifar10", DatasetInfo("CIFAR-10", 50000, 10000, (3, 32, 32), 10, _where("cifar-10-batches-py")))
@@ -157,11 +167,19 @@ def cifar10(cfg: DataConfig, seed: int) -> Splits:
     return _cifar_like(cfg, datasets.CIFAR10, "cifar10", 10, CIFAR10_STATS)
 
 
-@register("cifar100", DatasetInfo("CIFAR-100 (fine labels)", 50000, 10000, (3, 32, 32), 100, _where("cifar-100-python")))
+@register(
+    "cifar100",
+    DatasetInfo("CIFAR-100 (fine labels)", 50000, 10000, (3, 32, 32), 100, _where("cifar-100-python")),
+)
 def cifar100(cfg: DataConfig, seed: int) -> Splits:
     return _cifar_like(cfg, datasets.CIFAR100, "cifar100", 100, CIFAR100_STATS)
 
 
-@register("svhn", DatasetInfo("SVHN cropped digits (format 2, digit 0 is label 0)", 73257, 26032, (3, 32, 32), 10, _where("SVHN")))
+@register(
+    "svhn",
+    DatasetInfo(
+        "SVHN cropped digits (format 2, digit 0 is label 0)", 73257, 26032, (3, 32, 32), 10, _where("SVHN")
+    ),
+)
 def svhn(cfg: DataConfig, seed: int) -> Splits:
     return _svhn(cfg)
