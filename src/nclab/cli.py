@@ -1,4 +1,6 @@
-"""Command line: `nclab train|plot|presets|data ...`. Errors a user can fix end in one `error: ...` line."""
+"""Command line: `nclab train|measure|plot|visualize|compare|presets|data ...`.
+
+Errors a user can fix end in one `error: ...` line."""
 
 from __future__ import annotations
 
@@ -8,10 +10,18 @@ from pathlib import Path
 
 from nclab.errors import NclabError
 
-SUMMARY_KEYS = [
-    "train_acc", "test_acc", "train_loss", "test_loss", "nc1", "test_nc1", "nc2_h", "nc2_w", "nc3",
-    "nc3_duality", "nc4_bias", "nc4_ncc", "cdnv", "ncc_acc", "test_ncc_acc",
-]  # fmt: skip
+
+def _list(text: str) -> list[str]:
+    return [t for t in text.split(",") if t]
+
+
+def _epochs(text: str) -> list[int]:
+    try:
+        return [int(t) for t in _list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give epochs as integers separated by commas (10,20,30)"
+        ) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,8 +31,28 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("items", nargs="*", help="an optional YAML config file, then key=value overrides")
     tr.add_argument("--preset", help="start from a named preset (see `nclab presets`)")
     tr.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    pl = sub.add_parser("plot", help="NC curves of runs, overlaid, into the first run's figures/nc.png")
+    pl = sub.add_parser("plot", help="figures of runs, overlaid, into the first run's figures/")
     pl.add_argument("runs", nargs="+", type=Path)
+    pl.add_argument(
+        "--kind", choices=["curves", "grid", "scores"], help="default: the overview figures/nc.png"
+    )
+    pl.add_argument("--metrics", type=_list, help="metrics.jsonl keys for --kind curves (nc1,nc2_h,...)")
+    pl.add_argument("--epochs", type=_epochs, help="epochs for --kind scores (default: 6 evenly spaced)")
+    me = sub.add_parser("measure", help="recompute metrics from a run's checkpoints into measure.jsonl")
+    me.add_argument("run", type=Path)
+    me.add_argument("--epochs", type=_epochs, help="checkpoint epochs, e.g. 10,20,30 (default: all saved)")
+    me.add_argument("--split", type=_list, default=["train", "test"], help="train,test (default both)")
+    vi = sub.add_parser("visualize", help="2-D feature plots per epoch + GIF into figures/embed/")
+    vi.add_argument("run", type=Path)
+    vi.add_argument("--epochs", type=_epochs, help="epochs (default: those with saved features)")
+    vi.add_argument(
+        "--method", choices=["auto", "tsne", "pca"], default="auto", help="auto: direct if d=2, else t-SNE"
+    )
+    co = sub.add_parser(
+        "compare", help="one row per run: differing config keys, final metrics, best test acc"
+    )
+    co.add_argument("runs", nargs="+", type=Path)
+    co.add_argument("--format", choices=["md", "csv"], default="md")
     sub.add_parser("presets", help="list the named presets")
     da = sub.add_parser("data", help="datasets: nclab data list | nclab data info NAME [key=value ...]")
     da.add_argument("action", choices=["list", "info"])
@@ -35,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
 def _summary(run, figure: Path) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from nclab.report.tables import SUMMARY_KEYS
 
     last = run.metrics()[-1]
     table = Table(title=f"final metrics, epoch {last['epoch']}")
@@ -65,10 +97,42 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
-    from nclab.report.plots import plot_runs
+    from nclab.report import plots
     from nclab.runs import load
 
-    print(plot_runs([load(p) for p in args.runs]))
+    runs = [load(p) for p in args.runs]
+    if args.kind == "curves":
+        print(plots.plot_curves(runs, args.metrics))
+    elif args.kind == "grid":
+        print(plots.plot_grid(runs))
+    elif args.kind == "scores":
+        print(plots.plot_scores(runs, args.epochs))
+    else:
+        print(plots.plot_runs(runs))
+
+
+def cmd_measure(args: argparse.Namespace) -> None:
+    from nclab.remeasure import measure_run
+    from nclab.runs import load
+
+    run = load(args.run)
+    done = measure_run(run, args.epochs, args.split)
+    print(f"measured epochs {done[0]}..{done[-1]} ({len(done)}) into {run.path / 'measure.jsonl'}")
+
+
+def cmd_visualize(args: argparse.Namespace) -> None:
+    from nclab.report.embed import visualize
+    from nclab.runs import load
+
+    paths = visualize(load(args.run), args.epochs, args.method)
+    print(f"{len(paths) - 1} frames in {paths[0].parent}; animation {paths[-1]}")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from nclab.report.tables import compare
+    from nclab.runs import load
+
+    print(compare([load(p) for p in args.runs], args.format), end="")
 
 
 def cmd_presets(args: argparse.Namespace) -> None:
@@ -112,7 +176,9 @@ def cmd_data(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"train": cmd_train, "plot": cmd_plot, "presets": cmd_presets, "data": cmd_data}[args.command](args)
+        commands = {"train": cmd_train, "plot": cmd_plot, "measure": cmd_measure, "visualize": cmd_visualize,
+                    "compare": cmd_compare, "presets": cmd_presets, "data": cmd_data}  # fmt: skip
+        commands[args.command](args)
     except NclabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

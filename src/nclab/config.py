@@ -152,6 +152,18 @@ class TrainConfig(Section):
 class MeasureConfig(Section):
     every: int = Field(1, ge=1, description="measure NC every this many epochs (and at the last)")
     batch_size: int = Field(1024, ge=1)
+    save_features_at: list[int] = Field(
+        [],
+        description="epochs whose penultimate features go to features/ (for `nclab visualize`); also measured",
+    )
+    features_per_class: int | None = Field(
+        200, ge=1, description="saved features per class and split (the first in split order); null = all"
+    )
+    score_samples: int = Field(
+        2000,
+        ge=1,
+        description="positive and negative decision scores kept per measured epoch for violin plots",
+    )
 
 
 class RunConfig(Section):

@@ -1,14 +1,54 @@
 """One measured epoch: a no-grad pass over the un-augmented train split and the test split, model in eval
-mode, feeding the streaming NC accumulators; returns one metrics.jsonl record's worth of keys."""
+mode; returns one metrics.jsonl record (every metric of SPEC.md) and the arrays a run dir keeps beside it.
+
+Single-label splits stream through `metrics.stream.NCAccumulator` (float64 sums, so bf16/fp16 features are
+safe); multi-hot (N, K) targets go to `metrics.multilabel`. Decision-score summaries, uniform accuracy,
+compactness and distinctiveness come from the train split's kept features (`metrics.scores`). Models
+without a linear classifier (`model.head` absent or `head.weight` None) get null for the W-dependent keys.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from nclab.metrics import NCAccumulator, stream_metrics
+from nclab.metrics.multilabel import multilabel_metrics
+from nclab.metrics.scores import (
+    compactness_terms,
+    decision_scores,
+    distinctiveness,
+    nearest_center_accuracy,
+    score_summary,
+    split_scores,
+    uniform_accuracy,
+)
+
+__all__ = ["Measurement", "classifier", "measure", "scalar_tag"]
+
+Batches = Iterable[tuple[Tensor, Tensor]]
+
+
+@dataclass
+class Measurement:
+    """`record`: metric keys; `scores`: samples of positive/negative scores and the biases (violin plots);
+    `features`: per-class subsamples of train/test features and labels, when asked for (CPU tensors)."""
+
+    record: dict[str, float | None]
+    scores: dict[str, Tensor] = field(default_factory=dict)
+    features: dict[str, Tensor] = field(default_factory=dict)
+
+
+def classifier(model: nn.Module) -> tuple[Tensor | None, Tensor | None, int]:
+    """(W, b, bias_sign) of the model's linear head, logits = W h + bias_sign * b; W None without one."""
+    head = getattr(model, "head", None)
+    weight = getattr(head, "weight", None)
+    if weight is None:
+        return None, None, 1
+    return weight.detach(), getattr(head, "bias", None), int(getattr(head, "bias_sign", 1))
 
 
 def hits(logits: Tensor, targets: Tensor) -> Tensor:
@@ -34,35 +74,154 @@ def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> floa
 
 
 def _pass(
-    model: nn.Module, loss_fn: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], acc: NCAccumulator
+    model: nn.Module, loss_fn: nn.Module, batches: Batches, keep: list, acc: NCAccumulator | None
 ) -> float:
-    """Feed one split into `acc`; return the mean loss."""
-    total, n = 0.0, 0
+    """Forward one split; features go to `acc` (single-label) or are kept as (h, y) pairs. Returns the mean loss,
+    accumulated on the device in float64 (no host sync per batch)."""
+    total, n = None, 0
     for x, y in batches:
         logits, h = model(x)
-        total += float(loss_fn(logits, h, y)) * len(y)
+        loss = loss_fn(None if logits is None else logits.float(), h.float(), y)
+        total = loss.double() * len(y) if total is None else total + loss.double() * len(y)
         n += len(y)
-        acc.update(h, y)
-    return total / n
+        if acc is not None:
+            acc.update(h, y)
+        else:
+            keep.append((h.detach(), y))
+    return float(total) / n
+
+
+def _subsample(values: Tensor, count: int) -> Tensor:
+    """`count` evenly strided entries of a flat tensor (deterministic), float32 on the CPU."""
+    v = values.flatten()
+    idx = torch.linspace(0, len(v) - 1, min(count, len(v)), device=v.device).round().long()
+    return v[idx].float().cpu()
+
+
+def _per_class(h: Tensor, y: Tensor, per_class: int | None) -> tuple[Tensor, Tensor]:
+    """The first `per_class` samples of every class in split order (all with None), CPU."""
+    if per_class is not None:
+        order = torch.argsort(y, stable=True)
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(len(y), device=y.device) - torch.searchsorted(y[order], y[order])
+        keep = rank < per_class
+        h, y = h[keep], y[keep]
+    return h.float().cpu(), y.cpu()
+
+
+def _cat(kept: list) -> tuple[Tensor, Tensor]:
+    return torch.cat([k[0] for k in kept]), torch.cat([k[1] for k in kept])
+
+
+def _score_keys(
+    train: NCAccumulator, weight: Tensor | None, bias: Tensor | None, sign: int, samples: int
+) -> tuple[dict[str, float | None], dict[str, Tensor]]:
+    """Score/bias summaries, uniform accuracy, compactness, distinctiveness of the train split."""
+    stats = train.stats()
+    mu_g = stats.global_mean
+    cos = torch.cat([compactness_terms(h, y, stats.means, mu_g) for h, y, _ in train.kept])
+    out: dict[str, float | None] = {
+        "compactness": cos.mean().item(),
+        "distinctiveness": distinctiveness(stats.means, mu_g),
+    }
+    if weight is None:
+        return out | {"uniform_acc": None, "uniform_threshold": None, "bias_sign": None}, {}
+    s = torch.cat([decision_scores(h, weight) for h, _, _ in train.kept])
+    y = torch.cat([y for _, y, _ in train.kept])
+    out |= score_summary(s, y, bias)
+    out["uniform_acc"], out["uniform_threshold"] = uniform_accuracy(s, y, bias, sign)
+    out["bias_sign"] = sign
+    pos, neg = split_scores(s, y)
+    arrays = {"score_pos": _subsample(pos, samples), "score_neg": _subsample(neg, samples)}
+    if bias is not None:
+        arrays["bias"] = (sign * bias.detach()).float().cpu()
+    return out, arrays
 
 
 @torch.no_grad()
 def measure(
     model: nn.Module,
     loss_fn: nn.Module,
-    train_batches: Iterable[tuple[Tensor, Tensor]],
-    test_batches: Iterable[tuple[Tensor, Tensor]] | None,
+    train_batches: Batches | None,
+    test_batches: Batches | None,
     num_classes: int,
-) -> dict[str, float | None]:
-    """train_loss, test_loss and every NC metric of SPEC.md for the model as it is now."""
+    multilabel: bool = False,
+    features_per_class: int | bool | None = False,
+    score_samples: int = 2000,
+) -> Measurement:
+    """train_loss, test_loss and every metric of SPEC.md for the model as it is now.
+
+    Either split may be None (then its keys are absent). `features_per_class`: False keeps no features, an int
+    keeps that many per class of each split, None keeps all. Center-loss runs (`loss_fn.centers`) also get the
+    nearest-learned-centre accuracies `center_acc` / `test_center_acc`.
+    """
     was_training = model.training
     model.eval()
-    weight, bias = model.head.weight, model.head.bias
-    train = NCAccumulator(num_classes, weight, bias, keep_features=True)
-    out: dict[str, float | None] = {"train_loss": _pass(model, loss_fn, train_batches, train)}
-    test = None
-    if test_batches is not None:
-        test = NCAccumulator(num_classes, weight, bias, ncc_means=train.stats().means)
-        out["test_loss"] = _pass(model, loss_fn, test_batches, test)
+    weight, bias, sign = classifier(model)
+    centers = getattr(loss_fn, "centers", None)
+    kept: dict[str, list] = {"train": [], "test": []}
+    out: dict[str, float | None] = {}
+    scores: dict[str, Tensor] = {}
+    train = test = None
+    if multilabel:
+        if train_batches is not None:
+            out["train_loss"] = _pass(model, loss_fn, train_batches, kept["train"], None)
+        if test_batches is not None:
+            out["test_loss"] = _pass(model, loss_fn, test_batches, kept["test"], None)
+        h, y = _cat(kept["train"]) if kept["train"] else (None, None)
+        th, ty = _cat(kept["test"]) if kept["test"] else (None, None)
+        if h is not None:
+            out |= multilabel_metrics(h, y, weight, _signed(bias, sign), th, ty)
+        kept = {k: [(h[t.sum(1) == 1], t[t.sum(1) == 1].argmax(1)) for h, t in v] for k, v in kept.items()}
+    else:
+        if train_batches is not None:
+            train = NCAccumulator(num_classes, weight, _signed(bias, sign), keep_features=True)
+            out["train_loss"] = _pass(model, loss_fn, train_batches, [], train)
+            kept["train"] = [(h, y) for h, y, _ in train.kept]
+        if test_batches is not None:
+            means = train.stats().means if train is not None else None
+            test = NCAccumulator(
+                num_classes, weight, _signed(bias, sign), ncc_means=means, keep_features=True
+            )
+            out["test_loss"] = _pass(model, loss_fn, test_batches, [], test)
+            kept["test"] = [(h, y) for h, y, _ in test.kept]
+        out |= stream_metrics(train, test)
+        if train is not None:
+            summary, scores = _score_keys(train, weight, bias, sign, score_samples)
+            out |= summary
+    if centers is not None and not multilabel:
+        for split, prefix in (("train", ""), ("test", "test_")):
+            if kept[split]:
+                out[f"{prefix}center_acc"] = nearest_center_accuracy(*_cat(kept[split]), centers)
+    features: dict[str, Tensor] = {}
+    if features_per_class is not False:
+        for split in ("train", "test"):
+            if kept[split]:
+                features[f"{split}_features"], features[f"{split}_labels"] = _per_class(
+                    *_cat(kept[split]), features_per_class
+                )
     model.train(was_training)
-    return out | stream_metrics(train, test)
+    return Measurement(out, scores, features)
+
+
+def _signed(bias: Tensor | None, sign: int) -> Tensor | None:
+    """The bias as it enters z = W h + b (nclab's metrics use that form)."""
+    return bias if bias is None or sign == 1 else -bias
+
+
+GROUPS = [
+    ("loss", ("_loss",)),
+    ("accuracy", ("_acc", "iou")),
+    ("scores", ("score_", "bias_", "uniform_")),
+    ("multilabel", ("tagwise_",)),
+    ("geometry", ("equi", "maxangle", "compactness", "distinctiveness")),
+    ("nc", ("nc", "cdnv")),
+]
+
+
+def scalar_tag(key: str) -> str:
+    """TensorBoard tag `<group>/<key>`: loss, accuracy, nc, geometry, scores, multilabel, or optim."""
+    for group, parts in GROUPS:
+        if any(p in key for p in parts):
+            return f"{group}/{key}"
+    return f"optim/{key}"

@@ -1,7 +1,8 @@
 """The run directory, the contract every command shares (docs/architecture.md):
 
     runs/<name>/config.yaml  metrics.jsonl  status.json  checkpoints/epoch_0001.safetensors
-                figures/*.png  events.* (TensorBoard)
+                figures/*.png  events.* (TensorBoard)  measure.jsonl (nclab measure)
+                scores/epoch_0001.safetensors (score samples)  features/epoch_0001.safetensors
 
 Whole-file writes are atomic (temp file + rename), so a killed run never leaves a half-written file.
 """
@@ -92,10 +93,39 @@ class Run:
             os.fsync(f.fileno())
 
     def metrics(self) -> list[dict[str, Any]]:
-        path = self.path / "metrics.jsonl"
+        return self.read_jsonl("metrics.jsonl")
+
+    def read_jsonl(self, name: str) -> list[dict[str, Any]]:
+        path = self.path / name
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def write_jsonl(self, name: str, records: list[dict[str, Any]]) -> None:
+        """Replace a whole JSONL file atomically (nclab measure's measure.jsonl)."""
+        lines = [json.dumps({k: _json_value(v) for k, v in r.items()}) + "\n" for r in records]
+        write_atomic(self.path / name, "".join(lines))
+
+    def save_arrays(self, kind: str, epoch: int, tensors: dict[str, torch.Tensor]) -> Path:
+        """`<kind>/epoch_0001.safetensors`: arrays measured at an epoch (features/, scores/)."""
+        path = self.path / kind / f"epoch_{epoch:04d}.safetensors"
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, tmp, metadata={"epoch": str(epoch)})
+        os.replace(tmp, path)
+        return path
+
+    def array_epochs(self, kind: str) -> list[int]:
+        return sorted(int(p.stem.split("_")[1]) for p in (self.path / kind).glob("epoch_*.safetensors"))
+
+    def load_arrays(self, kind: str, epoch: int) -> dict[str, torch.Tensor]:
+        path = self.path / kind / f"epoch_{epoch:04d}.safetensors"
+        if not path.is_file():
+            raise NclabError(f"{path} not found; {kind} exist for epochs {self.array_epochs(kind)}")
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError) as exc:
+            raise NclabError(f"{path} is corrupt ({exc}); delete it and re-create it") from None
 
     def status(self) -> dict[str, Any]:
         return json.loads((self.path / "status.json").read_text())

@@ -17,7 +17,7 @@ from nclab.data.loader import eval_loader, loaders
 from nclab.data.variants import save_labels
 from nclab.errors import NclabError, TrainingDiverged
 from nclab.losses import build_loss
-from nclab.measure import accuracy, hits, measure
+from nclab.measure import accuracy, hits, measure, scalar_tag
 from nclab.models import build_model
 from nclab.optim import build_optimizer, build_scheduler
 from nclab.runs import Run, checkpoint_epochs
@@ -84,18 +84,28 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
                 step_loss, step_acc = _train_epoch(model, loss_fn, optimizer, train_batches, epoch)
                 scheduler.step()
                 last = epoch == cfg.train.epochs
-                if epoch % cfg.measure.every == 0 or last:
+                save_features = epoch in cfg.measure.save_features_at
+                if epoch % cfg.measure.every == 0 or last or save_features:
+                    measured = measure(
+                        model, loss_fn, measure_train, measure_test, k, multilabel=splits.multilabel,
+                        features_per_class=cfg.measure.features_per_class if save_features else False,
+                        score_samples=cfg.measure.score_samples,
+                    )  # fmt: skip
                     record = {"epoch": epoch, "lr": lr, "step_loss": step_loss, "step_acc": step_acc}
-                    record |= measure(model, loss_fn, measure_train, measure_test, k)
+                    record |= measured.record
                     if val is not None:
                         record["val_acc"] = accuracy(model, val)
                     run.append_metrics(record)
+                    if measured.scores:
+                        run.save_arrays("scores", epoch, measured.scores)
+                    if measured.features:
+                        run.save_arrays("features", epoch, measured.features)
                     for key, value in record.items():
-                        if key != "epoch" and value is not None:
-                            writer.add_scalar(key, value, epoch)
+                        if key != "epoch" and isinstance(value, int | float):
+                            writer.add_scalar(scalar_tag(key), value, epoch)
                     if bar:
                         info = "  ".join(
-                            f"{k} {record[k]:.4g}" for k in PROGRESS_KEYS if record[k] is not None
+                            f"{k} {record[k]:.4g}" for k in PROGRESS_KEYS if record.get(k) is not None
                         )
                         bar.update(task, info=info)
                 if epoch in save_at:

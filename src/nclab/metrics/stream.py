@@ -106,8 +106,18 @@ class NCAccumulator:
         return int(self.counts.sum().item()) if self.counts is not None else 0
 
 
-def stream_metrics(train: NCAccumulator, test: NCAccumulator | None = None) -> dict[str, float | None]:
-    """The dict `nc_metrics` returns, from accumulators (test given `ncc_means=train.means`)."""
+def stream_metrics(train: NCAccumulator | None, test: NCAccumulator | None = None) -> dict[str, float | None]:
+    """The dict `nc_metrics` returns, from accumulators (test given `ncc_means=train.means`); without a
+    train accumulator only the `test_*` keys."""
+    out = {} if train is None else _train_metrics(train)
+    if test is not None:
+        out["test_nc1"] = nc1_from_stats(test.stats())
+        out["test_ncc_acc"] = test.ncc_correct / test.n if test.ncc_means is not None else None
+        out["test_acc"] = test.correct / test.n if test.weight is not None else None
+    return out
+
+
+def _train_metrics(train: NCAccumulator) -> dict[str, float | None]:
     stats = train.stats()
     out = metrics_from_stats(stats, train.weight, train.bias)
     out["train_acc"] = train.correct / train.n if train.weight is not None else None
@@ -121,8 +131,4 @@ def stream_metrics(train: NCAccumulator, test: NCAccumulator | None = None) -> d
                 mismatch += int((ncc != pred).sum())
         out["ncc_acc"] = ncc_ok / train.n
         out["nc4_ncc"] = mismatch / train.n if train.weight is not None else None
-    if test is not None:
-        out["test_nc1"] = nc1_from_stats(test.stats())
-        out["test_ncc_acc"] = test.ncc_correct / test.n if test.ncc_means is not None else None
-        out["test_acc"] = test.correct / test.n if test.weight is not None else None
     return out

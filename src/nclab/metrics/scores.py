@@ -1,0 +1,114 @@
+"""Decision scores, biases, uniform accuracy, compactness/distinctiveness, nearest-centre accuracy
+(SPEC.md, "Other measurements"). Pure functions, float64.
+
+Decision scores are bias-free, s_ik = w_k . h_i (BCE vs CE, 2025). The logits add the bias with a sign:
+z = s + b for nclab's heads (nn.Linear), z = s - b under the BCE study's convention (b as a threshold);
+every function that needs logits takes `bias_sign` and callers report it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from nclab.metrics.nc import class_stats, ncc_predict
+
+__all__ = [
+    "QUANTILES",
+    "compactness",
+    "compactness_terms",
+    "decision_scores",
+    "distinctiveness",
+    "nearest_center_accuracy",
+    "score_summary",
+    "split_scores",
+    "summary",
+    "uniform_accuracy",
+]
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def decision_scores(features: Tensor, weight: Tensor) -> Tensor:
+    """s = H W^T (N, K), without the bias."""
+    h = features.detach().to(torch.float64)
+    return h @ weight.detach().to(h.device, torch.float64).T
+
+
+def split_scores(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """(positive scores s_{i,y_i} (N,), negative scores s_{i,k != y_i} (N, K-1))."""
+    y = labels.to(scores.device, torch.long)
+    own = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, y[:, None], True)
+    return scores[own], scores[~own].view(len(scores), -1)
+
+
+def summary(values: Tensor, prefix: str) -> dict[str, float]:
+    """mean, std and QUANTILES of a flat sample, keyed `<prefix>_mean`, `<prefix>_std`, `<prefix>_q05`, ..."""
+    v = values.detach().flatten().to(torch.float64)
+    q = torch.quantile(v, torch.tensor(QUANTILES, dtype=torch.float64, device=v.device))
+    out = {f"{prefix}_mean": v.mean().item(), f"{prefix}_std": v.std().item() if len(v) > 1 else 0.0}
+    return out | {f"{prefix}_q{round(p * 100):02d}": x for p, x in zip(QUANTILES, q.tolist())}
+
+
+def score_summary(scores: Tensor, labels: Tensor, bias: Tensor | None) -> dict[str, float | None]:
+    """Summaries of the positive scores (`score_pos_*`), negative scores (`score_neg_*`) and biases (`bias_*`,
+    null without a bias)."""
+    pos, neg = split_scores(scores, labels)
+    out: dict[str, float | None] = summary(pos, "score_pos") | summary(neg, "score_neg")
+    if bias is None:
+        return out | dict.fromkeys(summary(torch.zeros(1), "bias"))
+    return out | summary(bias, "bias")
+
+
+def uniform_accuracy(
+    scores: Tensor, labels: Tensor, bias: Tensor | None, bias_sign: int = 1
+) -> tuple[float, float]:
+    """A_Uni = max_t (1/N) sum_i 1[z_{i,y_i} > t and max_{k != y_i} z_ik < t] with one threshold t for all samples
+    (Li et al. 2024, used by BCE vs CE 2025); z = s + bias_sign * b. Returns (A_Uni, a maximising t).
+
+    Sample i is correct for t in the open interval (a_i, p_i), a_i = max negative logit, p_i = positive logit.
+    The count of intervals containing t is maximal just above some a_j, where it is
+    #{i : a_i <= a_j} - #{i : p_i <= a_j} (intervals with p_i <= a_j also have a_i < a_j). O(N log N).
+    """
+    z = scores if bias is None else scores + bias_sign * bias.detach().to(scores.device, scores.dtype)
+    pos, neg = split_scores(z, labels)
+    top_neg = neg.max(1).values
+    valid = top_neg < pos
+    a, p = top_neg[valid], pos[valid]
+    if len(a) == 0:
+        return 0.0, float("nan")
+    a_sorted, p_sorted = a.sort().values, p.sort().values
+    count = torch.searchsorted(a_sorted, a_sorted, right=True) - torch.searchsorted(
+        p_sorted, a_sorted, right=True
+    )
+    j = int(count.argmax())
+    above = torch.cat([a_sorted[a_sorted > a_sorted[j]], p_sorted[p_sorted > a_sorted[j]]]).min()
+    return count[j].item() / len(scores), ((a_sorted[j] + above) / 2).item()
+
+
+def compactness_terms(features: Tensor, labels: Tensor, means: Tensor, global_mean: Tensor) -> Tensor:
+    """Per-sample cos(h_i - mu_G, mu_{y_i} - mu_G)."""
+    h = features.detach().to(means.device, torch.float64) - global_mean
+    target = (means - global_mean)[labels.to(means.device, torch.long)]
+    return (h * target).sum(1) / (h.norm(dim=1) * target.norm(dim=1)).clamp(min=1e-300)
+
+
+def compactness(features: Tensor, labels: Tensor, num_classes: int) -> float:
+    """nclab's definition (not the BCE study's, which gives none): mean_i cos(h_i - mu_G, mu_{y_i} - mu_G)."""
+    stats = class_stats(features, labels, num_classes)
+    return compactness_terms(features, labels, stats.means, stats.global_mean).mean().item()
+
+
+def distinctiveness(means: Tensor, global_mean: Tensor) -> float:
+    """nclab's definition: min over k != j of the angle (degrees) between mu_k - mu_G and mu_j - mu_G."""
+    c = means.to(torch.float64) - global_mean.to(torch.float64)
+    u = c / c.norm(dim=1, keepdim=True)
+    cos = (u @ u.T).clamp(-1, 1)
+    off = ~torch.eye(len(c), dtype=torch.bool, device=c.device)
+    return torch.rad2deg(torch.arccos(cos[off].max())).item()
+
+
+def nearest_center_accuracy(features: Tensor, labels: Tensor, centers: Tensor) -> float:
+    """Accuracy of argmin_k ||h_i - c_k|| with given (e.g. learned center-loss) centres c (K, d)."""
+    pred = ncc_predict(features.detach(), centers.detach().to(torch.float64))
+    return (pred == labels.to(pred.device)).double().mean().item()
