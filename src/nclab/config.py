@@ -154,7 +154,7 @@ class MeasureConfig(Section):
     batch_size: int = Field(1024, ge=1)
     save_features_at: list[int] = Field(
         [],
-        description="epochs whose penultimate features go to features/ (for `nclab visualize`); also measured",
+        description="epochs whose penultimate features go to features/ (`nclab visualize`); also measured",
     )
     features_per_class: int | None = Field(
         200, ge=1, description="saved features per class and split (the first in split order); null = all"

@@ -76,8 +76,8 @@ def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> floa
 def _pass(
     model: nn.Module, loss_fn: nn.Module, batches: Batches, keep: list, acc: NCAccumulator | None
 ) -> float:
-    """Forward one split; features go to `acc` (single-label) or are kept as (h, y) pairs. Returns the mean loss,
-    accumulated on the device in float64 (no host sync per batch)."""
+    """Forward one split; features go to `acc` (single-label) or are kept as (h, y) pairs. Returns the mean
+    loss, accumulated on the device in float64 (no host sync per batch)."""
     total, n = None, 0
     for x, y in batches:
         logits, h = model(x)

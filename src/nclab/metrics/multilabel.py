@@ -5,7 +5,8 @@ of labels. Pure functions, float64.
 - NC metrics on the multiplicity-1 samples, with their own sample-weighted (properly centred) mu_G; the
   original shrinks mu_G by N_m1 / N_all and leaves NC2_H uncentred, nclab does not.
 - Tag-wise average on the raw means: for each 2-label set S = {a, b} with mean mu_S,
-  theta_S = angle(mu_S, mu_a + mu_b); tagwise_angle = mean_S theta_S / mean_{i<j, S'} angle(mu_i + mu_j, mu_S')
+  theta_S = angle(mu_S, mu_a + mu_b);
+  tagwise_angle = mean_S theta_S / mean_{i<j, S'} angle(mu_i + mu_j, mu_S')
   (0 = perfect tag-wise average, ~1 = none); c_S = <mu_S, mu_a + mu_b> / ||mu_a + mu_b||^2 (`tagwise_coef`
   mean and `tagwise_coef_std` over S); tagwise_residual = mean_S ||mu_S - c_S (mu_a + mu_b)|| / ||mu_S||.
 - Prediction: the top-m logits of a sample with m labels, correct only if they are exactly its set;
@@ -17,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nclab.metrics.nc import class_stats, linear_logits, nc_metrics
+from nclab.metrics.nc import linear_logits, nc_metrics, summarize_split
 
 __all__ = ["iou", "multilabel_metrics", "pair_means", "set_accuracy", "tagwise"]
 
@@ -58,7 +59,7 @@ def tagwise(class_means: Tensor, sets: Tensor, set_means: Tensor) -> dict[str, f
     residual = (mu_s - coef[:, None] * tag_sum).norm(dim=1) / mu_s.norm(dim=1)
     std = coef.std().item() if len(coef) > 1 else 0.0
     values = [(theta.mean() / baseline).item(), coef.mean().item(), std, residual.mean().item()]
-    return dict(zip(keys, values))
+    return dict(zip(keys, values, strict=False))
 
 
 def set_accuracy(logits: Tensor, targets: Tensor) -> float:
@@ -96,7 +97,7 @@ def multilabel_metrics(
         test = {"test_features": th[t_one], "test_labels": test_targets.to(th.device)[t_one].argmax(1)}
     labels = hot[one].to(torch.long).argmax(1)
     out = nc_metrics(h[one], labels, weight, bias, **test)
-    out |= tagwise(class_stats(h[one], labels, hot.shape[1]).means, *pair_means(h, targets))
+    out |= tagwise(summarize_split(h[one], labels, hot.shape[1]).stats.means, *pair_means(h, targets))
     out["train_acc"] = out["iou"] = None
     if weight is not None:
         z = linear_logits(h, weight, bias)

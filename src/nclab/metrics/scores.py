@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nclab.metrics.nc import class_stats, ncc_predict
+from nclab.metrics.nc import ncc_predict, summarize_split
 
 __all__ = [
     "QUANTILES",
@@ -47,7 +47,7 @@ def summary(values: Tensor, prefix: str) -> dict[str, float]:
     v = values.detach().flatten().to(torch.float64)
     q = torch.quantile(v, torch.tensor(QUANTILES, dtype=torch.float64, device=v.device))
     out = {f"{prefix}_mean": v.mean().item(), f"{prefix}_std": v.std().item() if len(v) > 1 else 0.0}
-    return out | {f"{prefix}_q{round(p * 100):02d}": x for p, x in zip(QUANTILES, q.tolist())}
+    return out | {f"{prefix}_q{round(p * 100):02d}": x for p, x in zip(QUANTILES, q.tolist(), strict=False)}
 
 
 def score_summary(scores: Tensor, labels: Tensor, bias: Tensor | None) -> dict[str, float | None]:
@@ -63,8 +63,8 @@ def score_summary(scores: Tensor, labels: Tensor, bias: Tensor | None) -> dict[s
 def uniform_accuracy(
     scores: Tensor, labels: Tensor, bias: Tensor | None, bias_sign: int = 1
 ) -> tuple[float, float]:
-    """A_Uni = max_t (1/N) sum_i 1[z_{i,y_i} > t and max_{k != y_i} z_ik < t] with one threshold t for all samples
-    (Li et al. 2024, used by BCE vs CE 2025); z = s + bias_sign * b. Returns (A_Uni, a maximising t).
+    """A_Uni = max_t (1/N) sum_i 1[z_{i,y_i} > t and max_{k != y_i} z_ik < t], one threshold t for all
+    samples (Li et al. 2024, used by BCE vs CE 2025); z = s + bias_sign * b. Returns (A_Uni, a maximising t).
 
     Sample i is correct for t in the open interval (a_i, p_i), a_i = max negative logit, p_i = positive logit.
     The count of intervals containing t is maximal just above some a_j, where it is
@@ -95,7 +95,7 @@ def compactness_terms(features: Tensor, labels: Tensor, means: Tensor, global_me
 
 def compactness(features: Tensor, labels: Tensor, num_classes: int) -> float:
     """nclab's definition (not the BCE study's, which gives none): mean_i cos(h_i - mu_G, mu_{y_i} - mu_G)."""
-    stats = class_stats(features, labels, num_classes)
+    stats = summarize_split(features, labels, num_classes).stats
     return compactness_terms(features, labels, stats.means, stats.global_mean).mean().item()
 
 

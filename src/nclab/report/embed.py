@@ -94,7 +94,7 @@ def visualize(
         fig, axes = plt.subplots(
             1, len(splits), figsize=(5.5 * len(splits), 5), squeeze=False, constrained_layout=True
         )
-        for ax, split in zip(axes.flat, splits):
+        for ax, split in zip(axes.flat, splits, strict=False):
             xy, used = embed_2d(arrays[f"{split}_features"], method, seed=epoch)
             labels = arrays[f"{split}_labels"]
             for k in range(num_classes):

@@ -38,8 +38,11 @@ GRID = [
 ]
 LOG_KEYS = {"nc1", "test_nc1", "cdnv"}
 CURVES = ["nc1", "nc2_h", "nc2_w", "nc3", "nc4_ncc", "train_acc", "test_acc"]
-SCORE_POPULATIONS = [("score_pos", "positive scores", "tab:red"), ("score_neg", "negative scores", "tab:blue"),
-                     ("bias", "biases", "tab:green")]  # fmt: skip
+SCORE_POPULATIONS = [
+    ("score_pos", "positive scores", "tab:red"),
+    ("score_neg", "negative scores", "tab:blue"),
+    ("bias", "biases", "tab:green"),
+]
 
 
 def _panels(runs: list[Run], axes, panels: list[tuple[str, list[str], bool]]) -> None:
@@ -125,7 +128,7 @@ def plot_scores(
 ) -> Path:
     """figures/scores.png: per run a panel of violins (positive scores, negative scores, biases) per epoch."""
     fig, axes = plt.subplots(len(runs), 1, figsize=(max(6, 1.6 * count + 2), 3.6 * len(runs)), squeeze=False)
-    for ax, run in zip(axes.flat, runs):
+    for ax, run in zip(axes.flat, runs, strict=False):
         saved = run.array_epochs("scores")
         chosen = sorted(set(epochs) & set(saved)) if epochs else pick_evenly(saved, count)
         if not chosen:

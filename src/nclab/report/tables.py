@@ -46,7 +46,7 @@ def compare_rows(runs: list[Run]) -> list[dict[str, Any]]:
     keys = sorted(set().union(*configs))
     differing = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
     rows = []
-    for run, config in zip(runs, configs):
+    for run, config in zip(runs, configs, strict=False):
         records = run.metrics()
         last = records[-1] if records else {}
         best, best_epoch = _best(records)
