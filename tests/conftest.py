@@ -5,3 +5,17 @@ import torch
 @pytest.fixture(autouse=True)
 def _small_threads():
     torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """Two 3-epoch digits runs (differing in optim.lr); run `a` stores every epoch's full features."""
+    from nclab.cli import main
+
+    out = tmp_path_factory.mktemp("tiny")
+    common = [f"out={out}", "epochs=3", "model.width=16", "model.depth=1", "--quiet"]
+    full = ["measure.save_features_at=[1,2,3]", "measure.features_per_class=null"]
+    assert main(["train", "name=a", *full, *common]) == 0
+    b = ["optim.lr=0.1", "measure.save_features_at=[3]", "measure.features_per_class=10"]
+    assert main(["train", "name=b", *b, *common]) == 0
+    return out / "a", out / "b"

@@ -211,8 +211,8 @@ def _signed(bias: Tensor | None, sign: int) -> Tensor | None:
 
 GROUPS = [
     ("loss", ("_loss",)),
-    ("accuracy", ("_acc", "iou")),
     ("scores", ("score_", "bias_", "uniform_")),
+    ("accuracy", ("_acc", "iou")),
     ("multilabel", ("tagwise_",)),
     ("geometry", ("equi", "maxangle", "compactness", "distinctiveness")),
     ("nc", ("nc", "cdnv")),

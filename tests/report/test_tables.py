@@ -1,0 +1,41 @@
+"""`nclab compare`: one row per run, differing config keys, best test accuracy (best-validation rule)."""
+
+import csv
+import io
+import json
+
+from nclab.cli import main
+from nclab.report.tables import compare_rows
+from nclab.runs import load
+
+
+def test_compare_csv_has_one_row_per_run(tiny_runs, capsys):
+    assert main(["compare", *map(str, tiny_runs), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["run"] for r in rows] == ["a", "b"]
+    assert [float(r["optim.lr"]) for r in rows] == [0.05, 0.1]
+    assert "model.width" not in rows[0]  # equal in both runs
+    a = load(tiny_runs[0]).metrics()
+    assert float(rows[0]["nc1"]) == a[-1]["nc1"]
+    assert float(rows[0]["best_test_acc"]) == max(r["test_acc"] for r in a)
+
+
+def test_compare_markdown(tiny_runs, capsys):
+    assert main(["compare", *map(str, tiny_runs)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| run |") and "| optim.lr |" in lines[0]
+    assert lines[1].startswith("| --- |") and lines[2].startswith("| a |")
+
+
+def test_best_test_accuracy_follows_validation(tmp_path):
+    run_dir = tmp_path / "v"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("name: v\n")
+    records = [
+        {"epoch": 1, "val_acc": 0.5, "test_acc": 0.9},
+        {"epoch": 2, "val_acc": 0.8, "test_acc": 0.7},
+        {"epoch": 3, "val_acc": 0.6, "test_acc": 0.95},
+    ]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    row = compare_rows([load(run_dir)])[0]
+    assert row["best_test_acc"] == 0.7 and row["best_epoch"] == 2
