@@ -98,7 +98,7 @@ def brute_set_accuracy(z, t):
 
 def test_set_accuracy_and_iou_match_loops():
     gen = torch.Generator().manual_seed(4)
-    h, t, _ = problem(seed=3)
+    _, t, _ = problem(seed=3)
     z = torch.randn(len(t), 4, generator=gen, dtype=torch.float64) + 2 * t
     assert set_accuracy(z, t) == pytest.approx(brute_set_accuracy(z, t))
     p = z.softmax(1)
