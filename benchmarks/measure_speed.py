@@ -86,15 +86,20 @@ def original(model: Hooked, train: DeviceLoader, test: DeviceLoader, k: int) -> 
     def etf(g: torch.Tensor) -> float:
         return torch.linalg.norm(g / torch.linalg.norm(g) - target).item()
 
-    return {"nc1": float(nc1), "nc2_w": etf(w @ w.T), "nc3": etf(w @ hbar.T), "nc4_bias": (w @ mu_g + b).norm().item(),
-            "train_acc": train_acc, "test_acc": test_acc}  # fmt: skip
+    nc = {
+        "nc1": float(nc1),
+        "nc2_w": etf(w @ w.T),
+        "nc3": etf(w @ hbar.T),
+        "nc4_bias": (w @ mu_g + b).norm().item(),
+    }
+    return nc | {"train_acc": train_acc, "test_acc": test_acc}
 
 
-def timed(fn, device: str) -> tuple[float, dict]:
+def timed(fn, *args, device: str):
     if device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    out = fn()
+    out = fn(*args)
     if device == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start, out
@@ -125,7 +130,9 @@ def main() -> None:
     if args.device == "cuda":
         bf16 = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
         variants.append(("nclab bf16 + channels_last", torch.channels_last, bf16))
-    print(f"device {args.device}, torch threads {torch.get_num_threads()}, N train {args.n}, batch {args.batch}")
+    print(
+        f"device {args.device}, torch threads {torch.get_num_threads()}, N train {args.n}, batch {args.batch}"
+    )
     print("| method | s / measured epoch | speed-up | nc1 | train_acc |")
     print("|---|---|---|---|---|")
     results = []
@@ -134,11 +141,11 @@ def main() -> None:
             model = model.to(memory_format=torch.channels_last)
         with context():
             measure(model, loss, list(split["train"])[:1], None, k)  # warm-up (kernels, allocator, cudnn)
-            seconds, m = timed(lambda: measure(model, loss, split["train"], split["test"], k), args.device)
+            seconds, m = timed(measure, model, loss, split["train"], split["test"], k, device=args.device)
         results.append((name, seconds, m.record["nc1"], m.record["train_acc"]))
     if not args.skip_original:
         model = model.to(memory_format=torch.contiguous_format)
-        seconds, out = timed(lambda: original(model, split["train"], split["test"], k), args.device)
+        seconds, out = timed(original, model, split["train"], split["test"], k, device=args.device)
         results.insert(0, ("original (A6)", seconds, out["nc1"], out["train_acc"]))
     base = results[0][1]
     for name, seconds, nc1, acc in results:

@@ -13,10 +13,10 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from nclab.data import load_dataset
-from nclab.data.loader import loaders
+from nclab.data.loader import eval_loader, loaders
 from nclab.errors import NclabError
 from nclab.losses import build_loss
-from nclab.measure import Measurement, classifier, measure
+from nclab.measure import Measurement, accuracy, classifier, measure
 from nclab.models import build_model
 from nclab.runs import Run
 from nclab.train import resolve_device
@@ -47,30 +47,33 @@ def measure_checkpoints(
         )
     cfg = run.config()
     device = resolve_device(cfg.train.device)
-    data = load_dataset(cfg.data, cfg.seed)
+    data = load_dataset(cfg.data, cfg.seed, run.path)
     k = data.num_classes
     model = build_model(cfg, data.input_shape, k).to(device)
     weight, _, _ = classifier(model)
     dim = weight.shape[1] if weight is not None else None
     loss_fn = build_loss(cfg.loss, k, dim).to(device)
     _, train_batches, test_batches = loaders(
-        data, cfg.train.batch_size, cfg.measure.batch_size, device, cfg.seed
+        data, cfg.train.batch_size, cfg.measure.batch_size, device, cfg.seed, cfg.data
     )
+    val = None
+    if data.val_x is not None and "train" in splits:
+        val = eval_loader(data.val_x, data.val_y, data, cfg.measure.batch_size, test_batches)
     for epoch in epochs:
         model.load_state_dict(run.load_checkpoint(epoch))
-        yield (
-            epoch,
-            measure(
-                model,
-                loss_fn,
-                train_batches if "train" in splits else None,
-                test_batches if "test" in splits else None,
-                k,
-                multilabel=data.train_y.dim() == 2,
-                features_per_class=cfg.measure.features_per_class if features else False,
-                score_samples=cfg.measure.score_samples,
-            ),
+        measured = measure(
+            model,
+            loss_fn,
+            train_batches if "train" in splits else None,
+            test_batches if "test" in splits else None,
+            k,
+            multilabel=data.multilabel,
+            features_per_class=cfg.measure.features_per_class if features else False,
+            score_samples=cfg.measure.score_samples,
         )
+        if val is not None:
+            measured.record["val_acc"] = accuracy(model, val)
+        yield epoch, measured
 
 
 @torch.no_grad()
