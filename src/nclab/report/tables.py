@@ -14,7 +14,7 @@ from nclab.runs import Run
 __all__ = ["FORMATS", "SUMMARY_KEYS", "compare", "compare_rows"]
 
 SUMMARY_KEYS = [
-    "train_acc", "test_acc", "train_loss", "test_loss", "nc1", "test_nc1", "nc2_h", "nc2_w", "nc3",
+    "train_acc", "test_acc", "val_acc", "train_loss", "test_loss", "nc1", "test_nc1", "nc2_h", "nc2_w", "nc3",
     "nc3_duality", "nc4_bias", "nc4_ncc", "cdnv", "ncc_acc", "test_ncc_acc",
 ]  # fmt: skip
 FORMATS = ("md", "csv")
