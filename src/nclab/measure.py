@@ -8,13 +8,19 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
+from nclab.losses import Loss
 from nclab.metrics import NCAccumulator, stream_metrics
+from nclab.metrics.nc import ncc_predict
 
 
 def hits(logits: Tensor, targets: Tensor) -> Tensor:
-    """Correct predictions in a batch: argmax == label, or for N x K targets (multi-hot, mixed) the
+    """Correct argmax predictions in a batch (see `class_hits`)."""
+    return class_hits(logits.argmax(1), targets)
+
+
+def class_hits(pred: Tensor, targets: Tensor) -> Tensor:
+    """Correct predictions in a batch: pred == label, or for N x K targets (multi-hot, mixed) the
     predicted class carries the target's largest weight."""
-    pred = logits.argmax(1)
     if targets.dim() == 1:
         return (pred == targets).sum()
     return (targets.gather(1, pred[:, None]).squeeze(1) == targets.max(1).values).sum()
@@ -34,35 +40,50 @@ def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> floa
 
 
 def _pass(
-    model: nn.Module, loss_fn: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], acc: NCAccumulator
-) -> float:
-    """Feed one split into `acc`; return the mean loss."""
-    total, n = 0.0, 0
+    model: nn.Module,
+    loss_fn: Loss,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    acc: NCAccumulator,
+    centers: Tensor | None,
+) -> tuple[float, float | None]:
+    """Feed one split into `acc`; return the mean loss and the nearest-learned-center accuracy."""
+    total, center_hits, n = 0.0, 0, 0
     for x, y in batches:
         logits, h = model(x)
-        total += float(loss_fn(logits, h, y)) * len(y)
+        total += float(loss_fn.per_sample(logits, h, y).sum())
         n += len(y)
         acc.update(h, y)
-    return total / n
+        if centers is not None:
+            center_hits += int((ncc_predict(h, centers) == y).sum())
+    return total / n, None if centers is None else center_hits / n
 
 
 @torch.no_grad()
 def measure(
     model: nn.Module,
-    loss_fn: nn.Module,
+    loss_fn: Loss,
     train_batches: Iterable[tuple[Tensor, Tensor]],
     test_batches: Iterable[tuple[Tensor, Tensor]] | None,
     num_classes: int,
 ) -> dict[str, float | None]:
-    """train_loss, test_loss and every NC metric of SPEC.md for the model as it is now."""
+    """train_loss, test_loss and every NC metric of SPEC.md for the model as it is now; runs with learned
+    centers add center_acc (nearest learned center, SPEC.md), which is the accuracy of runs whose loss
+    ignores the classifier (standalone_center: W-dependent metrics are then null)."""
     was_training = model.training
     model.eval()
-    weight, bias = model.head.weight, model.head.bias
+    weight, bias = (model.head.weight, model.head.bias) if loss_fn.uses_logits else (None, None)
+    centers = loss_fn.centers.detach().double() if hasattr(loss_fn, "centers") else None
     train = NCAccumulator(num_classes, weight, bias, keep_features=True)
-    out: dict[str, float | None] = {"train_loss": _pass(model, loss_fn, train_batches, train)}
-    test = None
+    out: dict[str, float | None] = {}
+    out["train_loss"], center_acc = _pass(model, loss_fn, train_batches, train, centers)
+    test, test_center_acc = None, None
     if test_batches is not None:
         test = NCAccumulator(num_classes, weight, bias, ncc_means=train.stats().means)
-        out["test_loss"] = _pass(model, loss_fn, test_batches, test)
+        out["test_loss"], test_center_acc = _pass(model, loss_fn, test_batches, test, centers)
     model.train(was_training)
-    return out | stream_metrics(train, test)
+    out |= stream_metrics(train, test)
+    if centers is not None:
+        out |= {"center_acc": center_acc, "test_center_acc": test_center_acc}
+    if not loss_fn.uses_logits:
+        out |= {"train_acc": center_acc, "test_acc": test_center_acc}
+    return out
