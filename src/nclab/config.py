@@ -170,8 +170,8 @@ class OptimConfig(Section):
     )
     min_lr_factor: float = Field(0.0, ge=0, le=1, description="cosine: final lr as a fraction of the initial")
     warmup_epochs: int = Field(0, ge=0, description="linear warm-up before the schedule (not with plateau)")
-    plateau_metric: Literal["step_loss", "step_acc", "train_loss", "train_acc", "test_loss", "test_acc"] = Field(
-        "step_loss", description="plateau: watched value (accuracies maximised, losses minimised)"
+    plateau_metric: Literal["step_loss", "step_acc", "train_loss", "train_acc", "test_loss", "test_acc"] = (
+        Field("step_loss", description="plateau: the watched value (accuracies maximised, losses minimised)")
     )
     patience: int = Field(10, ge=0, description="plateau: epochs without improvement before a decay")
     threshold: float = Field(1e-4, ge=0, description="plateau: relative improvement that counts")
@@ -182,7 +182,7 @@ class OptimConfig(Section):
     @classmethod
     def _fractions(cls, v: list[float]) -> list[float]:
         if any(not 0 < f <= 1 for f in v) or v != sorted(v):
-            raise ValueError("milestones are increasing fractions of train.epochs in (0, 1], e.g. [0.5, 0.75]")
+            raise ValueError("milestones are increasing fractions of the epochs in (0, 1], e.g. [0.5, 0.75]")
         return v
 
     @model_validator(mode="after")

@@ -91,7 +91,8 @@ class MeanSquaredError(Loss):
 
 
 class Focal(Loss):
-    """focal: -sum_k t_k (1 - p_k)^gamma log p_k, = -(1 - p_y)^gamma log p_y for a hard label (Lin et al. 2017)."""
+    """focal: -sum_k t_k (1 - p_k)^gamma log p_k, i.e. -(1 - p_y)^gamma log p_y for a hard label
+    (Lin et al. 2017)."""
 
     def __init__(self, num_classes: int, gamma: float = 3.0, **kw) -> None:
         super().__init__(num_classes, **kw)

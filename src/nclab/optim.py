@@ -40,16 +40,18 @@ def param_groups(cfg: RunConfig, model: nn.Module, loss_fn: nn.Module) -> Groups
     """Named groups {name, params, lr, weight_decay}; the lr is scaled by batch/128 if `optim.scale_lr`."""
     opt = cfg.optim
     lr = opt.lr * cfg.train.batch_size / 128 if opt.scale_lr else opt.lr
-    decay = {
+    own = {
         "backbone": opt.weight_decay_backbone,
         "weight": opt.weight_decay_weight,
         "bias": opt.weight_decay_bias,
     }
+    decay = {name: opt.weight_decay if wd is None else wd for name, wd in own.items()}
     groups = [
-        {"name": name, "params": params, "lr": lr, "weight_decay": opt.weight_decay if decay[name] is None else decay[name]}
+        {"name": name, "params": params, "lr": lr, "weight_decay": decay[name]}
         for name, params in parameter_groups(model).items()
     ]
-    groups.append({"name": "centers", "params": list(loss_fn.parameters()), "lr": cfg.loss.center_lr or lr, "weight_decay": 0.0})
+    centers = list(loss_fn.parameters())
+    groups.append({"name": "centers", "params": centers, "lr": cfg.loss.center_lr or lr, "weight_decay": 0.0})
     return [g for g in groups if g["params"]]
 
 
@@ -104,7 +106,7 @@ def lr_factor(cfg: OptimConfig, epochs: int, t: int) -> float:
 
     Linear warm-up (t+1)/W over the first W epochs, then the schedule over the remaining E' = E - W
     epochs, s = t - W: step gamma^floor(s / step_size); multistep gamma^#{m : s >= floor(f_m E')};
-    cosine m + (1 - m)(1 + cos(pi s / E'))/2 with m = min_lr_factor (SGDR without restarts).
+    cosine m + (1 - m)(1 + cos(pi s / E'))/2, m = min_lr_factor (SGDR without restarts).
     """
     warm = cfg.warmup_epochs
     if t < warm:
@@ -120,8 +122,10 @@ def lr_factor(cfg: OptimConfig, epochs: int, t: int) -> float:
     return 1.0
 
 
-def build_scheduler(cfg: OptimConfig, optimizer: torch.optim.Optimizer, epochs: int) -> LRScheduler | ReduceLROnPlateau:
-    """Stepped once after every epoch by `step_scheduler`: epoch e (1-based) trains at lr0 * lr_factor(e - 1)."""
+def build_scheduler(
+    cfg: OptimConfig, optimizer: torch.optim.Optimizer, epochs: int
+) -> LRScheduler | ReduceLROnPlateau:
+    """Stepped after every epoch by `step_scheduler`: epoch e (1-based) trains at lr0 * lr_factor(e - 1)."""
     if cfg.schedule == "plateau":
         mode = "max" if cfg.plateau_metric.endswith("acc") else "min"
         return ReduceLROnPlateau(
@@ -130,8 +134,10 @@ def build_scheduler(cfg: OptimConfig, optimizer: torch.optim.Optimizer, epochs: 
     return LambdaLR(optimizer, partial(lr_factor, cfg, epochs))
 
 
-def step_scheduler(scheduler: LRScheduler | ReduceLROnPlateau, cfg: OptimConfig, record: dict[str, Any]) -> None:
-    """End of an epoch: plateau watches `plateau_metric` in the epoch's record (skipped where unmeasured)."""
+def step_scheduler(
+    scheduler: LRScheduler | ReduceLROnPlateau, cfg: OptimConfig, record: dict[str, Any]
+) -> None:
+    """After an epoch: plateau watches `plateau_metric` in the epoch's record (skipped if unmeasured)."""
     if isinstance(scheduler, ReduceLROnPlateau):
         value = record.get(cfg.plateau_metric)
         if value is not None:

@@ -109,7 +109,9 @@ class Run:
     def checkpoint_path(self, epoch: int) -> Path:
         return self.path / "checkpoints" / f"epoch_{epoch:04d}.safetensors"
 
-    def save_checkpoint(self, epoch: int, model: torch.nn.Module, loss_fn: torch.nn.Module | None = None) -> Path:
+    def save_checkpoint(
+        self, epoch: int, model: torch.nn.Module, loss_fn: torch.nn.Module | None = None
+    ) -> Path:
         """The model's state dict, plus the loss's own tensors (learned centers) under `loss.`."""
         path = self.checkpoint_path(epoch)
         state = model.state_dict()

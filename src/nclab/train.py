@@ -66,7 +66,9 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
     loss_fn = build_loss(cfg.loss, k, model.head.weight.shape[1]).to(device)
     optimizer = build_optimizer(cfg.optim, param_groups(cfg, model, loss_fn))
     if isinstance(optimizer, LBFGS) and cfg.train.clip_grad_norm:
-        raise ConfigError("train.clip_grad_norm would break lbfgs's line search; unset it or use another optim")
+        raise ConfigError(
+            "train.clip_grad_norm would break lbfgs's line search; unset it or use another optim"
+        )
     scheduler = build_scheduler(cfg.optim, optimizer, cfg.train.epochs)
     train_batches, measure_train, measure_test = loaders(
         splits, cfg.train.batch_size, cfg.measure.batch_size, device, cfg.seed, cfg.data

@@ -27,7 +27,9 @@ class Classifier(nn.Module):
 
 def build_model(cfg: RunConfig, input_shape: tuple[int, ...], num_classes: int) -> Classifier:
     backbone, dim = MODELS.get(cfg.model.name)(cfg.model, input_shape)
-    return Classifier(backbone, LinearHead(dim, num_classes, bias=cfg.head.bias, bias_sign=cfg.head.bias_sign))
+    return Classifier(
+        backbone, LinearHead(dim, num_classes, bias=cfg.head.bias, bias_sign=cfg.head.bias_sign)
+    )
 
 
 def parameter_groups(model: Classifier) -> dict[str, list[nn.Parameter]]:
