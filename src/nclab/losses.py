@@ -48,7 +48,8 @@ class Loss(nn.Module):
         raise NotImplementedError
 
     def per_sample(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
-        """l_i (N,), with the feature decay lambda_H/2 ||h_i||^2 on the raw features when set."""
+        """l_i (N,), with the feature decay lambda_H/2 ||h_i||^2 on the raw features when set (the 2021
+        code's sep_decay put it on L2-normalised features, where it is a constant)."""
         loss = self.sample_loss(logits, features, targets)
         if self.feature_decay:
             loss = loss + 0.5 * self.feature_decay * features.square().sum(1)
@@ -80,7 +81,10 @@ class CrossEntropy(Loss):
 
 
 class MeanSquaredError(Loss):
-    """mse: sum_k (z_k - s t_k)^2 (Hui & Belkin 2021; Zhou et al. 2022 scale the one-hot target by s = 15)."""
+    """mse: sum_k (z_k - s t_k)^2 (Hui & Belkin 2021; Zhou et al. 2022 scale the one-hot target by s = 15).
+
+    SPEC.md sums over the K classes; the 2021 and 2022 codes' F.mse_loss averaged over the B x K entries,
+    i.e. 1/K of this with reduction=mean (use K times their lr to match their step sizes)."""
 
     def __init__(self, num_classes: int, scale: float = 1.0, **kw) -> None:
         super().__init__(num_classes, **kw)
