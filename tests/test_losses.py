@@ -198,3 +198,14 @@ def test_every_loss_trains_digits(tmp_path, name, optim):
     assert last["nc1"] < 0.9 * first["nc1"]
     if name.endswith("center"):
         assert last["center_acc"] > 0.9 and last["test_center_acc"] >= 0.9
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_loss_takes_mixup_batches(tmp_path, name):
+    """timm's Mixup hands the loss N x K soft rows; a short run trains on them with a finite loss."""
+    from nclab.train import train
+
+    cfg = resolve(None, [f"out={tmp_path}", f"loss={name}", "data.mix=mixup", "epochs=2", "model.width=32"])
+    records = train(cfg).metrics()
+    assert all(math.isfinite(r["step_loss"]) for r in records)
+    assert records[-1]["test_acc"] > 0.3
