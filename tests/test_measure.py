@@ -6,10 +6,15 @@ import torch
 from torch import nn
 
 from nclab.cli import main
+from nclab.config import resolve
+from nclab.data import load_dataset
+from nclab.data.loader import loaders
+from nclab.losses import Loss, build_loss
 from nclab.measure import measure, scalar_tag
 from nclab.metrics import nc_metrics
 from nclab.metrics.multilabel import multilabel_metrics
 from nclab.metrics.scores import uniform_accuracy
+from nclab.models import build_model
 from nclab.runs import load
 
 
@@ -80,9 +85,9 @@ class Net(nn.Module):
         return (self.head(h) if hasattr(self, "head") else None), h
 
 
-class FeatureLoss(nn.Module):
-    def forward(self, logits, features, targets):
-        return features.square().mean()
+class FeatureLoss(Loss):
+    def sample_loss(self, logits, features, targets):
+        return features.square().mean(1)
 
 
 def batches(x, y, size=16):
@@ -101,7 +106,7 @@ def test_low_precision_features_accumulate_in_float64(dtype):
     net = Net(dtype=dtype)
     x, y = data()
     xt, yt = data(seed=1)
-    got = measure(net, FeatureLoss(), batches(x, y), batches(xt, yt), 3).record
+    got = measure(net, FeatureLoss(3), batches(x, y), batches(xt, yt), 3).record
     with torch.no_grad():
         h, ht = net(x)[1], net(xt)[1]
     assert h.dtype == dtype
@@ -114,7 +119,7 @@ def test_low_precision_features_accumulate_in_float64(dtype):
 def test_model_without_head_gets_null_classifier_keys():
     net = Net(head=False)
     x, y = data()
-    got = measure(net, FeatureLoss(), batches(x, y), batches(*data(seed=1)), 3).record
+    got = measure(net, FeatureLoss(3), batches(x, y), batches(*data(seed=1)), 3).record
     with torch.no_grad():
         want = nc_metrics(net(x)[1], y, None)
     assert got["nc1"] == pytest.approx(want["nc1"])
@@ -125,7 +130,7 @@ def test_model_without_head_gets_null_classifier_keys():
 
 def test_center_loss_runs_get_nearest_center_accuracy():
     net = Net()
-    loss = FeatureLoss()
+    loss = FeatureLoss(3)
     loss.centers = nn.Parameter(torch.zeros(3, 8))
     loss.centers.data[1] = 100.0  # everything is nearest to centre 0 or 2 (both zero): argmin picks 0
     x, y = data()
@@ -140,7 +145,7 @@ def test_multi_hot_targets_use_multilabel_metrics():
     hot = nn.functional.one_hot(y, 3).double()
     hot[torch.arange(0, 60, 4), (y[::4] + 1) % 3] = 1  # every 4th sample gets a second label
     got = measure(
-        net, FeatureLoss(), batches(x, hot), batches(x, hot), 3, multilabel=True, features_per_class=5
+        net, FeatureLoss(3), batches(x, hot), batches(x, hot), 3, multilabel=True, features_per_class=5
     )
     with torch.no_grad():
         h = net(x)[1]
@@ -180,3 +185,35 @@ def test_saved_arrays(tiny_runs):
     assert f["train_features"].shape[1] == 16 and f["test_features"].shape[1] == 16
     counts = torch.bincount(f["train_labels"])
     assert counts.tolist() == [10] * 10  # the first 10 of each class
+
+
+def setup(overrides):
+    cfg = resolve(None, ["model.width=16", "model.depth=1", *overrides])
+    torch.manual_seed(0)
+    splits = load_dataset(cfg.data, 0)
+    model = build_model(cfg, splits.input_shape, 10).eval()
+    loss_fn = build_loss(cfg.loss, 10, 16)
+    _, train_batches, test_batches = loaders(splits, 128, 256, torch.device("cpu"), 0)
+    return splits, model, loss_fn, train_batches, test_batches
+
+
+@pytest.mark.parametrize("name", ["center", "standalone_center"])
+def test_centers_at_the_class_means_give_the_ncc_accuracies(name):
+    splits, model, loss_fn, train_batches, test_batches = setup([f"loss={name}"])
+    with torch.no_grad():
+        h = model(train_batches.prepare(splits.train_x))[1]
+        loss_fn.centers.copy_(torch.stack([h[splits.train_y == k].mean(0) for k in range(10)]))
+    out = measure(model, loss_fn, train_batches, test_batches, 10).record
+    assert out["center_acc"] == pytest.approx(out["ncc_acc"])
+    assert out["test_center_acc"] == pytest.approx(out["test_ncc_acc"])
+    if name == "standalone_center":  # no classifier: accuracy is the nearest center's, W metrics are null
+        assert out["train_acc"] == out["center_acc"] and out["nc3"] is None
+    else:
+        assert out["train_acc"] is not None and out["nc3"] is not None
+
+
+def test_measured_loss_is_the_per_sample_mean_for_either_reduction():
+    mean = measure(*setup(["loss=mse"])[1:], 10).record
+    summed = measure(*setup(["loss=mse", "loss.reduction=sum"])[1:], 10).record
+    assert summed["train_loss"] == pytest.approx(mean["train_loss"], rel=1e-6)
+    assert "center_acc" not in mean

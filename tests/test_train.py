@@ -1,5 +1,6 @@
 """`nclab train` end to end on digits: a valid run directory, and bad input that writes nothing."""
 
+import importlib
 import json
 
 import pytest
@@ -7,10 +8,14 @@ import torch
 from safetensors.torch import load_file
 
 from nclab.cli import main
-from nclab.config import resolve
+from nclab.config import LossConfig, resolve
+from nclab.errors import TrainingDiverged
+from nclab.losses import build_loss
 from nclab.metrics import nc_metrics
 from nclab.models import build_model
 from nclab.runs import checkpoint_epochs, load
+
+train_module = importlib.import_module("nclab.train")  # `nclab.train` the name is the function
 
 SPEC_KEYS = {
     "epoch", "lr", "train_loss", "test_loss", "train_acc", "test_acc", "nc1", "nc2_w", "nc2_w_centered",
@@ -76,6 +81,7 @@ def test_training_collapses_on_digits(tmp_path):
         (["loss=nope"], ["loss.name", "nope", "ce"]),
         (["optim.lr=abc"], ["optim.lr", "abc"]),
         (["model.nope=1"], ["model.nope", "unknown key", "width"]),
+        (["optim=lbfgs", "train.clip_grad_norm=1"], ["clip_grad_norm", "lbfgs"]),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_no_run_dir(tmp_path, capsys, args, fragments):
@@ -112,3 +118,92 @@ def test_plot_of_a_missing_run_is_one_error_line(tmp_path, capsys):
     assert main(["plot", str(tmp_path / "nope")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not a run directory" in err and err.count("\n") == 1
+
+
+def test_non_finite_loss_stops_cleanly(tmp_path, capsys):
+    """lr x 1e5 after epoch 2 makes epoch 3 diverge: exit 3, one error line, epochs 1-2 kept, nothing else."""
+    out = tmp_path / "runs"
+    args = ["loss=mse", "epochs=4", "optim.step_size=2", "optim.gamma=1e5", "model.width=32"]
+    assert main(["train", f"out={out}", "name=r", *args, "--quiet"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: loss became ") and "in epoch 3" in err and err.count("\n") == 1
+    run = load(out / "r")
+    status = run.status()
+    assert status["state"] == "failed" and status["epochs_done"] == 2 and "epoch 3" in status["error"]
+    assert [r["epoch"] for r in run.metrics()] == [1, 2]
+    assert sorted(run.checkpoints()) == [1, 2]
+    assert all(torch.isfinite(t).all() for t in run.load_checkpoint(2).values())
+    assert not list((out / "r").glob(".*.tmp"))
+
+
+class TinyClassifier(torch.nn.Module):
+    """(logits, features) like a Classifier: a linear head on the (scaled) input."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 2)
+        self.scale = scale
+
+    def forward(self, x):
+        return self.linear(x * self.scale), x
+
+
+def test_divergence_is_caught_within_the_epoch(monkeypatch):
+    """With a check every step, the epoch stops at the first non-finite loss instead of running on."""
+    monkeypatch.setattr(train_module, "CHECK_EVERY", 1)
+    model = TinyClassifier()
+    seen = []
+
+    def batches():
+        for i in range(10):
+            seen.append(i)
+            yield torch.full((4, 3), float("nan") if i == 2 else 1.0), torch.zeros(4, dtype=torch.long)
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TrainingDiverged, match="epoch 5"):
+        train_module._train_epoch(model, build_loss(LossConfig(), 2, 3), optimizer, batches(), 5)
+    assert seen == [0, 1, 2]
+
+
+def test_gradient_clipping_bounds_the_step():
+    torch.manual_seed(0)
+    model = TinyClassifier(scale=100.0)
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    data = [(torch.randn(8, 3), torch.randint(0, 2, (8,)))]
+    train_module._train_epoch(model, build_loss(LossConfig(), 2, 3), optimizer, data, 1, clip_grad_norm=1e-3)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert (after - before).norm().item() == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_lbfgs_full_batch_run(tmp_path):
+    from nclab.train import train
+
+    cfg = resolve(None, [
+        f"out={tmp_path}", "optim=lbfgs", "optim.lr=0.5", "optim.schedule=none", "optim.max_iter=5",
+        "train.batch_size=4096", "epochs=3", "model.width=32", "model.depth=1", "model.batch_norm=false",
+    ])  # fmt: skip
+    records = train(cfg).metrics()
+    losses = [r["step_loss"] for r in records]
+    assert losses[2] < losses[1] < losses[0] and records[-1]["train_acc"] > 0.9
+
+
+def test_standalone_center_run_has_no_classifier_metrics(tmp_path):
+    from nclab.train import train
+
+    cfg = resolve(None, [f"out={tmp_path}", "loss=standalone_center", "epochs=2", "model.width=32"])
+    run = train(cfg)
+    last = run.metrics()[-1]
+    assert last["train_acc"] == last["center_acc"] and last["test_acc"] == last["test_center_acc"]
+    assert last["nc2_w"] is None and last["nc4_bias"] is None and last["nc1"] is not None
+    assert load_file(run.checkpoint_path(2))["loss.centers"].shape == (10, 32)
+
+
+def test_bias_sign_minus_gives_w_h_minus_b():
+    cfg = resolve(None, ["head.bias_sign=-1", "model.width=8", "model.depth=1"])
+    model = build_model(cfg, (64,), 10).eval()
+    x = torch.randn(5, 64)
+    logits, h = model(x)
+    b = model.head.linear.bias
+    assert torch.allclose(logits, h @ model.head.weight.T - b, atol=1e-6)
+    assert torch.equal(model.head.bias, -b)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nclab.errors import ConfigError
 
@@ -119,10 +119,31 @@ class ModelConfig(Section):
 
 class HeadConfig(Section):
     bias: bool = True
+    bias_sign: Literal[1, -1] = Field(
+        1, description="logits W h + sign * b; -1 is the BCE study's z = W h - b (the bias as a threshold)"
+    )
 
 
 class LossConfig(Section):
     name: str = "ce"
+    reduction: Literal["mean", "sum"] = Field(
+        "mean", description="over the batch; the 2022 paper's runs summed (with train.clip_grad_norm=2)"
+    )
+    scale: float = Field(1.0, gt=0, description="mse: target s * one_hot(y) (Zhou et al. 2022: 15)")
+    gamma: float = Field(3.0, ge=0, description="focal: exponent of (1 - p_y)")
+    smoothing: float = Field(0.05, ge=0, le=1, description="label_smoothing: alpha")
+    center_weight: float = Field(1.0, ge=0, description="center: lambda of lambda/2 ||h - c_y||^2")
+    center_lr: float | None = Field(
+        None, gt=0, description="center, standalone_center: own lr for the centers; default optim's lr"
+    )
+    w_intra: float = Field(1.0, ge=0, description="standalone_center: weight of mean ||h_i - c_{y_i}||^2")
+    w_inter: float = Field(0.1, ge=0, description="standalone_center: weight of the log inter-class push")
+    normalize: bool = Field(
+        False, description="pick_all_label: divide by the label count |Y_i| (what the original's data did)"
+    )
+    feature_decay: float = Field(
+        0.0, ge=0, description="lambda_H: adds lambda_H/2 ||h_i||^2 per sample on the raw features"
+    )
 
     _check_name = field_validator("name")(lambda v: _choice("nclab.losses", "LOSSES", v))
 
@@ -130,20 +151,54 @@ class LossConfig(Section):
 class OptimConfig(Section):
     name: str = "sgd"
     lr: float = Field(0.05, gt=0)
-    momentum: float = Field(0.9, ge=0)
-    nesterov: bool = False
-    weight_decay: float = Field(5e-4, ge=0)
-    schedule: Literal["none", "step", "cosine"] = "step"
-    step_size: int = Field(40, ge=1, description="epochs between decays of the step schedule")
-    gamma: float = Field(0.1, gt=0)
+    scale_lr: bool = Field(False, description="multiply lr by train.batch_size / 128 (BCE study)")
+    momentum: float = Field(0.9, ge=0, description="sgd")
+    nesterov: bool = Field(False, description="sgd; needs momentum > 0")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="adam, adamw")
+    weight_decay: float = Field(5e-4, ge=0, description="every parameter group unless set below")
+    weight_decay_backbone: float | None = Field(None, ge=0, description="default weight_decay")
+    weight_decay_weight: float | None = Field(None, ge=0, description="classifier W; default weight_decay")
+    weight_decay_bias: float | None = Field(None, ge=0, description="classifier b; default weight_decay")
+    history_size: int = Field(10, ge=1, description="lbfgs")
+    max_iter: int = Field(20, ge=1, description="lbfgs: iterations per batch")
+    line_search: Literal["strong_wolfe", "none"] = Field("strong_wolfe", description="lbfgs")
+    schedule: Literal["none", "step", "multistep", "cosine", "plateau"] = "step"
+    step_size: int = Field(40, ge=1, description="step: epochs between decays")
+    gamma: float = Field(0.1, gt=0, description="step, multistep, plateau: decay factor")
+    milestones: list[float] = Field(
+        [3 / 7, 5 / 7], description="multistep: decay after these fractions of the epochs (Zhou et al. 2022)"
+    )
+    min_lr_factor: float = Field(0.0, ge=0, le=1, description="cosine: final lr as a fraction of the initial")
+    warmup_epochs: int = Field(0, ge=0, description="linear warm-up before the schedule (not with plateau)")
+    plateau_metric: Literal["step_loss", "step_acc", "train_loss", "train_acc", "test_loss", "test_acc"] = (
+        Field("step_loss", description="plateau: the watched value (accuracies maximised, losses minimised)")
+    )
+    patience: int = Field(10, ge=0, description="plateau: epochs without improvement before a decay")
+    threshold: float = Field(1e-4, ge=0, description="plateau: relative improvement that counts")
 
     _check_name = field_validator("name")(lambda v: _choice("nclab.optim", "OPTIMIZERS", v))
+
+    @field_validator("milestones")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if any(not 0 < f <= 1 for f in v) or v != sorted(v):
+            raise ValueError("milestones are increasing fractions of the epochs in (0, 1], e.g. [0.5, 0.75]")
+        return v
+
+    @model_validator(mode="after")
+    def _compatible(self) -> OptimConfig:
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs momentum > 0; set optim.momentum=0.9 or optim.nesterov=false")
+        if self.warmup_epochs and self.schedule == "plateau":
+            raise ValueError("warmup_epochs does not combine with schedule=plateau; use cosine or step")
+        return self
 
 
 class TrainConfig(Section):
     epochs: int = Field(200, ge=1)
     batch_size: int = Field(128, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    clip_grad_norm: float | None = Field(None, gt=0, description="max gradient norm (Zhou et al. 2022: 2.0)")
     save_every: int | None = Field(
         None, ge=1, description="checkpoint cadence; default every epoch up to 200, else 100 evenly spaced"
     )

@@ -1,33 +1,238 @@
-"""Losses by name (SPEC.md, "Losses"): `LOSSES.get(name)(config, num_classes, feature_dim) -> nn.Module`.
+"""Losses by name (SPEC.md, "Losses"): `LOSSES.get(name)(config, num_classes, feature_dim) -> Loss`.
 
-Every loss module is called as loss(logits, features, targets) -> scalar, so losses on the features
-(center losses, feature decay) fit the same slot as losses on the logits.
+Every loss is called as loss(logits, features, targets) -> scalar, so losses on the features (center
+losses, feature decay) fit the same slot as losses on the logits. Targets are class indices (N,) or
+float rows (N, K): soft targets (mixup / cutmix) for the single-label losses, multi-hot rows for
+pick_all_label. Each loss defines a per-sample loss l_i; the batch loss is mean_i l_i or sum_i l_i
+(`loss.reduction`), plus lambda_H/2 ||h_i||^2 per sample when `loss.feature_decay` = lambda_H > 0.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nclab.config import LossConfig
 from nclab.registry import Registry
 
-__all__ = ["LOSSES", "build_loss"]
+__all__ = ["LOSSES", "Loss", "build_loss"]
 
 LOSSES: Registry = Registry("loss")
 
 
-class CrossEntropy(nn.Module):
-    """ce: -log softmax(z)_y, averaged over the batch."""
+def target_rows(targets: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
+    """(N, K) float target rows: one-hot for class indices, the rows themselves otherwise."""
+    if targets.dtype.is_floating_point:
+        return targets.to(dtype)
+    return F.one_hot(targets, num_classes).to(dtype)
+
+
+def squared_distances(a: Tensor, b: Tensor) -> Tensor:
+    """(len(a), len(b)) matrix of ||a_i - b_j||^2 = ||a_i||^2 + ||b_j||^2 - 2 a_i . b_j, clamped at 0."""
+    return (a.square().sum(1)[:, None] + b.square().sum(1)[None, :] - 2 * a @ b.T).clamp(min=0)
+
+
+class Loss(nn.Module):
+    """Per-sample loss `sample_loss`, reduced over the batch; `predict` gives the class decisions."""
+
+    uses_logits = True  # False: the loss ignores the classifier, which then is not evaluated
+
+    def __init__(self, num_classes: int, reduction: str = "mean", feature_decay: float = 0.0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.reduction = reduction
+        self.feature_decay = feature_decay
+
+    def sample_loss(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def per_sample(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
+        """l_i (N,), with the feature decay lambda_H/2 ||h_i||^2 on the raw features when set (the 2021
+        code's sep_decay put it on L2-normalised features, where it is a constant)."""
+        loss = self.sample_loss(logits, features, targets)
+        if self.feature_decay:
+            loss = loss + 0.5 * self.feature_decay * features.square().sum(1)
+        return loss
+
+    def reduce(self, per_sample: Tensor) -> Tensor:
+        return per_sample.mean() if self.reduction == "mean" else per_sample.sum()
 
     def forward(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
-        return F.cross_entropy(logits, targets)
+        return self.reduce(self.per_sample(logits, features, targets))
+
+    def predict(self, logits: Tensor, features: Tensor) -> Tensor:
+        return logits.argmax(1)
+
+    def rows(self, targets: Tensor, like: Tensor) -> Tensor:
+        return target_rows(targets, self.num_classes, like.dtype)
+
+
+class CrossEntropy(Loss):
+    """ce: -sum_k t_k log p_k, t = e_y for a hard label; label_smoothing: t <- (1 - a) t + a/K
+    (Szegedy et al. 2016; Zhou et al. 2022 use a = 0.05)."""
+
+    def __init__(self, num_classes: int, smoothing: float = 0.0, **kw) -> None:
+        super().__init__(num_classes, **kw)
+        self.smoothing = smoothing
+
+    def sample_loss(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
+        return F.cross_entropy(logits, targets, reduction="none", label_smoothing=self.smoothing)
+
+
+class MeanSquaredError(Loss):
+    """mse: sum_k (z_k - s t_k)^2 (Hui & Belkin 2021; Zhou et al. 2022 scale the one-hot target by s = 15).
+
+    SPEC.md sums over the K classes; the 2021 and 2022 codes' F.mse_loss averaged over the B x K entries,
+    i.e. 1/K of this with reduction=mean (use K times their lr to match their step sizes)."""
+
+    def __init__(self, num_classes: int, scale: float = 1.0, **kw) -> None:
+        super().__init__(num_classes, **kw)
+        self.scale = scale
+
+    def sample_loss(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
+        return (logits - self.scale * self.rows(targets, logits)).square().sum(1)
+
+
+class Focal(Loss):
+    """focal: -sum_k t_k (1 - p_k)^gamma log p_k, i.e. -(1 - p_y)^gamma log p_y for a hard label
+    (Lin et al. 2017)."""
+
+    def __init__(self, num_classes: int, gamma: float = 3.0, **kw) -> None:
+        super().__init__(num_classes, **kw)
+        self.gamma = gamma
+
+    def sample_loss(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
+        log_p = F.log_softmax(logits, dim=1)
+        return -(self.rows(targets, logits) * (1 - log_p.exp()).pow(self.gamma) * log_p).sum(1)
+
+
+class BinaryCrossEntropy(Loss):
+    """bce: sum_k [-t_k log sigmoid(z_k) - (1 - t_k) log(1 - sigmoid(z_k))], summed over the K one-vs-all
+    problems (the BCE-vs-CE study; its z = W h - b is `head.bias_sign=-1`)."""
+
+    def sample_loss(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(logits, self.rows(targets, logits), reduction="none").sum(1)
+
+
+class PickAllLabel(Loss):
+    """pick_all_label: sum_{k in Y_i} -log p_k for multi-hot rows (Li et al. 2023); `normalize` divides by
+    |Y_i|, which is what the original's 1/m target rows did."""
+
+    def __init__(self, num_classes: int, normalize: bool = False, **kw) -> None:
+        super().__init__(num_classes, **kw)
+        self.normalize = normalize
+
+    def sample_loss(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
+        t = self.rows(targets, logits)
+        loss = -(t * F.log_softmax(logits, dim=1)).sum(1)
+        return loss / t.sum(1) if self.normalize else loss
+
+
+class Centers(Loss):
+    """Learnable class centers c_k (K x d, initialised N(0, 1) as in Wen et al. 2016's released code)."""
+
+    def __init__(self, num_classes: int, feature_dim: int, **kw) -> None:
+        super().__init__(num_classes, **kw)
+        self.centers = nn.Parameter(torch.randn(num_classes, feature_dim))
+
+    def center_distance(self, features: Tensor, targets: Tensor) -> Tensor:
+        """||h_i - c_{y_i}||^2, or sum_k t_ik ||h_i - c_k||^2 for target rows."""
+        if targets.dtype.is_floating_point:
+            return (targets.to(features.dtype) * squared_distances(features, self.centers)).sum(1)
+        return (features - self.centers[targets]).square().sum(1)
+
+    def nearest_center(self, features: Tensor) -> Tensor:
+        return squared_distances(features, self.centers.detach()).argmin(1)
+
+
+class CenterLoss(Centers):
+    """center: -log p_y + lambda/2 ||h - c_y||^2 (Wen et al. 2016; the mo-vic baseline had no 1/2)."""
+
+    def __init__(self, num_classes: int, feature_dim: int, weight: float = 1.0, **kw) -> None:
+        super().__init__(num_classes, feature_dim, **kw)
+        self.weight = weight
+
+    def sample_loss(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
+        ce = F.cross_entropy(logits, targets, reduction="none")
+        return ce + 0.5 * self.weight * self.center_distance(features, targets)
+
+
+class StandaloneCenterLoss(Centers):
+    """standalone_center (mo-vic 2019), no classifier: per sample
+    l_i = w_intra ||h_i - c_{y_i}||^2 - w_inter sum_{j: y_j != y_i} log(1 + ||h_i - h_j||^2),
+    so mean_i l_i has the inter term (1/m) sum over ordered different-class pairs, as the original.
+    Soft rows weight the pair (i, j) by 1 - t_i . t_j. Predictions: the nearest learned center."""
+
+    uses_logits = False
+
+    def __init__(self, num_classes: int, feature_dim: int, w_intra: float = 1.0, w_inter: float = 0.1, **kw):
+        super().__init__(num_classes, feature_dim, **kw)
+        self.w_intra = w_intra
+        self.w_inter = w_inter
+
+    def inter(self, features: Tensor, targets: Tensor) -> Tensor:
+        """sum_j [y_i != y_j] log(1 + ||h_i - h_j||^2), per sample i."""
+        if targets.dtype.is_floating_point:
+            t = targets.to(features.dtype)
+            different = 1 - t @ t.T
+        else:
+            different = (targets[:, None] != targets[None, :]).to(features.dtype)
+        return (different * torch.log1p(squared_distances(features, features))).sum(1)
+
+    def sample_loss(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
+        intra = self.center_distance(features, targets)
+        return self.w_intra * intra - self.w_inter * self.inter(features, targets)
+
+    def predict(self, logits: Tensor, features: Tensor) -> Tensor:
+        return self.nearest_center(features)
+
+
+def _common(cfg: LossConfig) -> dict:
+    return {"reduction": cfg.reduction, "feature_decay": cfg.feature_decay}
 
 
 @LOSSES.register("ce")
-def ce(cfg: LossConfig, num_classes: int, feature_dim: int) -> nn.Module:
-    return CrossEntropy()
+def ce(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
+    return CrossEntropy(num_classes, **_common(cfg))
 
 
-def build_loss(cfg: LossConfig, num_classes: int, feature_dim: int) -> nn.Module:
+@LOSSES.register("label_smoothing")
+def label_smoothing(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
+    return CrossEntropy(num_classes, smoothing=cfg.smoothing, **_common(cfg))
+
+
+@LOSSES.register("mse")
+def mse(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
+    return MeanSquaredError(num_classes, scale=cfg.scale, **_common(cfg))
+
+
+@LOSSES.register("focal")
+def focal(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
+    return Focal(num_classes, gamma=cfg.gamma, **_common(cfg))
+
+
+@LOSSES.register("bce")
+def bce(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
+    return BinaryCrossEntropy(num_classes, **_common(cfg))
+
+
+@LOSSES.register("pick_all_label")
+def pick_all_label(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
+    return PickAllLabel(num_classes, normalize=cfg.normalize, **_common(cfg))
+
+
+@LOSSES.register("center")
+def center(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
+    return CenterLoss(num_classes, feature_dim, weight=cfg.center_weight, **_common(cfg))
+
+
+@LOSSES.register("standalone_center")
+def standalone_center(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
+    return StandaloneCenterLoss(
+        num_classes, feature_dim, w_intra=cfg.w_intra, w_inter=cfg.w_inter, **_common(cfg)
+    )
+
+
+def build_loss(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
     return LOSSES.get(cfg.name)(cfg, num_classes, feature_dim)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from nclab.losses import Loss
 from nclab.metrics import NCAccumulator, stream_metrics
 from nclab.metrics.multilabel import multilabel_metrics
 from nclab.metrics.scores import (
@@ -43,7 +44,8 @@ class Measurement:
 
 
 def classifier(model: nn.Module) -> tuple[Tensor | None, Tensor | None, int]:
-    """(W, b, bias_sign) of the model's linear head, logits = W h + bias_sign * b; W None without one."""
+    """(W, b, bias_sign) of the model's linear head with logits = W h + b; the stored bias parameter is
+    bias_sign * b (the BCE study's z = W h - b has bias_sign -1). W is None without a linear head."""
     head = getattr(model, "head", None)
     weight = getattr(head, "weight", None)
     if weight is None:
@@ -52,9 +54,13 @@ def classifier(model: nn.Module) -> tuple[Tensor | None, Tensor | None, int]:
 
 
 def hits(logits: Tensor, targets: Tensor) -> Tensor:
-    """Correct predictions in a batch: argmax == label, or for N x K targets (multi-hot, mixed) the
+    """Correct argmax predictions in a batch (see `class_hits`)."""
+    return class_hits(logits.argmax(1), targets)
+
+
+def class_hits(pred: Tensor, targets: Tensor) -> Tensor:
+    """Correct predictions in a batch: pred == label, or for N x K targets (multi-hot, mixed) the
     predicted class carries the target's largest weight."""
-    pred = logits.argmax(1)
     if targets.dim() == 1:
         return (pred == targets).sum()
     return (targets.gather(1, pred[:, None]).squeeze(1) == targets.max(1).values).sum()
@@ -73,16 +79,14 @@ def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> floa
     return correct / n
 
 
-def _pass(
-    model: nn.Module, loss_fn: nn.Module, batches: Batches, keep: list, acc: NCAccumulator | None
-) -> float:
+def _pass(model: nn.Module, loss_fn: Loss, batches: Batches, keep: list, acc: NCAccumulator | None) -> float:
     """Forward one split; features go to `acc` (single-label) or are kept as (h, y) pairs. Returns the mean
     loss, accumulated on the device in float64 (no host sync per batch)."""
     total, n = None, 0
     for x, y in batches:
         logits, h = model(x)
-        loss = loss_fn(None if logits is None else logits.float(), h.float(), y)
-        total = loss.double() * len(y) if total is None else total + loss.double() * len(y)
+        loss = loss_fn.per_sample(None if logits is None else logits.float(), h.float(), y).double().sum()
+        total = loss if total is None else total + loss
         n += len(y)
         if acc is not None:
             acc.update(h, y)
@@ -134,14 +138,14 @@ def _score_keys(
     pos, neg = split_scores(s, y)
     arrays = {"score_pos": _subsample(pos, samples), "score_neg": _subsample(neg, samples)}
     if bias is not None:
-        arrays["bias"] = (sign * bias.detach()).float().cpu()
+        arrays["bias"] = bias.detach().float().cpu()
     return out, arrays
 
 
 @torch.no_grad()
 def measure(
     model: nn.Module,
-    loss_fn: nn.Module,
+    loss_fn: Loss,
     train_batches: Batches | None,
     test_batches: Batches | None,
     num_classes: int,
@@ -153,11 +157,13 @@ def measure(
 
     Either split may be None (then its keys are absent). `features_per_class`: False keeps no features, an int
     keeps that many per class of each split, None keeps all. Center-loss runs (`loss_fn.centers`) also get the
-    nearest-learned-centre accuracies `center_acc` / `test_center_acc`.
+    nearest-learned-centre accuracies `center_acc` / `test_center_acc`; losses that ignore the classifier
+    (`loss_fn.uses_logits` False) get null W metrics and are scored by nearest learned centre only.
+    The measured loss is the mean per-sample loss whatever `loss.reduction` is.
     """
     was_training = model.training
     model.eval()
-    weight, bias, sign = classifier(model)
+    weight, bias, sign = classifier(model) if loss_fn.uses_logits else (None, None, 1)
     centers = getattr(loss_fn, "centers", None)
     kept: dict[str, list] = {"train": [], "test": []}
     out: dict[str, float | None] = {}
@@ -171,28 +177,32 @@ def measure(
         h, y = _cat(kept["train"]) if kept["train"] else (None, None)
         th, ty = _cat(kept["test"]) if kept["test"] else (None, None)
         if h is not None:
-            out |= multilabel_metrics(h, y, weight, _signed(bias, sign), th, ty)
+            out |= multilabel_metrics(h, y, weight, bias, th, ty)
         kept = {k: [(h[t.sum(1) == 1], t[t.sum(1) == 1].argmax(1)) for h, t in v] for k, v in kept.items()}
     else:
         if train_batches is not None:
-            train = NCAccumulator(num_classes, weight, _signed(bias, sign), keep_features=True)
+            train = NCAccumulator(num_classes, weight, bias, keep_features=True)
             out["train_loss"] = _pass(model, loss_fn, train_batches, [], train)
             kept["train"] = [(h, y) for h, y, _ in train.kept]
         if test_batches is not None:
             means = train.stats().means if train is not None else None
-            test = NCAccumulator(
-                num_classes, weight, _signed(bias, sign), ncc_means=means, keep_features=True
-            )
+            keep = features_per_class is not False or centers is not None
+            test = NCAccumulator(num_classes, weight, bias, ncc_means=means, keep_features=keep)
             out["test_loss"] = _pass(model, loss_fn, test_batches, [], test)
             kept["test"] = [(h, y) for h, y, _ in test.kept]
         out |= stream_metrics(train, test)
         if train is not None:
-            summary, scores = _score_keys(train, weight, bias, sign, score_samples)
+            raw_bias = (
+                None if bias is None else sign * bias
+            )  # the stored parameter, as the BCE study plots it
+            summary, scores = _score_keys(train, weight, raw_bias, sign, score_samples)
             out |= summary
     if centers is not None and not multilabel:
         for split, prefix in (("train", ""), ("test", "test_")):
             if kept[split]:
                 out[f"{prefix}center_acc"] = nearest_center_accuracy(*_cat(kept[split]), centers)
+        if not loss_fn.uses_logits:  # standalone center loss: evaluated by nearest learned center only
+            out["train_acc"], out["test_acc"] = out.get("center_acc"), out.get("test_center_acc")
     features: dict[str, Tensor] = {}
     if features_per_class is not False:
         for split in ("train", "test"):
@@ -202,11 +212,6 @@ def measure(
                 )
     model.train(was_training)
     return Measurement(out, scores, features)
-
-
-def _signed(bias: Tensor | None, sign: int) -> Tensor | None:
-    """The bias as it enters z = W h + b (nclab's metrics use that form)."""
-    return bias if bias is None or sign == 1 else -bias
 
 
 GROUPS = [

@@ -1,38 +1,146 @@
-"""Optimizers by name and per-epoch learning-rate schedules."""
+"""Optimizers by name over named parameter groups, and per-epoch learning-rate schedules.
+
+Parameter groups (`param_groups`): backbone, classifier weight W, classifier bias b, each with its own
+weight decay (Zhu et al. 2021 decay W and b apart from the backbone; the BCE study decays b apart), and
+the loss's own parameters (learned centers: no decay, optionally their own lr). `lbfgs` is torch's
+L-BFGS over one flat group with the decays as an explicit penalty in its closure (Zhu et al. 2021).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from functools import partial
+from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 
-from nclab.config import OptimConfig
+from nclab.config import OptimConfig, RunConfig
+from nclab.errors import ConfigError
+from nclab.models import parameter_groups
 from nclab.registry import Registry
 
-__all__ = ["OPTIMIZERS", "build_optimizer", "build_scheduler"]
+__all__ = [
+    "LBFGS",
+    "OPTIMIZERS",
+    "build_optimizer",
+    "build_scheduler",
+    "lr_factor",
+    "param_groups",
+    "step_scheduler",
+]
 
 OPTIMIZERS: Registry = Registry("optim")
 
+Groups = list[dict[str, Any]]
+
+
+def param_groups(cfg: RunConfig, model: nn.Module, loss_fn: nn.Module) -> Groups:
+    """Named groups {name, params, lr, weight_decay}; the lr is scaled by batch/128 if `optim.scale_lr`."""
+    opt = cfg.optim
+    lr = opt.lr * cfg.train.batch_size / 128 if opt.scale_lr else opt.lr
+    own = {
+        "backbone": opt.weight_decay_backbone,
+        "weight": opt.weight_decay_weight,
+        "bias": opt.weight_decay_bias,
+    }
+    decay = {name: opt.weight_decay if wd is None else wd for name, wd in own.items()}
+    groups = [
+        {"name": name, "params": params, "lr": lr, "weight_decay": decay[name]}
+        for name, params in parameter_groups(model).items()
+    ]
+    centers = list(loss_fn.parameters())
+    groups.append({"name": "centers", "params": centers, "lr": cfg.loss.center_lr or lr, "weight_decay": 0.0})
+    return [g for g in groups if g["params"]]
+
 
 @OPTIMIZERS.register("sgd")
-def sgd(cfg: OptimConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-    return torch.optim.SGD(
-        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
-    )
+def sgd(cfg: OptimConfig, groups: Groups) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
 
 
-def build_optimizer(cfg: OptimConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-    return OPTIMIZERS.get(cfg.name)(cfg, [p for p in params if p.requires_grad])
+@OPTIMIZERS.register("adam")
+def adam(cfg: OptimConfig, groups: Groups) -> torch.optim.Optimizer:
+    """Adam with coupled L2 decay (the 2021 study's `Adam`)."""
+    return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+@OPTIMIZERS.register("adamw")
+def adamw(cfg: OptimConfig, groups: Groups) -> torch.optim.Optimizer:
+    """AdamW, decoupled decay (Loshchilov & Hutter 2019; the BCE study)."""
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+class LBFGS(torch.optim.LBFGS):
+    """torch's L-BFGS (one flat group, no built-in decay); `penalty()` = sum_g wd_g/2 sum_{p in g} ||p||^2
+    goes into the closure's objective so the line search sees the regularised loss."""
+
+    def __init__(self, cfg: OptimConfig, groups: Groups) -> None:
+        if len({g["lr"] for g in groups}) > 1:
+            raise ConfigError("lbfgs takes one learning rate; unset loss.center_lr")
+        super().__init__(
+            [p for g in groups for p in g["params"]],
+            lr=groups[0]["lr"],
+            history_size=cfg.history_size,
+            max_iter=cfg.max_iter,
+            line_search_fn=None if cfg.line_search == "none" else cfg.line_search,
+        )
+        self.decays = [(g["weight_decay"], g["params"]) for g in groups if g["weight_decay"]]
+
+    def penalty(self) -> Tensor | float:
+        return sum(wd / 2 * sum(p.square().sum() for p in params) for wd, params in self.decays)
+
+
+@OPTIMIZERS.register("lbfgs")
+def lbfgs(cfg: OptimConfig, groups: Groups) -> torch.optim.Optimizer:
+    return LBFGS(cfg, groups)
+
+
+def build_optimizer(cfg: OptimConfig, groups: Groups) -> torch.optim.Optimizer:
+    return OPTIMIZERS.get(cfg.name)(cfg, groups)
+
+
+def lr_factor(cfg: OptimConfig, epochs: int, t: int) -> float:
+    """Multiplier of the initial lr for the epoch after t finished epochs (epoch t+1, 1-based).
+
+    Linear warm-up (t+1)/W over the first W epochs, then the schedule over the remaining E' = E - W
+    epochs, s = t - W: step gamma^floor(s / step_size); multistep gamma^#{m : s >= floor(f_m E')};
+    cosine m + (1 - m)(1 + cos(pi s / E'))/2, m = min_lr_factor (SGDR without restarts).
+    """
+    warm = cfg.warmup_epochs
+    if t < warm:
+        return (t + 1) / warm
+    s, span = t - warm, max(epochs - warm, 1)
+    if cfg.schedule == "step":
+        return cfg.gamma ** (s // cfg.step_size)
+    if cfg.schedule == "multistep":
+        return cfg.gamma ** sum(s >= math.floor(f * span) for f in cfg.milestones)
+    if cfg.schedule == "cosine":
+        m = cfg.min_lr_factor
+        return m + (1 - m) * (1 + math.cos(math.pi * min(s, span) / span)) / 2
+    return 1.0
 
 
 def build_scheduler(
     cfg: OptimConfig, optimizer: torch.optim.Optimizer, epochs: int
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """Stepped once at the end of every epoch: epoch e (1-based) trains at the rate after e-1 steps."""
-    sched = torch.optim.lr_scheduler
-    if cfg.schedule == "step":
-        return sched.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
-    if cfg.schedule == "cosine":
-        return sched.CosineAnnealingLR(optimizer, T_max=epochs)
-    return sched.LambdaLR(optimizer, lambda _: 1.0)
+) -> LRScheduler | ReduceLROnPlateau:
+    """Stepped after every epoch by `step_scheduler`: epoch e (1-based) trains at lr0 * lr_factor(e - 1)."""
+    if cfg.schedule == "plateau":
+        mode = "max" if cfg.plateau_metric.endswith("acc") else "min"
+        return ReduceLROnPlateau(
+            optimizer, mode=mode, factor=cfg.gamma, patience=cfg.patience, threshold=cfg.threshold
+        )
+    return LambdaLR(optimizer, partial(lr_factor, cfg, epochs))
+
+
+def step_scheduler(
+    scheduler: LRScheduler | ReduceLROnPlateau, cfg: OptimConfig, record: dict[str, Any]
+) -> None:
+    """After an epoch: plateau watches `plateau_metric` in the epoch's record (skipped if unmeasured)."""
+    if isinstance(scheduler, ReduceLROnPlateau):
+        value = record.get(cfg.plateau_metric)
+        if value is not None:
+            scheduler.step(value)
+    else:
+        scheduler.step()

@@ -139,9 +139,15 @@ class Run:
     def checkpoint_path(self, epoch: int) -> Path:
         return self.path / "checkpoints" / f"epoch_{epoch:04d}.safetensors"
 
-    def save_checkpoint(self, epoch: int, model: torch.nn.Module) -> Path:
+    def save_checkpoint(
+        self, epoch: int, model: torch.nn.Module, loss_fn: torch.nn.Module | None = None
+    ) -> Path:
+        """The model's state dict, plus the loss's own tensors (learned centers) under `loss.`."""
         path = self.checkpoint_path(epoch)
-        tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        state = model.state_dict()
+        if loss_fn is not None:
+            state |= {f"loss.{k}": v for k, v in loss_fn.state_dict().items()}
+        tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
         tmp = path.with_name(f".{path.name}.tmp")
         save_file(tensors, tmp, metadata={"epoch": str(epoch)})
         os.replace(tmp, path)

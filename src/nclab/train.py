@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from contextlib import nullcontext
 
 import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
 from nclab.config import RunConfig
 from nclab.data import load_dataset
 from nclab.data.loader import eval_loader, loaders
 from nclab.data.variants import save_labels
-from nclab.errors import NclabError, TrainingDiverged
-from nclab.losses import build_loss
-from nclab.measure import accuracy, hits, measure, scalar_tag
+from nclab.errors import ConfigError, NclabError, TrainingDiverged
+from nclab.losses import Loss, build_loss
+from nclab.measure import accuracy, class_hits, measure, scalar_tag
 from nclab.models import build_model
-from nclab.optim import build_optimizer, build_scheduler
+from nclab.optim import LBFGS, build_optimizer, build_scheduler, param_groups, step_scheduler
 from nclab.runs import Run, checkpoint_epochs
 
 __all__ = ["resolve_device", "seed_everything", "train"]
@@ -62,7 +64,11 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
     k = splits.num_classes
     model = build_model(cfg, splits.input_shape, k).to(device)
     loss_fn = build_loss(cfg.loss, k, model.head.weight.shape[1]).to(device)
-    optimizer = build_optimizer(cfg.optim, [*model.parameters(), *loss_fn.parameters()])
+    optimizer = build_optimizer(cfg.optim, param_groups(cfg, model, loss_fn))
+    if isinstance(optimizer, LBFGS) and cfg.train.clip_grad_norm:
+        raise ConfigError(
+            "train.clip_grad_norm would break lbfgs's line search; unset it or use another optim"
+        )
     scheduler = build_scheduler(cfg.optim, optimizer, cfg.train.epochs)
     train_batches, measure_train, measure_test = loaders(
         splits, cfg.train.batch_size, cfg.measure.batch_size, device, cfg.seed, cfg.data
@@ -81,17 +87,17 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
             task = bar.add_task("train", total=cfg.train.epochs, info="") if bar else None
             for epoch in range(1, cfg.train.epochs + 1):
                 lr = optimizer.param_groups[0]["lr"]
-                step_loss, step_acc = _train_epoch(model, loss_fn, optimizer, train_batches, epoch)
-                scheduler.step()
-                last = epoch == cfg.train.epochs
+                step_loss, step_acc = _train_epoch(
+                    model, loss_fn, optimizer, train_batches, epoch, cfg.train.clip_grad_norm
+                )
+                record = {"epoch": epoch, "lr": lr, "step_loss": step_loss, "step_acc": step_acc}
                 save_features = epoch in cfg.measure.save_features_at
-                if epoch % cfg.measure.every == 0 or last or save_features:
+                if epoch % cfg.measure.every == 0 or epoch == cfg.train.epochs or save_features:
                     measured = measure(
                         model, loss_fn, measure_train, measure_test, k, multilabel=splits.multilabel,
                         features_per_class=cfg.measure.features_per_class if save_features else False,
                         score_samples=cfg.measure.score_samples,
                     )  # fmt: skip
-                    record = {"epoch": epoch, "lr": lr, "step_loss": step_loss, "step_acc": step_acc}
                     record |= measured.record
                     if val is not None:
                         record["val_acc"] = accuracy(model, val)
@@ -108,8 +114,9 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
                             f"{k} {record[k]:.4g}" for k in PROGRESS_KEYS if record.get(k) is not None
                         )
                         bar.update(task, info=info)
+                step_scheduler(scheduler, cfg.optim, record)
                 if epoch in save_at:
-                    run.save_checkpoint(epoch, model)
+                    run.save_checkpoint(epoch, model, loss_fn)
                 run.set_status("running", epochs_done=epoch)
                 if bar:
                     bar.advance(task)
@@ -122,26 +129,71 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
     return run
 
 
-def _train_epoch(model, loss_fn, optimizer, batches, epoch: int) -> tuple[float, float]:
-    """One pass of optimizer steps; returns the mean train-mode loss and accuracy seen during the steps."""
+CHECK_EVERY = 64  # steps between host-side checks of the running loss (one sync per this many steps)
+
+
+def _train_epoch(
+    model: nn.Module,
+    loss_fn: Loss,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    epoch: int,
+    clip_grad_norm: float | None = None,
+) -> tuple[float, float]:
+    """One pass of optimizer steps; returns the mean train-mode loss and accuracy seen during the steps
+    (before each step). Raises TrainingDiverged as soon as a check sees a non-finite running loss."""
     model.train()
     device = next(model.parameters()).device
+    params = [p for g in optimizer.param_groups for p in g["params"]]
     total = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     n = 0
-    for x, y in batches:
-        logits, h = model(x)
-        loss = loss_fn(logits, h, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.detach().double() * len(y)  # stays on the device: no sync per step
-        correct += hits(logits, y)
+    for step, (x, y) in enumerate(batches, 1):
+        if isinstance(optimizer, LBFGS):
+            per_sample, pred = _lbfgs_step(model, loss_fn, optimizer, x, y)
+        else:
+            logits, h = model(x)
+            per_sample = loss_fn.per_sample(logits, h, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn.reduce(per_sample).backward()
+            if clip_grad_norm:
+                nn.utils.clip_grad_norm_(params, clip_grad_norm)
+            optimizer.step()
+            pred = loss_fn.predict(logits.detach(), h.detach())
+        total += per_sample.detach().sum().double()  # stays on the device: no sync per step
+        correct += class_hits(pred, y)
         n += len(y)
+        if step % CHECK_EVERY == 0:
+            _check_finite(float(total) / n, epoch)
     mean = float(total) / n
-    if not math.isfinite(mean):
-        raise TrainingDiverged(
-            f"loss became {mean} in epoch {epoch}; the run stopped and keeps its last good checkpoint "
-            "(lower optim.lr or add gradient clipping)"
-        )
+    _check_finite(mean, epoch)
     return mean, int(correct) / n
+
+
+def _lbfgs_step(
+    model: nn.Module, loss_fn: Loss, optimizer: LBFGS, x: Tensor, y: Tensor
+) -> tuple[Tensor, Tensor]:
+    """One L-BFGS step on the batch (up to optim.max_iter closure evaluations, each a train-mode forward
+    as in Zhu et al. 2021); returns the per-sample losses and predictions of the first evaluation."""
+    first: list[tuple[Tensor, Tensor]] = []
+
+    def closure() -> Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        logits, h = model(x)
+        per_sample = loss_fn.per_sample(logits, h, y)
+        objective = loss_fn.reduce(per_sample) + optimizer.penalty()
+        objective.backward()
+        if not first:
+            first.append((per_sample.detach(), loss_fn.predict(logits.detach(), h.detach())))
+        return objective
+
+    optimizer.step(closure)
+    return first[0]
+
+
+def _check_finite(mean_loss: float, epoch: int) -> None:
+    if not math.isfinite(mean_loss):
+        raise TrainingDiverged(
+            f"loss became {mean_loss} in epoch {epoch}; the run stopped and keeps its last good checkpoint "
+            "(lower optim.lr or set train.clip_grad_norm)"
+        )
