@@ -21,8 +21,10 @@ def hits(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> float:
-    """Accuracy of the model in eval mode over `batches` (e.g. the validation split)."""
+def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> float | None:
+    """Accuracy of the model in eval mode over `batches` (e.g. the validation split); None without a head."""
+    if model.head is None:
+        return None
     was_training = model.training
     model.eval()
     correct, n = 0, 0
@@ -39,7 +41,7 @@ def _pass(
     """Feed one split into `acc`; return the mean loss."""
     total, n = 0.0, 0
     for x, y in batches:
-        logits, h = model(x)
+        logits, h = model(x)  # logits None without a head
         total += float(loss_fn(logits, h, y)) * len(y)
         n += len(y)
         acc.update(h, y)
@@ -54,10 +56,11 @@ def measure(
     test_batches: Iterable[tuple[Tensor, Tensor]] | None,
     num_classes: int,
 ) -> dict[str, float | None]:
-    """train_loss, test_loss and every NC metric of SPEC.md for the model as it is now."""
+    """train_loss, test_loss and every NC metric of SPEC.md for the model as it is now (the W-dependent ones
+    None when the model has no head)."""
     was_training = model.training
     model.eval()
-    weight, bias = model.head.weight, model.head.bias
+    weight, bias = (None, None) if model.head is None else (model.head.weight, model.head.bias)
     train = NCAccumulator(num_classes, weight, bias, keep_features=True)
     out: dict[str, float | None] = {"train_loss": _pass(model, loss_fn, train_batches, train)}
     test = None

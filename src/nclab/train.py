@@ -15,7 +15,7 @@ from nclab.config import RunConfig
 from nclab.data import load_dataset
 from nclab.data.loader import eval_loader, loaders
 from nclab.data.variants import save_labels
-from nclab.errors import NclabError, TrainingDiverged
+from nclab.errors import ConfigError, NclabError, TrainingDiverged
 from nclab.losses import build_loss
 from nclab.measure import accuracy, hits, measure
 from nclab.models import build_model
@@ -61,7 +61,12 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
     splits = load_dataset(cfg.data, cfg.seed)
     k = splits.num_classes
     model = build_model(cfg, splits.input_shape, k).to(device)
-    loss_fn = build_loss(cfg.loss, k, model.head.weight.shape[1]).to(device)
+    loss_fn = build_loss(cfg.loss, k, model.feature_dim).to(device)
+    if model.head is None and getattr(loss_fn, "uses_logits", True):
+        raise ConfigError(
+            f"head.kind=none leaves no logits for loss={cfg.loss.name}; use a loss on the features "
+            "(loss=standalone_center) or head.kind=linear"
+        )
     optimizer = build_optimizer(cfg.optim, [*model.parameters(), *loss_fn.parameters()])
     scheduler = build_scheduler(cfg.optim, optimizer, cfg.train.epochs)
     train_batches, measure_train, measure_test = loaders(
@@ -112,8 +117,9 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
     return run
 
 
-def _train_epoch(model, loss_fn, optimizer, batches, epoch: int) -> tuple[float, float]:
-    """One pass of optimizer steps; returns the mean train-mode loss and accuracy seen during the steps."""
+def _train_epoch(model, loss_fn, optimizer, batches, epoch: int) -> tuple[float, float | None]:
+    """One pass of optimizer steps; returns the mean train-mode loss and accuracy seen during the steps
+    (accuracy None without a head)."""
     model.train()
     device = next(model.parameters()).device
     total = torch.zeros((), dtype=torch.float64, device=device)
@@ -126,7 +132,8 @@ def _train_epoch(model, loss_fn, optimizer, batches, epoch: int) -> tuple[float,
         loss.backward()
         optimizer.step()
         total += loss.detach().double() * len(y)  # stays on the device: no sync per step
-        correct += hits(logits, y)
+        if logits is not None:
+            correct += hits(logits, y)
         n += len(y)
     mean = float(total) / n
     if not math.isfinite(mean):
@@ -134,4 +141,4 @@ def _train_epoch(model, loss_fn, optimizer, batches, epoch: int) -> tuple[float,
             f"loss became {mean} in epoch {epoch}; the run stopped and keeps its last good checkpoint "
             "(lower optim.lr or add gradient clipping)"
         )
-    return mean, int(correct) / n
+    return mean, (int(correct) / n if model.head is not None else None)
