@@ -159,8 +159,10 @@ def cmd_models(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"train": cmd_train, "plot": cmd_plot, "presets": cmd_presets, "data": cmd_data}
-        commands["models"] = cmd_models
+        commands = {
+            "train": cmd_train, "plot": cmd_plot, "presets": cmd_presets, "data": cmd_data,
+            "models": cmd_models,
+        }  # fmt: skip
         commands[args.command](args)
     except NclabError as exc:
         print(f"error: {exc}", file=sys.stderr)
