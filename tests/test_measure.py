@@ -29,7 +29,7 @@ def test_in_training_values_equal_nc_metrics_on_stored_features(tiny_runs):
     for record in run.metrics():
         f = run.load_arrays("features", record["epoch"])
         state = run.load_checkpoint(record["epoch"])
-        w, b = state["head.linear.weight"], state["head.linear.bias"]
+        w, b = state["head.weight"], state["head.bias"]
         want = nc_metrics(f["train_features"], f["train_labels"], w, b, f["test_features"], f["test_labels"])
         for key, value in want.items():
             assert close(record[key], value, 1e-6), (record["epoch"], key)

@@ -79,7 +79,7 @@ def digits_model(overrides=()):
 def test_parameter_groups_split_backbone_weight_bias():
     _, model, _ = digits_model()
     groups = parameter_groups(model)
-    assert groups["weight"] == [model.head.linear.weight] and groups["bias"] == [model.head.linear.bias]
+    assert groups["weight"] == [model.head.weight] and groups["bias"] == [model.head.bias]
     backbone = {id(p) for p in groups["backbone"]}
     assert backbone == {id(p) for p in model.backbone.parameters()}
 

@@ -13,6 +13,7 @@ from nclab.errors import TrainingDiverged
 from nclab.losses import build_loss
 from nclab.metrics import nc_metrics
 from nclab.models import build_model
+from nclab.models.head import additive_bias
 from nclab.runs import checkpoint_epochs, load
 
 train_module = importlib.import_module("nclab.train")  # `nclab.train` the name is the function
@@ -204,6 +205,6 @@ def test_bias_sign_minus_gives_w_h_minus_b():
     model = build_model(cfg, (64,), 10).eval()
     x = torch.randn(5, 64)
     logits, h = model(x)
-    b = model.head.linear.bias
+    b = model.head.bias
     assert torch.allclose(logits, h @ model.head.weight.T - b, atol=1e-6)
-    assert torch.equal(model.head.bias, -b)
+    assert torch.equal(additive_bias(model.head), -b)

@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     da.add_argument(
         "items", nargs="*", help="info: the dataset name, then data.* overrides (e.g. data.root=...)"
     )
+    mo = sub.add_parser("models", help="models with feature dim and parameter count for a dataset's inputs")
+    mo.add_argument(
+        "items", nargs="*", help="key=value settings, e.g. data=digits head.fixdim=true model=vit"
+    )
+    mo.add_argument("--input-shape", help="C,H,W (or D) instead of a dataset's shape, e.g. 3,32,32")
+    mo.add_argument("--classes", type=int, default=10, help="K with --input-shape (default 10)")
     return parser
 
 
@@ -173,11 +179,54 @@ def cmd_data(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_models(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from nclab.config import parse_override, resolve
+    from nclab.errors import ConfigError
+    from nclab.models import MODELS, describe
+
+    cfg = resolve(None, args.items)
+    if args.input_shape:
+        try:
+            shape = tuple(int(s) for s in args.input_shape.split(","))
+        except ValueError:
+            raise ConfigError(
+                f"--input-shape {args.input_shape!r}: write C,H,W as integers, e.g. 3,32,32"
+            ) from None
+        k, source = args.classes, f"input {args.input_shape}, K={args.classes}"
+    else:
+        from nclab.data import DATASET_INFO
+
+        info = DATASET_INFO[cfg.data.name]
+        shape, k = info.shape, info.classes
+        source = f"data={cfg.data.name}: input {','.join(map(str, shape))}, K={k}"
+    chosen = any(parse_override(i)[0] in ("model", "model.name") for i in args.items)
+    table = Table(title=f"models for {source}")
+    table.add_column("model")
+    table.add_column("d", justify="right")
+    table.add_column("parameters", justify="right")
+    table.add_column("note")
+    for name in [cfg.model.name] if chosen else MODELS.names():
+        cfg.model = cfg.model.model_copy(update={"name": name})
+        try:
+            d, n = describe(cfg, shape, k)
+            table.add_row(name, str(d), f"{n:,}", "")
+        except ConfigError as exc:
+            if chosen:  # the one model asked for: its problem is the answer
+                raise
+            table.add_row(name, "-", "-", str(exc))
+    Console().print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"train": cmd_train, "plot": cmd_plot, "measure": cmd_measure, "visualize": cmd_visualize,
-                    "compare": cmd_compare, "presets": cmd_presets, "data": cmd_data}  # fmt: skip
+        commands = {
+            "train": cmd_train, "plot": cmd_plot, "measure": cmd_measure, "visualize": cmd_visualize,
+            "compare": cmd_compare, "presets": cmd_presets, "data": cmd_data, "models": cmd_models,
+        }  # fmt: skip
         commands[args.command](args)
     except NclabError as exc:
         print(f"error: {exc}", file=sys.stderr)

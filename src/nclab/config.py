@@ -109,19 +109,63 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
+    """Backbone options; `None` means the chosen model's own default (listed per model in `nclab models`)."""
+
     name: str = "mlp"
-    width: int = Field(256, ge=1)
-    depth: int = Field(3, ge=1, description="hidden layers of the MLP")
-    batch_norm: bool = True
+    width: float | None = Field(
+        None,
+        gt=0,
+        description="mlp: hidden units (256); resnet*/convnet/preact_resnet: channel multiplier of every "
+        "stage (1); wide_resnet50: bottleneck inner width = int(planes * width) (2); vit/swin: embedding dim "
+        "(192/48)",
+    )
+    depth: int | list[int] | None = Field(
+        None, description="mlp: hidden layers (3); vit: blocks (6); swin: blocks per stage, or a list (2 x 3)"
+    )
+    batch_norm: bool = Field(True, description="mlp: BatchNorm1d after each hidden layer")
+    stem: Literal["cifar", "imagenet"] = Field(
+        "cifar", description="resnet*/wide_resnet50: cifar = 3x3 stride 1; imagenet = 7x7 stride 2 + max-pool"
+    )
+    patch_size: int | None = Field(None, ge=1, description="vit (4) / swin (2): patch size in pixels")
+    heads: int | None = Field(
+        None, ge=1, description="vit: attention heads (3); swin: heads of stage 1 (3), x2 per stage"
+    )
+    window_size: int = Field(4, ge=1, description="swin: attention window in patches")
+    embed_dim: int = Field(
+        2, ge=1, description="preact_resnet: embedding (feature) dimension, 2 or 128 in the study"
+    )
 
     _check_name = field_validator("name")(lambda v: _choice("nclab.models", "MODELS", v))
 
+    @field_validator("depth")
+    @classmethod
+    def _positive_depth(cls, v: int | list[int] | None) -> int | list[int] | None:
+        if v is not None and (v == [] or min([v] if isinstance(v, int) else v) < 1):
+            raise ValueError("depth must be >= 1 (or a non-empty list of such)")
+        return v
+
 
 class HeadConfig(Section):
+    """Classifier on the features: logits z = W h + b."""
+
+    kind: Literal["linear", "none"] = Field(
+        "linear", description="none: no classifier (feature losses such as standalone center loss)"
+    )
     bias: bool = True
     bias_sign: Literal[1, -1] = Field(
         1, description="logits W h + sign * b; -1 is the BCE study's z = W h - b (the bias as a threshold)"
     )
+    fixed: Literal["etf"] | None = Field(
+        None, description="etf: W = sqrt(K/(K-1)) (I - 11^T/K) P^T, P random d x K orthonormal, never trained"
+    )
+    fixdim: bool = Field(False, description="features of dimension K (ResNets: last block emits K channels)")
+    bias_init: Literal["uniform", "zero", "constant", "normal"] = Field(
+        "uniform",
+        description="uniform: nn.Linear's U(-1/sqrt(d), 1/sqrt(d)) + bias_mean; constant: bias_mean; "
+        "normal: N(bias_mean, bias_std^2)",
+    )
+    bias_mean: float = 0.0
+    bias_std: float = Field(1.0, ge=0)
 
 
 class LossConfig(Section):

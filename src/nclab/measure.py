@@ -27,6 +27,7 @@ from nclab.metrics.scores import (
     split_scores,
     uniform_accuracy,
 )
+from nclab.models.head import additive_bias
 
 __all__ = ["Measurement", "classifier", "measure", "scalar_tag"]
 
@@ -50,7 +51,7 @@ def classifier(model: nn.Module) -> tuple[Tensor | None, Tensor | None, int]:
     weight = getattr(head, "weight", None)
     if weight is None:
         return None, None, 1
-    return weight.detach(), getattr(head, "bias", None), int(getattr(head, "bias_sign", 1))
+    return weight.detach(), additive_bias(head), int(getattr(head, "bias_sign", 1))
 
 
 def hits(logits: Tensor, targets: Tensor) -> Tensor:
@@ -67,8 +68,10 @@ def class_hits(pred: Tensor, targets: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> float:
-    """Accuracy of the model in eval mode over `batches` (e.g. the validation split)."""
+def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> float | None:
+    """Accuracy of the model in eval mode over `batches` (e.g. the validation split); None without a head."""
+    if model.head is None:
+        return None
     was_training = model.training
     model.eval()
     correct, n = 0, 0

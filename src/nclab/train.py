@@ -63,7 +63,12 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
     splits = load_dataset(cfg.data, cfg.seed)
     k = splits.num_classes
     model = build_model(cfg, splits.input_shape, k).to(device)
-    loss_fn = build_loss(cfg.loss, k, model.head.weight.shape[1]).to(device)
+    loss_fn = build_loss(cfg.loss, k, model.feature_dim).to(device)
+    if model.head is None and loss_fn.uses_logits:
+        raise ConfigError(
+            f"head.kind=none leaves no logits for loss={cfg.loss.name}; use a loss on the features "
+            "(loss=standalone_center) or head.kind=linear"
+        )
     optimizer = build_optimizer(cfg.optim, param_groups(cfg, model, loss_fn))
     if isinstance(optimizer, LBFGS) and cfg.train.clip_grad_norm:
         raise ConfigError(

@@ -1,28 +1,96 @@
-"""Classifier heads: logits z = W h + b on the penultimate features h."""
+"""Classifier heads: logits z = W h + s b on the penultimate features h (W: K x d, b: K), s = `head.bias_sign`
+(+1; -1 is the BCE study's z = W h - b, the bias read as a threshold). `additive_bias` gives s b, the bias in
+the z = W h + b form the metrics use.
+
+- learnable: `nn.Linear` (W kaiming-uniform; the bias as `head.bias_init` says);
+- fixed simplex ETF (Zhu et al. 2021; SPEC.md): W = sqrt(K/(K-1)) (I_K - 11^T/K) P^T with P a random d x K
+  matrix with orthonormal columns drawn from the run seed, so W W^T = K/(K-1) (I_K - 11^T/K): unit-norm rows
+  with pairwise cosine -1/(K-1). W is a buffer (in checkpoints, never trained); the bias stays trainable.
+  Unlike the 2021 code (W = [M | 0], only the first K feature coordinates used), P spreads W over all d.
+"""
 
 from __future__ import annotations
 
+import math
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nclab.config import HeadConfig
+from nclab.errors import ConfigError
 
-class LinearHead(nn.Module):
-    """Learnable linear classifier, with or without bias. With `bias_sign=-1` the stored bias parameter
-    enters as z = W h - b (the BCE study's threshold convention); `.bias` is always the additive bias."""
+__all__ = ["ETFHead", "LinearHead", "additive_bias", "build_head", "simplex_etf"]
+
+
+class LinearHead(nn.Linear):
+    """Learnable linear classifier z = W h + s b, with or without bias."""
 
     def __init__(self, dim: int, num_classes: int, bias: bool = True, bias_sign: int = 1) -> None:
-        super().__init__()
-        self.linear = nn.Linear(dim, num_classes, bias=bias)
+        super().__init__(dim, num_classes, bias=bias)
         self.bias_sign = bias_sign
 
-    @property
-    def weight(self) -> Tensor:
-        return self.linear.weight
+    def forward(self, h: Tensor) -> Tensor:
+        return F.linear(h, self.weight, additive_bias(self))
 
-    @property
-    def bias(self) -> Tensor | None:
-        b = self.linear.bias
-        return b if b is None or self.bias_sign == 1 else -b
+
+class ETFHead(nn.Module):
+    """Fixed simplex-ETF classifier: `weight` is a buffer, `bias` (if any) a trainable parameter."""
+
+    weight: Tensor
+
+    def __init__(self, weight: Tensor, bias: bool = True, bias_sign: int = 1) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.bias = nn.Parameter(torch.zeros(weight.shape[0])) if bias else None
+        self.bias_sign = bias_sign
 
     def forward(self, h: Tensor) -> Tensor:
-        return F.linear(h, self.linear.weight, self.bias)
+        return F.linear(h, self.weight, additive_bias(self))
+
+
+def additive_bias(head: nn.Module) -> Tensor | None:
+    """s b: the bias as it enters z = W h + b."""
+    bias = getattr(head, "bias", None)
+    return bias if bias is None or getattr(head, "bias_sign", 1) == 1 else -bias
+
+
+def simplex_etf(num_classes: int, dim: int, seed: int) -> Tensor:
+    """sqrt(K/(K-1)) (I - 11^T/K) P^T, P (d x K) with orthonormal columns from QR of a seeded Gaussian."""
+    k = num_classes
+    if dim < k:
+        raise ConfigError(
+            f"head.fixed=etf needs feature dimension d >= K, got d={dim} < K={k}; "
+            "use head.fixdim=true (d = K) or a wider model"
+        )
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    p, _ = torch.linalg.qr(torch.randn(dim, k, generator=gen, dtype=torch.float64, device="cpu"))
+    m = math.sqrt(k / (k - 1)) * (torch.eye(k, dtype=torch.float64, device="cpu") - 1.0 / k)
+    return (m @ p.T).float()
+
+
+def _init_bias(bias: Tensor, cfg: HeadConfig, dim: int) -> None:
+    """zero; constant (bias_mean); normal(bias_mean, bias_std); uniform: U(-1/sqrt(d), 1/sqrt(d)) + bias_mean,
+    i.e. nn.Linear's default shifted as the BCE study's `bias_init_mean` does."""
+    with torch.no_grad():
+        if cfg.bias_init == "zero":
+            bias.zero_()
+        elif cfg.bias_init == "constant":
+            bias.fill_(cfg.bias_mean)
+        elif cfg.bias_init == "normal":
+            bias.normal_(cfg.bias_mean, cfg.bias_std)
+        else:
+            bound = 1 / math.sqrt(dim)
+            bias.uniform_(-bound, bound).add_(cfg.bias_mean)
+
+
+def build_head(cfg: HeadConfig, dim: int, num_classes: int, seed: int) -> LinearHead | ETFHead:
+    if num_classes < 2:
+        raise ConfigError(f"a classifier needs at least 2 classes, got K={num_classes}")
+    if cfg.fixed == "etf":
+        head: LinearHead | ETFHead = ETFHead(simplex_etf(num_classes, dim, seed), cfg.bias, cfg.bias_sign)
+    else:
+        head = LinearHead(dim, num_classes, bias=cfg.bias, bias_sign=cfg.bias_sign)
+    if head.bias is not None:
+        _init_bias(head.bias, cfg, dim)
+    return head

@@ -1,4 +1,5 @@
-"""Multi-layer perceptron (Zhu et al. 2021): input flattened, then `depth` x [Linear, (BatchNorm), ReLU]."""
+"""Multi-layer perceptron (Zhu et al. 2021): input flattened, then `depth` x [Linear, (BatchNorm), ReLU].
+With head.fixdim the last hidden layer has K units."""
 
 from __future__ import annotations
 
@@ -7,17 +8,23 @@ import math
 from torch import nn
 
 from nclab.config import ModelConfig
-from nclab.models import MODELS
+from nclab.errors import ConfigError
+from nclab.models import MODELS, fixdim_check, whole
 
 
 @MODELS.register("mlp")
-def mlp(cfg: ModelConfig, input_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+def mlp(cfg: ModelConfig, input_shape: tuple[int, ...], out_dim: int | None = None) -> tuple[nn.Module, int]:
+    width = whole(cfg.width or 256, "model.width")
+    if not isinstance(cfg.depth, int | None):
+        raise ConfigError(f"model.depth must be one number of hidden layers for model=mlp, got {cfg.depth}")
+    depth = cfg.depth or 3
+    widths = [width] * (depth - 1) + [fixdim_check(width, out_dim)]
     layers: list[nn.Module] = [nn.Flatten()]
     fan_in = math.prod(input_shape)
-    for _ in range(cfg.depth):
-        layers.append(nn.Linear(fan_in, cfg.width))
+    for units in widths:
+        layers.append(nn.Linear(fan_in, units))
         if cfg.batch_norm:
-            layers.append(nn.BatchNorm1d(cfg.width))
+            layers.append(nn.BatchNorm1d(units))
         layers.append(nn.ReLU(inplace=True))
-        fan_in = cfg.width
-    return nn.Sequential(*layers), cfg.width
+        fan_in = units
+    return nn.Sequential(*layers), fan_in
