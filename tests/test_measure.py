@@ -217,3 +217,14 @@ def test_measured_loss_is_the_per_sample_mean_for_either_reduction():
     summed = measure(*setup(["loss=mse", "loss.reduction=sum"])[1:], 10).record
     assert summed["train_loss"] == pytest.approx(mean["train_loss"], rel=1e-6)
     assert "center_acc" not in mean
+
+
+def test_measure_restores_learned_centers(tmp_path):
+    """Center-loss checkpoints carry the centers; re-measuring uses them, not fresh ones."""
+    common = [f"out={tmp_path}", "name=c", "epochs=2", "model.width=16", "model.depth=1", "--quiet"]
+    assert main(["train", "loss=center", *common]) == 0
+    assert main(["measure", str(tmp_path / "c")]) == 0
+    run = load(tmp_path / "c")
+    trained, measured = run.metrics()[-1], run.read_jsonl("measure.jsonl")[-1]
+    for key in ["center_acc", "test_center_acc", "train_loss", "nc1"]:
+        assert measured[key] == pytest.approx(trained[key], rel=1e-6), key

@@ -16,7 +16,7 @@ from nclab.data import load_dataset
 from nclab.data.loader import eval_loader, loaders
 from nclab.errors import NclabError
 from nclab.losses import build_loss
-from nclab.measure import Measurement, accuracy, classifier, measure
+from nclab.measure import Measurement, accuracy, measure
 from nclab.models import build_model
 from nclab.runs import Run
 from nclab.train import resolve_device
@@ -50,9 +50,7 @@ def measure_checkpoints(
     data = load_dataset(cfg.data, cfg.seed, run.path)
     k = data.num_classes
     model = build_model(cfg, data.input_shape, k).to(device)
-    weight, _, _ = classifier(model)
-    dim = weight.shape[1] if weight is not None else None
-    loss_fn = build_loss(cfg.loss, k, dim).to(device)
+    loss_fn = build_loss(cfg.loss, k, model.feature_dim).to(device)
     _, train_batches, test_batches = loaders(
         data, cfg.train.batch_size, cfg.measure.batch_size, device, cfg.seed, cfg.data
     )
@@ -60,7 +58,7 @@ def measure_checkpoints(
     if data.val_x is not None and "train" in splits:
         val = eval_loader(data.val_x, data.val_y, data, cfg.measure.batch_size, test_batches)
     for epoch in epochs:
-        model.load_state_dict(run.load_checkpoint(epoch))
+        run.restore(epoch, model, loss_fn)
         measured = measure(
             model,
             loss_fn,

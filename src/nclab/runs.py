@@ -170,6 +170,13 @@ class Run:
         except (SafetensorError, OSError) as exc:
             raise NclabError(f"checkpoint {path} is corrupt ({exc}); delete it or re-run training") from None
 
+    def restore(self, epoch: int, model: torch.nn.Module, loss_fn: torch.nn.Module | None = None) -> None:
+        """Load a checkpoint written by `save_checkpoint` into the model (and the loss's `loss.` tensors)."""
+        state = self.load_checkpoint(epoch)
+        model.load_state_dict({k: v for k, v in state.items() if not k.startswith("loss.")})
+        if loss_fn is not None:
+            loss_fn.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("loss.")})
+
 
 def load(path: str | Path) -> Run:
     """Open an existing run directory."""
