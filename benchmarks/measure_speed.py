@@ -125,7 +125,7 @@ def main() -> None:
     with torch.no_grad():  # a few train-mode batches so BatchNorm's running statistics are not the init ones
         for x, _ in list(split["train"])[:3]:
             model(x)
-    loss = CrossEntropy()
+    loss = CrossEntropy(k)
     variants = [("nclab fp32", torch.float32, nullcontext)]
     if args.device == "cuda":
         bf16 = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
