@@ -5,10 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
+from nclab.cli import main
 from nclab.config import resolve
 from nclab.data import load_dataset
 from nclab.data.multilabel import compose, place, svhn_filter
 from nclab.errors import DataError
+from nclab.runs import load
 from tests.data.conftest import write_mnist
 
 
@@ -128,3 +130,30 @@ def test_svhn_multilabel_from_a_format1_tree(tmp_path):
 def test_svhn_multilabel_missing_files(tmp_path):
     with pytest.raises(DataError, match=r"train.tar.gz and test.tar.gz"):
         load_dataset(resolve(None, ["data=svhn_multilabel", f"data.root={tmp_path}"]).data, 0)
+
+
+def test_training_on_a_composed_set_measures_multilabel_metrics(tmp_path, capsys):
+    """End to end: mlab_mnist + pick_all_label trains, logs the multi-label keys, and re-measures the same."""
+    write_mnist(tmp_path / "MNIST" / "raw", 60, 40)
+    args = [
+        f"out={tmp_path / 'runs'}", "name=ml", "data=mlab_mnist", f"data.root={tmp_path}",
+        "data.download=false",
+        "data.multilabel.single=3", "data.multilabel.pair=2", "data.multilabel.test_single=2",
+        "data.multilabel.test_pair=1", "model=convnet", "loss=pick_all_label", "epochs=2", "--quiet",
+    ]  # fmt: skip
+    assert main(["train", *args]) == 0
+    run = load(tmp_path / "runs" / "ml")
+    last = run.metrics()[-1]
+    for key in [
+        "nc1",
+        "tagwise_angle",
+        "tagwise_coef",
+        "tagwise_coef_std",
+        "tagwise_residual",
+        "train_acc",
+        "iou",
+    ]:
+        assert isinstance(last[key], float), key
+    assert main(["measure", str(run.path), "--epochs", "2"]) == 0
+    again = run.read_jsonl("measure.jsonl")[-1]
+    assert again["tagwise_angle"] == pytest.approx(last["tagwise_angle"], rel=1e-6)
