@@ -15,15 +15,13 @@ batches (the original's CPU DataLoader is not timed, which favours the original)
 from __future__ import annotations
 
 import argparse
-import time
 from contextlib import nullcontext
 
-import numpy as np
-import scipy.linalg
 import torch
 import torchvision
 from torch import nn
 
+from baselines import original_nc, per_sample_scatter, timed
 from nclab.data.loader import DeviceLoader
 from nclab.losses import CrossEntropy
 from nclab.measure import measure
@@ -65,44 +63,10 @@ def original(model: Hooked, train: DeviceLoader, test: DeviceLoader, k: int) -> 
     mu_g, mu, train_acc = compute_info(train)
     _, _, test_acc = compute_info(test)
     d = mu_g.shape[0]
-    sigma_w, n = torch.zeros(d, d, device=mu_g.device), 0
-    for x, y in train:
-        _, h = model(x)
-        for i in range(len(y)):
-            v = (h[i] - mu[y[i].item()]).unsqueeze(1)
-            sigma_w += v @ v.T
-            n += 1
-    sigma_w /= n
-    sigma_b = torch.zeros(d, d, device=mu_g.device)
-    for c in range(k):
-        v = (mu[c] - mu_g).unsqueeze(1)
-        sigma_b += v @ v.T
-    sigma_b /= k
-    nc1 = np.trace(sigma_w.cpu().numpy() @ scipy.linalg.pinv(sigma_b.cpu().numpy())) / k
-    w, b = model.head.weight, model.head.bias
-    hbar = torch.stack([mu[c] - mu_g for c in range(k)])
-    target = (torch.eye(k, device=w.device) - 1 / k) / (k - 1) ** 0.5
-
-    def etf(g: torch.Tensor) -> float:
-        return torch.linalg.norm(g / torch.linalg.norm(g) - target).item()
-
-    nc = {
-        "nc1": float(nc1),
-        "nc2_w": etf(w @ w.T),
-        "nc3": etf(w @ hbar.T),
-        "nc4_bias": (w @ mu_g + b).norm().item(),
-    }
+    pairs = ((model(x)[1], y) for x, y in train)
+    sigma_w = per_sample_scatter(pairs, mu, d) / len(train.y)
+    nc = original_nc(sigma_w, mu, mu_g, model.head.weight, model.head.bias, k)
     return nc | {"train_acc": train_acc, "test_acc": test_acc}
-
-
-def timed(fn, *args, device: str):
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    out = fn(*args)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, out
 
 
 def main() -> None:

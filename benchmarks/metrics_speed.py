@@ -10,16 +10,15 @@ scipy.linalg.pinv; NC1-NC4 as Zhu et al. 2021. nclab: `nc_metrics`, every key of
 from __future__ import annotations
 
 import argparse
-import time
 
-import numpy as np
-import scipy.linalg
 import torch
 
+from baselines import original_nc, per_sample_scatter, timed
 from nclab.metrics import nc_metrics
 
 
 def original(h: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int) -> dict[str, float]:
+    """Class sums one sample at a time (host read of each label), then `baselines.original_nc`."""
     n, d = h.shape
     sums = {c: torch.zeros(d, device=h.device) for c in range(k)}
     counts = dict.fromkeys(range(k), 0)
@@ -29,29 +28,7 @@ def original(h: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
         counts[c] += 1
     mu = {c: sums[c] / counts[c] for c in range(k)}
     mu_g = h.sum(0) / n
-    sigma_w = torch.zeros(d, d, device=h.device)
-    for i in range(n):
-        v = (h[i] - mu[y[i].item()]).unsqueeze(1)
-        sigma_w += v @ v.T
-    sigma_w /= n
-    sigma_b = torch.zeros(d, d, device=h.device)
-    for c in range(k):
-        v = (mu[c] - mu_g).unsqueeze(1)
-        sigma_b += v @ v.T
-    sigma_b /= k
-    nc1 = np.trace(sigma_w.cpu().numpy() @ scipy.linalg.pinv(sigma_b.cpu().numpy())) / k
-    hbar = torch.stack([mu[c] - mu_g for c in range(k)])
-    target = (torch.eye(k, device=h.device) - 1 / k) / (k - 1) ** 0.5
-
-    def etf(g: torch.Tensor) -> float:
-        return torch.linalg.norm(g / torch.linalg.norm(g) - target).item()
-
-    return {
-        "nc1": float(nc1),
-        "nc2_w": etf(w @ w.T),
-        "nc3": etf(w @ hbar.T),
-        "nc4_bias": (w @ mu_g + b).norm().item(),
-    }
+    return original_nc(per_sample_scatter([(h, y)], mu, d) / n, mu, mu_g, w, b, k)
 
 
 def problem(n: int, d: int, k: int, device: str) -> tuple[torch.Tensor, ...]:
@@ -65,20 +42,6 @@ def problem(n: int, d: int, k: int, device: str) -> tuple[torch.Tensor, ...]:
         torch.randn(k, d, generator=g).to(device),
         torch.randn(k, generator=g).to(device),
     )
-
-
-def timed(fn, *args, device: str, repeat: int = 1) -> tuple[float, dict]:
-    """Best wall time of `repeat` calls of fn(*args), synchronising the GPU around each."""
-    best, out = float("inf"), {}
-    for _ in range(repeat):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = fn(*args)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def main() -> None:
