@@ -189,11 +189,14 @@ def test_lbfgs_full_batch_run(tmp_path):
     assert losses[2] < losses[1] < losses[0] and records[-1]["train_acc"] > 0.9
 
 
-def test_standalone_center_run_has_no_classifier_metrics(tmp_path):
+@pytest.mark.parametrize("head", ["linear", "none"])
+@pytest.mark.parametrize("optim", ["sgd", "lbfgs"])
+def test_standalone_center_run_has_no_classifier_metrics(tmp_path, head, optim):
     from nclab.train import train
 
-    cfg = resolve(None, [f"out={tmp_path}", "loss=standalone_center", "epochs=2", "model.width=32"])
-    run = train(cfg)
+    overrides = ["loss=standalone_center", "epochs=2", "model.width=32", f"head.kind={head}"]
+    overrides.append(f"optim={optim}")
+    run = train(resolve(None, [f"out={tmp_path}", *overrides]))
     last = run.metrics()[-1]
     assert last["train_acc"] == last["center_acc"] and last["test_acc"] == last["test_center_acc"]
     assert last["nc2_w"] is None and last["nc4_bias"] is None and last["nc1"] is not None

@@ -164,7 +164,7 @@ def _train_epoch(
             if clip_grad_norm:
                 nn.utils.clip_grad_norm_(params, clip_grad_norm)
             optimizer.step()
-            pred = loss_fn.predict(logits.detach(), h.detach())
+            pred = loss_fn.predict(_detached(logits), h.detach())
         total += per_sample.detach().sum().double()  # stays on the device: no sync per step
         correct += class_hits(pred, y)
         n += len(y)
@@ -189,11 +189,15 @@ def _lbfgs_step(
         objective = loss_fn.reduce(per_sample) + optimizer.penalty()
         objective.backward()
         if not first:
-            first.append((per_sample.detach(), loss_fn.predict(logits.detach(), h.detach())))
+            first.append((per_sample.detach(), loss_fn.predict(_detached(logits), h.detach())))
         return objective
 
     optimizer.step(closure)
     return first[0]
+
+
+def _detached(logits: Tensor | None) -> Tensor | None:
+    return None if logits is None else logits.detach()
 
 
 def _check_finite(mean_loss: float, epoch: int) -> None:

@@ -65,13 +65,16 @@ def _download(name: str, directory: Path, fetch, how: str) -> None:
 
 
 def _missing(name: str, directory: Path, how: str) -> DataError:
-    return DataError(f"{name}: files not found or corrupted in {directory} and data.download=false; {how}")
+    return DataError(
+        f"{name}: files not found or corrupted in {directory} and data.download=false; {how}, "
+        "or set data.download=true on a machine with internet"
+    )
 
 
 def _mnist_like(cfg: DataConfig, cls: type[datasets.MNIST], name: str, stats, extra: list[Path]) -> Splits:
     raw = Path(cfg.root) / cls.__name__ / "raw"
     archives = ", ".join(f"{s}.gz" for pair in IDX_FILES.values() for s in pair)
-    how = f"set data.download=true or put the official archives ({archives}) in {raw}"
+    how = f"put the official archives ({archives}) in {raw}"
     if extra:
         how += " or install the Debian package dataset-fashion-mnist"
     found = _idx_dir([raw, *extra])
@@ -95,7 +98,7 @@ def _mnist_like(cfg: DataConfig, cls: type[datasets.MNIST], name: str, stats, ex
 
 def _cifar_like(cfg: DataConfig, cls: type[datasets.CIFAR10], name: str, classes: int, stats) -> Splits:
     directory = Path(cfg.root) / cls.base_folder
-    how = f"set data.download=true or extract the official archive {cls.filename} ({cls.url}) in {cfg.root}"
+    how = f"extract the official archive {cls.filename} ({cls.url}) in {cfg.root}"
     if cfg.download:
         _download(name, directory, lambda: cls(cfg.root, train=True, download=True), how)
 
@@ -113,7 +116,7 @@ def _svhn(cfg: DataConfig) -> Splits:
     directory = Path(cfg.root) / "SVHN"
     files = datasets.SVHN.split_list
     how = (
-        f"set data.download=true or put {files['train'][1]} and {files['test'][1]} "
+        f"put {files['train'][1]} and {files['test'][1]} "
         f"(http://ufldl.stanford.edu/housenumbers/, format 2) in {directory}"
     )
 
