@@ -149,7 +149,7 @@ def plot_scores(
                         ax.plot([], [], color=color, label=label)
         ax.set_xticks(np.arange(len(chosen)), [str(e) for e in chosen])
         ax.set_xlabel("epoch")
-        ax.set_ylabel("score w_k·h; bias as added to it")
+        ax.set_ylabel("score w_k·h; bias b of z = w_k·h ± b")
         ax.set_title(run.name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
