@@ -70,8 +70,7 @@ class NCAccumulator:
         y = labels.to(h.device, torch.long)
         if self.counts is None:
             self._init(h.shape[1], h.device)
-        k = self.num_classes
-        m = torch.bincount(y, minlength=k).to(torch.float64)
+        m = torch.zeros_like(self.counts).index_add_(0, y, torch.ones_like(y, dtype=torch.float64))  # no sync
         sums = torch.zeros_like(self.means).index_add_(0, y, h)
         mu_b = sums / m.clamp(min=1)[:, None]
         centred = h - mu_b[y]
@@ -87,9 +86,9 @@ class NCAccumulator:
         pred = None
         if self.weight is not None:
             pred = linear_logits(h, self.weight, self.bias).argmax(1)
-            self.correct += int((pred == y).sum())
+            self.correct = self.correct + (pred == y).sum()  # stays on the device until read
         if self.ncc_means is not None:
-            self.ncc_correct += int((ncc_predict(h, self.ncc_means) == y).sum())
+            self.ncc_correct = self.ncc_correct + (ncc_predict(h, self.ncc_means) == y).sum()
         if self.keep_features:
             self.kept.append((features.detach(), y, pred))
 
@@ -112,23 +111,23 @@ def stream_metrics(train: NCAccumulator | None, test: NCAccumulator | None = Non
     out = {} if train is None else _train_metrics(train)
     if test is not None:
         out["test_nc1"] = nc1_from_stats(test.stats())
-        out["test_ncc_acc"] = test.ncc_correct / test.n if test.ncc_means is not None else None
-        out["test_acc"] = test.correct / test.n if test.weight is not None else None
+        out["test_ncc_acc"] = int(test.ncc_correct) / test.n if test.ncc_means is not None else None
+        out["test_acc"] = int(test.correct) / test.n if test.weight is not None else None
     return out
 
 
 def _train_metrics(train: NCAccumulator) -> dict[str, float | None]:
     stats = train.stats()
     out = metrics_from_stats(stats, train.weight, train.bias)
-    out["train_acc"] = train.correct / train.n if train.weight is not None else None
+    out["train_acc"] = int(train.correct) / train.n if train.weight is not None else None
     out["ncc_acc"] = out["nc4_ncc"] = None
     if train.kept:
         ncc_ok = mismatch = 0
         for h, y, pred in train.kept:
             ncc = ncc_predict(h, stats.means)
-            ncc_ok += int((ncc == y).sum())
+            ncc_ok = ncc_ok + (ncc == y).sum()
             if pred is not None:
-                mismatch += int((ncc != pred).sum())
-        out["ncc_acc"] = ncc_ok / train.n
-        out["nc4_ncc"] = mismatch / train.n if train.weight is not None else None
+                mismatch = mismatch + (ncc != pred).sum()
+        out["ncc_acc"] = int(ncc_ok) / train.n
+        out["nc4_ncc"] = int(mismatch) / train.n if train.weight is not None else None
     return out
