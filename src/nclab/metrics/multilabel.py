@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nclab.metrics.nc import linear_logits, nc_metrics, summarize_split
+from nclab.metrics.nc import linear_logits, summarize_split, summary_metrics
 
 __all__ = ["iou", "multilabel_metrics", "pair_means", "set_accuracy", "tagwise"]
 
@@ -96,8 +96,9 @@ def multilabel_metrics(
         t_one = (test_targets.to(th.device) > 0).sum(1) == 1
         test = {"test_features": th[t_one], "test_labels": test_targets.to(th.device)[t_one].argmax(1)}
     labels = hot[one].to(torch.long).argmax(1)
-    out = nc_metrics(h[one], labels, weight, bias, **test)
-    out |= tagwise(summarize_split(h[one], labels, hot.shape[1]).stats.means, *pair_means(h, targets))
+    train = summarize_split(h[one], labels, hot.shape[1], weight, bias)  # one summary for NC and tag-wise
+    out = summary_metrics(train, weight, bias, **test)
+    out |= tagwise(train.stats.means, *pair_means(h, targets))
     out["train_acc"] = out["iou"] = None
     if weight is not None:
         z = linear_logits(h, weight, bias)

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["ClassStats", "etf_distance", "metrics_from_stats", "nc_metrics", "ncc_predict", "summarize_split"]
+__all__ = [
+    "ClassStats",
+    "etf_distance",
+    "metrics_from_stats",
+    "nc_metrics",
+    "ncc_predict",
+    "summarize_split",
+    "summary_metrics",
+]
 
 
 @dataclass
@@ -229,6 +237,18 @@ def nc_metrics(
     """
     k = int(weight.shape[0]) if weight is not None else int(labels.max().item()) + 1
     train = summarize_split(features, labels, k, weight, bias)
+    return summary_metrics(train, weight, bias, test_features, test_labels)
+
+
+def summary_metrics(
+    train: SplitSummary,
+    weight: Tensor | None,
+    bias: Tensor | None = None,
+    test_features: Tensor | None = None,
+    test_labels: Tensor | None = None,
+) -> dict[str, float | None]:
+    """`nc_metrics` from a train split already summarised with the same (weight, bias)."""
+    k = len(train.stats.counts)
     out = metrics_from_stats(train.stats, weight, bias)
     out["ncc_acc"] = _fraction(train.ncc == train.labels)
     has_w = train.pred is not None
