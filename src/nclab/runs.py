@@ -106,12 +106,16 @@ class Run:
         lines = [json.dumps({k: _json_value(v) for k, v in r.items()}) + "\n" for r in records]
         write_atomic(self.path / name, "".join(lines))
 
+    def array_path(self, kind: str, epoch: int) -> Path:
+        return self.path / kind / f"epoch_{epoch:04d}.safetensors"
+
     def save_arrays(self, kind: str, epoch: int, tensors: dict[str, torch.Tensor]) -> Path:
-        """`<kind>/epoch_0001.safetensors`: arrays measured at an epoch (features/, scores/)."""
-        path = self.path / kind / f"epoch_{epoch:04d}.safetensors"
+        """`<kind>/epoch_0001.safetensors` (checkpoints/, features/, scores/), written atomically."""
+        path = self.array_path(kind, epoch)
         path.parent.mkdir(exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, tmp, metadata={"epoch": str(epoch)})
+        tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+        save_file(tensors, tmp, metadata={"epoch": str(epoch)})
         os.replace(tmp, path)
         return path
 
@@ -119,7 +123,7 @@ class Run:
         return sorted(int(p.stem.split("_")[1]) for p in (self.path / kind).glob("epoch_*.safetensors"))
 
     def load_arrays(self, kind: str, epoch: int) -> dict[str, torch.Tensor]:
-        path = self.path / kind / f"epoch_{epoch:04d}.safetensors"
+        path = self.array_path(kind, epoch)
         if not path.is_file():
             raise NclabError(f"{path} not found; {kind} exist for epochs {self.array_epochs(kind)}")
         try:
@@ -137,38 +141,22 @@ class Run:
         write_atomic(self.path / "status.json", json.dumps(status, indent=1) + "\n")
 
     def checkpoint_path(self, epoch: int) -> Path:
-        return self.path / "checkpoints" / f"epoch_{epoch:04d}.safetensors"
+        return self.array_path("checkpoints", epoch)
 
     def save_checkpoint(
         self, epoch: int, model: torch.nn.Module, loss_fn: torch.nn.Module | None = None
     ) -> Path:
         """The model's state dict, plus the loss's own tensors (learned centers) under `loss.`."""
-        path = self.checkpoint_path(epoch)
         state = model.state_dict()
         if loss_fn is not None:
             state |= {f"loss.{k}": v for k, v in loss_fn.state_dict().items()}
-        tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file(tensors, tmp, metadata={"epoch": str(epoch)})
-        os.replace(tmp, path)
-        return path
+        return self.save_arrays("checkpoints", epoch, state)
 
     def checkpoints(self) -> dict[int, Path]:
-        return {
-            int(p.stem.split("_")[1]): p
-            for p in sorted((self.path / "checkpoints").glob("epoch_*.safetensors"))
-        }
+        return {e: self.checkpoint_path(e) for e in self.array_epochs("checkpoints")}
 
     def load_checkpoint(self, epoch: int) -> dict[str, torch.Tensor]:
-        path = self.checkpoint_path(epoch)
-        try:
-            return load_file(path)
-        except FileNotFoundError:
-            raise NclabError(
-                f"checkpoint {path} not found; saved epochs: {sorted(self.checkpoints())}"
-            ) from None
-        except (SafetensorError, OSError) as exc:
-            raise NclabError(f"checkpoint {path} is corrupt ({exc}); delete it or re-run training") from None
+        return self.load_arrays("checkpoints", epoch)
 
     def restore(self, epoch: int, model: torch.nn.Module, loss_fn: torch.nn.Module | None = None) -> None:
         """Load a checkpoint written by `save_checkpoint` into the model (and the loss's `loss.` tensors)."""
