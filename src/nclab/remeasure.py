@@ -12,14 +12,10 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from nclab.data import load_dataset
-from nclab.data.loader import eval_loader, loaders
 from nclab.errors import NclabError
-from nclab.losses import build_loss
 from nclab.measure import Measurement, accuracy, measure
-from nclab.models import build_model
 from nclab.runs import Run
-from nclab.train import resolve_device
+from nclab.train import build_parts
 
 __all__ = ["SPLITS", "measure_checkpoints", "measure_run"]
 
@@ -46,17 +42,10 @@ def measure_checkpoints(
             f"no checkpoint for epochs {missing} in {run.path}/checkpoints; saved: {sorted(saved)}"
         )
     cfg = run.config()
-    device = resolve_device(cfg.train.device)
-    data = load_dataset(cfg.data, cfg.seed, run.path)
-    k = data.num_classes
-    model = build_model(cfg, data.input_shape, k).to(device)
-    loss_fn = build_loss(cfg.loss, k, model.feature_dim).to(device)
-    _, train_batches, test_batches = loaders(
-        data, cfg.train.batch_size, cfg.measure.batch_size, device, cfg.seed, cfg.data
-    )
-    val = None
-    if data.val_x is not None and "train" in splits:
-        val = eval_loader(data.val_x, data.val_y, data, cfg.measure.batch_size, test_batches)
+    parts = build_parts(cfg, run.path)
+    data, model, loss_fn, k = parts.splits, parts.model, parts.loss_fn, parts.splits.num_classes
+    train_batches, test_batches = parts.measure_train, parts.measure_test
+    val = parts.val if "train" in splits else None
     for epoch in epochs:
         run.restore(epoch, model, loss_fn)
         measured = measure(

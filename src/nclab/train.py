@@ -6,6 +6,8 @@ import math
 import random
 from collections.abc import Iterable
 from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,17 +16,17 @@ from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
 from nclab.config import RunConfig
-from nclab.data import load_dataset
-from nclab.data.loader import eval_loader, loaders
+from nclab.data import Splits, load_dataset
+from nclab.data.loader import DeviceLoader, eval_loader, loaders
 from nclab.data.variants import save_labels
 from nclab.errors import ConfigError, NclabError, TrainingDiverged
 from nclab.losses import Loss, build_loss
 from nclab.measure import accuracy, class_hits, measure, scalar_tag
-from nclab.models import build_model
+from nclab.models import Classifier, build_model
 from nclab.optim import LBFGS, build_optimizer, build_scheduler, param_groups, step_scheduler
 from nclab.runs import Run, checkpoint_epochs
 
-__all__ = ["resolve_device", "seed_everything", "train"]
+__all__ = ["Parts", "build_parts", "resolve_device", "seed_everything", "train"]
 
 PROGRESS_KEYS = ["train_loss", "train_acc", "test_acc", "nc1"]
 
@@ -56,11 +58,24 @@ def _progress(enabled: bool) -> Progress | nullcontext:
     )
 
 
-def train(cfg: RunConfig, progress: bool = False) -> Run:
-    """Train one run as configured; returns its run directory (finished, or failed with the reason)."""
-    seed_everything(cfg.seed)
+@dataclass
+class Parts:
+    """What a run is built from, for training and for `nclab measure` alike."""
+
+    splits: Splits
+    model: Classifier
+    loss_fn: Loss
+    train_batches: DeviceLoader  # shuffled, augmented
+    measure_train: DeviceLoader  # un-augmented, eval batch size
+    measure_test: DeviceLoader
+    val: DeviceLoader | None
+
+
+def build_parts(cfg: RunConfig, run_dir: Path | None = None) -> Parts:
+    """Data (with a run's stored random labels when `run_dir` is given), model and loss on the configured
+    device, and the loaders; one ConfigError line for a head-less model with a loss that needs logits."""
     device = resolve_device(cfg.train.device)
-    splits = load_dataset(cfg.data, cfg.seed)
+    splits = load_dataset(cfg.data, cfg.seed, run_dir)
     k = splits.num_classes
     model = build_model(cfg, splits.input_shape, k).to(device)
     loss_fn = build_loss(cfg.loss, k, model.feature_dim).to(device)
@@ -69,18 +84,30 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
             f"head.kind=none leaves no logits for loss={cfg.loss.name}; use a loss on the features "
             "(loss=standalone_center) or head.kind=linear"
         )
+    batches = loaders(splits, cfg.train.batch_size, cfg.measure.batch_size, device, cfg.seed, cfg.data)
+    val = None
+    if splits.val_x is not None:
+        val = eval_loader(splits.val_x, splits.val_y, splits, cfg.measure.batch_size, batches[2])
+    return Parts(splits, model, loss_fn, *batches, val)
+
+
+def train(cfg: RunConfig, progress: bool = False) -> Run:
+    """Train one run as configured; returns its run directory (finished, or failed with the reason)."""
+    seed_everything(cfg.seed)
+    parts = build_parts(cfg)
+    splits, model, loss_fn, k = parts.splits, parts.model, parts.loss_fn, parts.splits.num_classes
     optimizer = build_optimizer(cfg.optim, param_groups(cfg, model, loss_fn))
     if isinstance(optimizer, LBFGS) and cfg.train.clip_grad_norm:
         raise ConfigError(
             "train.clip_grad_norm would break lbfgs's line search; unset it or use another optim"
         )
     scheduler = build_scheduler(cfg.optim, optimizer, cfg.train.epochs)
-    train_batches, measure_train, measure_test = loaders(
-        splits, cfg.train.batch_size, cfg.measure.batch_size, device, cfg.seed, cfg.data
+    train_batches, measure_train, measure_test, val = (
+        parts.train_batches,
+        parts.measure_train,
+        parts.measure_test,
+        parts.val,
     )
-    val = None
-    if splits.val_x is not None:
-        val = eval_loader(splits.val_x, splits.val_y, splits, cfg.measure.batch_size, measure_test)
     save_at = checkpoint_epochs(cfg.train.epochs, cfg.train.save_every)
     run = Run.create(cfg)
     if cfg.data.random_labels:  # measure and resume read them back (data.load_dataset(..., run_dir))
