@@ -96,13 +96,12 @@ def summarize_split(
     means = sums / counts[:, None]
     v, eig = between_directions(means - global_mean(counts, means))
     centres = means if ncc_means is None else ncc_means.to(**f64)
-    centre_sq = centres.square().sum(1)
     class_ss = torch.zeros(num_classes, **f64)
     within = torch.zeros(v.shape[1], **f64)
     nccs = []
     for s in range(0, n, CHUNK):
         hc, yc = h[s : s + CHUNK].to(torch.float64, copy=True), y[s : s + CHUNK]  # modified in place below
-        nccs.append((centre_sq - 2 * hc @ centres.T).argmin(1))
+        nccs.append(ncc_predict(hc, centres))
         hc -= means[yc]
         class_ss.index_add_(0, yc, hc.square().sum(1))
         within += (hc @ v).square().sum(0)
