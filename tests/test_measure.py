@@ -10,7 +10,7 @@ from nclab.config import resolve
 from nclab.data import load_dataset
 from nclab.data.loader import loaders
 from nclab.losses import Loss, build_loss
-from nclab.measure import measure, scalar_tag
+from nclab.measure import measure
 from nclab.metrics import nc_metrics
 from nclab.metrics.multilabel import multilabel_metrics
 from nclab.metrics.scores import uniform_accuracy
@@ -154,15 +154,6 @@ def test_multi_hot_targets_use_multilabel_metrics():
         assert close(got.record[key], value, 1e-9), key
     assert got.record["tagwise_angle"] is not None
     assert got.features["train_features"].shape == (15, 8)  # 5 per class, multiplicity-1 samples
-
-
-def test_tensorboard_groups():
-    assert scalar_tag("nc1") == "nc/nc1" and scalar_tag("test_nc1") == "nc/test_nc1"
-    assert scalar_tag("distinctiveness") == "geometry/distinctiveness"
-    assert scalar_tag("test_ncc_acc") == "accuracy/test_ncc_acc" and scalar_tag("lr") == "optim/lr"
-    assert (
-        scalar_tag("score_pos_q05") == "scores/score_pos_q05" and scalar_tag("step_loss") == "loss/step_loss"
-    )
 
 
 def test_tensorboard_events_are_grouped(tiny_runs):

@@ -72,13 +72,13 @@ def _summary(run, figure: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from nclab.report.tables import SUMMARY_KEYS
+    from nclab.metrics import table as metric_table
 
     last = run.metrics()[-1]
     table = Table(title=f"final metrics, epoch {last['epoch']}")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in SUMMARY_KEYS:
+    for key in metric_table.keys("summary"):
         if last.get(key) is not None:
             table.add_row(key, f"{last[key]:.4g}")
     console = Console()

@@ -29,7 +29,7 @@ from nclab.metrics.scores import (
 )
 from nclab.models.head import additive_bias
 
-__all__ = ["Measurement", "classifier", "measure", "scalar_tag"]
+__all__ = ["Measurement", "classifier", "measure"]
 
 Batches = Iterable[tuple[Tensor, Tensor]]
 
@@ -215,21 +215,3 @@ def measure(
                 )
     model.train(was_training)
     return Measurement(out, scores, features)
-
-
-GROUPS = [
-    ("loss", ("_loss",)),
-    ("scores", ("score_", "bias_", "uniform_")),
-    ("accuracy", ("_acc", "iou")),
-    ("multilabel", ("tagwise_",)),
-    ("geometry", ("equi", "maxangle", "compactness", "distinctiveness")),
-    ("nc", ("nc", "cdnv")),
-]
-
-
-def scalar_tag(key: str) -> str:
-    """TensorBoard tag `<group>/<key>`: loss, accuracy, nc, geometry, scores, multilabel, or optim."""
-    for group, parts in GROUPS:
-        if any(p in key for p in parts):
-            return f"{group}/{key}"
-    return f"optim/{key}"

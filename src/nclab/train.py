@@ -21,14 +21,13 @@ from nclab.data.loader import DeviceLoader, eval_loader, loaders
 from nclab.data.variants import save_labels
 from nclab.errors import ConfigError, NclabError, TrainingDiverged
 from nclab.losses import Loss, build_loss
-from nclab.measure import accuracy, class_hits, measure, scalar_tag
+from nclab.measure import accuracy, class_hits, measure
+from nclab.metrics import table
 from nclab.models import Classifier, build_model
 from nclab.optim import LBFGS, build_optimizer, build_scheduler, param_groups, step_scheduler
 from nclab.runs import Run, checkpoint_epochs
 
 __all__ = ["Parts", "build_parts", "resolve_device", "seed_everything", "train"]
-
-PROGRESS_KEYS = ["train_loss", "train_acc", "test_acc", "nc1"]
 
 
 def seed_everything(seed: int) -> None:
@@ -139,12 +138,12 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
                     if measured.features:
                         run.save_arrays("features", epoch, measured.features)
                     for key, value in record.items():
+                        tag = table.tag(key)  # an undeclared key stops the run here, at its first record
                         if key != "epoch" and isinstance(value, int | float):
-                            writer.add_scalar(scalar_tag(key), value, epoch)
+                            writer.add_scalar(tag, value, epoch)
                     if bar:
-                        info = "  ".join(
-                            f"{k} {record[k]:.4g}" for k in PROGRESS_KEYS if record.get(k) is not None
-                        )
+                        shown = [k for k in table.keys("progress") if record.get(k) is not None]
+                        info = "  ".join(f"{k} {record[k]:.4g}" for k in shown)
                         bar.update(task, info=info)
                 step_scheduler(scheduler, cfg.optim, record)
                 if epoch in save_at:

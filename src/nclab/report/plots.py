@@ -1,7 +1,8 @@
 """Figures of one or more runs (matplotlib, Agg backend), written into the first run's figures/:
 
 - nc.png: the default overview (NC1-NC4 and accuracy, runs overlaid);
-- curves.png: any metrics.jsonl keys, one panel each, runs overlaid (log scale for nc1, test_nc1, cdnv);
+- curves.png: any metrics.jsonl keys, one panel each, runs overlaid (default: the keys the metric table
+  marks `curve`; log scale where it marks `log`);
 - grid.png: the papers' 2x2 grid NC1 / NC2 / NC3 / NC4 (Zhu et al. 2021, Zhou et al. 2022 keys);
 - scores.png: violin plots of positive scores, negative scores and biases per epoch (BCE vs CE, 2025),
   from the samples measure.py stores in scores/.
@@ -19,25 +20,24 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from nclab.errors import NclabError
+from nclab.metrics import table
 from nclab.runs import Run
 
-# (title, keys drawn in the panel, log scale)
+# (title, keys drawn in the panel); the log scale of a panel is its first key's (metrics.table)
 PANELS = [
-    ("NC1  tr(Σ_W Σ_B⁺)/K", ["nc1"], True),
-    ("NC2 means  ETF(H̄)", ["nc2_h"], False),
-    ("NC2 classifier  ETF(W)", ["nc2_w"], False),
-    ("NC3  WH̄ᵀ vs ETF", ["nc3"], False),
-    ("NC4  NCC ≠ network", ["nc4_ncc"], False),
-    ("accuracy (— train, -- test)", ["train_acc", "test_acc"], False),
+    ("NC1  tr(Σ_W Σ_B⁺)/K", ["nc1"]),
+    ("NC2 means  ETF(H̄)", ["nc2_h"]),
+    ("NC2 classifier  ETF(W)", ["nc2_w"]),
+    ("NC3  WH̄ᵀ vs ETF", ["nc3"]),
+    ("NC4  NCC ≠ network", ["nc4_ncc"]),
+    ("accuracy (— train, -- test)", ["train_acc", "test_acc"]),
 ]
 GRID = [
-    ("NC1  tr(Σ_W Σ_B⁺)/K", ["nc1"], True),
-    ("NC2  ETF(W)", ["nc2_w"], False),
-    ("NC3  W H̄ᵀ vs ETF", ["nc3"], False),
-    ("NC4  ||W μ_G + b||", ["nc4_bias"], False),
+    ("NC1  tr(Σ_W Σ_B⁺)/K", ["nc1"]),
+    ("NC2  ETF(W)", ["nc2_w"]),
+    ("NC3  W H̄ᵀ vs ETF", ["nc3"]),
+    ("NC4  ||W μ_G + b||", ["nc4_bias"]),
 ]
-LOG_KEYS = {"nc1", "test_nc1", "cdnv"}
-CURVES = ["nc1", "nc2_h", "nc2_w", "nc3", "nc4_ncc", "train_acc", "test_acc"]
 SCORE_POPULATIONS = [
     ("score_pos", "positive scores", "tab:red"),
     ("score_neg", "negative scores", "tab:blue"),
@@ -45,12 +45,14 @@ SCORE_POPULATIONS = [
 ]
 
 
-def _panels(runs: list[Run], axes, panels: list[tuple[str, list[str], bool]]) -> None:
-    """Draw each (title, keys, log) panel with one colour per run, keys styled - and --."""
+def _panels(runs: list[Run], axes, panels: list[tuple[str, list[str]]]) -> None:
+    """Draw each (title, keys) panel with one colour per run, keys styled - and --; log axis where the
+    metric table says so for the panel's first key."""
     for color, run in zip(cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"]), runs, strict=False):
         records = run.metrics()
         epochs = [r["epoch"] for r in records]
-        for ax, (title, keys, log) in zip(axes, panels, strict=False):
+        for ax, (title, keys) in zip(axes, panels, strict=False):
+            log = table.metric(keys[0]).log
             for key, style in zip(keys, ["-", "--"], strict=False):
                 values = [r.get(key) for r in records]
                 points = [
@@ -89,7 +91,7 @@ def plot_runs(runs: list[Run], out: Path | None = None) -> Path:
 
 def plot_curves(runs: list[Run], metrics: list[str] | None = None, out: Path | None = None) -> Path:
     """figures/curves.png: one panel per metric key, runs overlaid."""
-    metrics = metrics or CURVES
+    metrics = metrics or table.keys("curve")
     known = set().union(*(r.keys() for run in runs for r in run.metrics()))
     unknown = [m for m in metrics if m not in known]
     if unknown:
@@ -101,7 +103,7 @@ def plot_curves(runs: list[Run], metrics: list[str] | None = None, out: Path | N
     fig, axes = plt.subplots(
         rows, cols, figsize=(4.3 * cols, 3.5 * rows), constrained_layout=True, squeeze=False
     )
-    _panels(runs, axes.flat, [(m, [m], m in LOG_KEYS) for m in metrics])
+    _panels(runs, axes.flat, [(m, [m]) for m in metrics])
     for ax in axes.flat[len(metrics) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)

@@ -1,7 +1,7 @@
 """`nclab compare`: one row per run; the config keys that differ between the runs, the final epoch's metrics
-and the best test accuracy. With a validation split (`val_acc` in metrics.jsonl) the best test accuracy is
-the test accuracy of the best-validation epoch, as Zhou et al. 2022 report it (`best_val_test_top1`);
-otherwise the maximum test accuracy over measured epochs."""
+(the keys the metric table marks `summary`) and the best test accuracy. With a validation split (`val_acc`
+in metrics.jsonl) the best test accuracy is the test accuracy of the best-validation epoch, as Zhou et al.
+2022 report it (`best_val_test_top1`); otherwise the maximum test accuracy over measured epochs."""
 
 from __future__ import annotations
 
@@ -9,14 +9,11 @@ import csv
 import io
 from typing import Any
 
+from nclab.metrics import table
 from nclab.runs import Run
 
-__all__ = ["FORMATS", "SUMMARY_KEYS", "compare", "compare_rows"]
+__all__ = ["FORMATS", "compare", "compare_rows"]
 
-SUMMARY_KEYS = [
-    "train_acc", "test_acc", "val_acc", "train_loss", "test_loss", "nc1", "test_nc1", "nc2_h", "nc2_w", "nc3",
-    "nc3_duality", "nc4_bias", "nc4_ncc", "cdnv", "ncc_acc", "test_ncc_acc",
-]  # fmt: skip
 FORMATS = ("md", "csv")
 IGNORED = {"name", "out"}
 
@@ -51,9 +48,8 @@ def compare_rows(runs: list[Run]) -> list[dict[str, Any]]:
         last = records[-1] if records else {}
         best, best_epoch = _best(records)
         row = {"run": run.name} | {k: config.get(k) for k in differing} | {"epoch": last.get("epoch")}
-        rows.append(
-            row | {k: last.get(k) for k in SUMMARY_KEYS} | {"best_test_acc": best, "best_epoch": best_epoch}
-        )
+        metrics = {k: last.get(k) for k in table.keys("summary")}
+        rows.append(row | metrics | {"best_test_acc": best, "best_epoch": best_epoch})
     return rows
 
 

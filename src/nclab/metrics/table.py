@@ -1,0 +1,180 @@
+"""The one table of metric keys: every key a run writes to metrics.jsonl is declared here once, and the
+TensorBoard tags (`tag`), the progress line, the end-of-run summary, `nclab compare` and `nclab plot` read it.
+
+A new metric is one call, in any module imported before the run starts:
+
+    register_metric("my_margin", "geometry", "mean logit margin z_y - max_{k!=y} z_k", "my paper 2026",
+                    summary=True, curve=True)
+
+A key may name a family with one `*` (`score_pos_*` for score_pos_mean, score_pos_q05, ...); an exact
+declaration wins over a family. Looking up an undeclared key raises, so a metric nobody declared is an error
+(in the tests and at the first measured epoch), never a silently misfiled TensorBoard tag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Literal
+
+from nclab.errors import NclabError
+
+__all__ = ["METRICS", "Metric", "keys", "metric", "register_metric", "tag"]
+
+Flag = Literal["progress", "summary", "curve", "log"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metrics.jsonl key (or key family) and where it is shown."""
+
+    key: str  # exact key, or a family with one `*` ("score_pos_*")
+    group: str  # TensorBoard tag `<group>/<key>`
+    description: str  # one line: what the number is (formula)
+    source: str = ""  # the paper that defines it ("nclab" for our own definitions)
+    log: bool = False  # plotted on a log axis
+    progress: bool = False  # on the training progress line
+    summary: bool = False  # a column of `nclab compare` and the end-of-training table
+    curve: bool = False  # a default panel of `nclab plot --kind curves`
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(
+    key: str,
+    group: str,
+    description: str,
+    source: str = "",
+    *,
+    log: bool = False,
+    progress: bool = False,
+    summary: bool = False,
+    curve: bool = False,
+) -> Metric:
+    """Declare a metric key (or a `*` family); declaring the same key twice is an error."""
+    if key in METRICS:
+        raise ValueError(f"metric {key!r} declared twice")
+    if key.count("*") > 1:
+        raise ValueError(f"metric family {key!r} may hold one `*`")
+    METRICS[key] = Metric(key, group, description, source, log, progress, summary, curve)
+    return METRICS[key]
+
+
+def metric(key: str) -> Metric:
+    """The declaration of `key`: its exact entry, else the first family whose pattern matches."""
+    if key in METRICS:
+        return METRICS[key]
+    for m in METRICS.values():
+        if "*" in m.key and fnmatchcase(key, m.key):
+            return m
+    raise NclabError(
+        f"metric key {key!r} is not declared; declare it once with "
+        "nclab.metrics.table.register_metric(key, group, description, source)"
+    )
+
+
+def tag(key: str) -> str:
+    """TensorBoard tag `<group>/<key>`."""
+    return f"{metric(key).group}/{key}"
+
+
+def keys(flag: Flag) -> list[str]:
+    """Exact keys with `flag` set, in declaration order (e.g. keys("summary") are compare's columns)."""
+    return [m.key for m in METRICS.values() if "*" not in m.key and getattr(m, flag)]
+
+
+P20, Z21, Z22 = "Papyan et al. 2020", "Zhu et al. 2021", "Zhou et al. 2022"
+BCE25, LI23, OURS = "BCE vs CE 2025", "Li et al. 2023", "nclab"
+
+# run and optimisation
+register_metric("epoch", "run", "1-based epoch the record was measured after")
+register_metric("lr", "optim", "learning rate of the first parameter group during the epoch")
+# losses
+register_metric(
+    "train_loss", "loss", "mean per-sample loss on the train split, eval mode", progress=True, summary=True
+)
+register_metric("test_loss", "loss", "mean per-sample loss on the test split, eval mode", summary=True)
+register_metric("step_loss", "loss", "mean train-mode loss seen during the epoch's steps (augmented)")
+# accuracies
+register_metric(
+    "train_acc",
+    "accuracy",
+    "train accuracy of the loss's prediction rule",
+    progress=True,
+    summary=True,
+    curve=True,
+)
+register_metric(
+    "test_acc",
+    "accuracy",
+    "test accuracy of the loss's prediction rule",
+    progress=True,
+    summary=True,
+    curve=True,
+)
+register_metric("val_acc", "accuracy", "accuracy on the held-out validation split", Z22, summary=True)
+register_metric("step_acc", "accuracy", "train-mode accuracy seen during the epoch's steps")
+register_metric(
+    "ncc_acc", "accuracy", "accuracy of the nearest train class mean, train split", P20, summary=True
+)
+register_metric(
+    "test_ncc_acc", "accuracy", "accuracy of the nearest train class mean, test split", P20, summary=True
+)
+register_metric(
+    "center_acc", "accuracy", "accuracy of the nearest learned center, train split", "Wen et al. 2016"
+)
+register_metric(
+    "test_center_acc", "accuracy", "accuracy of the nearest learned center, test split", "Wen et al. 2016"
+)
+register_metric("iou", "accuracy", "mean softmax mass on the true label set, train split", LI23)
+register_metric("test_iou", "accuracy", "mean softmax mass on the true label set, test split", LI23)
+# neural collapse
+register_metric(
+    "nc1", "nc", "tr(Sigma_W Sigma_B^+) / K", "all seeds", log=True, progress=True, summary=True, curve=True
+)
+register_metric("test_nc1", "nc", "nc1 on the test split with test means", Z22, log=True, summary=True)
+register_metric(
+    "nc2_h", "nc", "ETF(Hbar): centred class means vs the simplex ETF", P20, summary=True, curve=True
+)
+register_metric("nc2_w", "nc", "ETF(W): classifier rows vs the simplex ETF", Z21, summary=True, curve=True)
+register_metric("nc2_w_centered", "nc", "ETF(W - 1 wbar^T)", Z22)
+register_metric("nc3", "nc", "|| W Hbar^T / ||W Hbar^T||_F - E_K ||_F", Z21, summary=True, curve=True)
+register_metric("nc3_duality", "nc", "|| W/||W||_F - Hbar/||Hbar||_F ||_F", P20, summary=True)
+register_metric("nc4_bias", "nc", "|| W mu_G + b ||_2", Z21, summary=True)
+register_metric(
+    "nc4_ncc", "nc", "fraction where nearest class mean != network prediction", P20, summary=True, curve=True
+)
+register_metric(
+    "cdnv",
+    "nc",
+    "mean_{k!=j} (V_k + V_j) / (2 ||mu_k - mu_j||^2)",
+    "Galanti et al. 2022",
+    log=True,
+    summary=True,
+)
+# geometry
+for side, rows in (("h", "centred class means"), ("w", "classifier rows")):
+    register_metric(f"equinorm_{side}", "geometry", f"std/mean of the norms of the {rows}", P20)
+    register_metric(f"equiangle_{side}", "geometry", f"std of the pairwise cosines of the {rows}", P20)
+    register_metric(f"maxangle_{side}", "geometry", f"mean | cos + 1/(K-1) | over pairs of {rows}", P20)
+register_metric("compactness", "geometry", "mean_i cos(h_i - mu_G, mu_{y_i} - mu_G)", OURS)
+register_metric("distinctiveness", "geometry", "min angle (degrees) between centred class means", OURS)
+# decision scores (train split)
+register_metric("score_pos_*", "scores", "positive scores w_y . h: mean, std, quantiles q05..q95", BCE25)
+register_metric("score_neg_*", "scores", "negative scores w_k . h, k != y: mean, std, quantiles", BCE25)
+register_metric("bias_*", "scores", "classifier biases b_k as stored: mean, std, quantiles", BCE25)
+register_metric(
+    "bias_sign", "scores", "s of the logits z = W h + s b (-1: the BCE study's z = W h - b)", BCE25
+)
+register_metric(
+    "uniform_acc", "scores", "max_t fraction with z_y > t > max_{k!=y} z_k (one threshold)", BCE25
+)
+register_metric("uniform_threshold", "scores", "a threshold t attaining uniform_acc", BCE25)
+# multi-label
+register_metric(
+    "tagwise_angle", "multilabel", "mean angle(mu_S, mu_a + mu_b) over pair sets, normalised", LI23
+)
+register_metric("tagwise_coef", "multilabel", "mean c_S = <mu_S, mu_a + mu_b> / ||mu_a + mu_b||^2", LI23)
+register_metric("tagwise_coef_std", "multilabel", "std of c_S over pair sets", LI23)
+register_metric("tagwise_residual", "multilabel", "mean ||mu_S - c_S (mu_a + mu_b)|| / ||mu_S||", LI23)
