@@ -24,6 +24,13 @@ def _epochs(text: str) -> list[int]:
         ) from None
 
 
+def _resources(text: str) -> dict[str, float]:
+    try:
+        return {k.strip(): float(v) for k, v in (item.split("=") for item in _list(text))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write resources as cpu=1,gpu=0.25") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nclab", description="Neural collapse lab")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     co.add_argument("runs", nargs="+", type=Path)
     co.add_argument("--format", choices=["md", "csv"], default="md")
+    sw = sub.add_parser("sweep", help="a grid of runs on Ray Tune: nclab sweep FILE.yaml (see README)")
+    sw.add_argument("file", type=Path, help="sweep file: base, grid, zip, random, out, resources, retries")
+    sw.add_argument("--address", help="an existing Ray cluster (ray://host:10001); default: a local Ray")
+    sw.add_argument(
+        "--resources", type=_resources, help="per trial, e.g. cpu=1,gpu=0.25 (overrides the file)"
+    )
+    sw.add_argument("--retries", type=int, help="attempts after a trial's first failure (overrides the file)")
+    sw.add_argument("--out", type=Path, help="sweep directory (overrides the file's out)")
+    sw.add_argument("--report", action="store_true", help="only the table and figures of the runs so far")
+    sw.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Tune output (2: trial logs)")
     sub.add_parser("presets", help="list the named presets")
     da = sub.add_parser("data", help="datasets: nclab data list | nclab data info NAME [key=value ...]")
     da.add_argument("action", choices=["list", "info"])
@@ -141,6 +158,40 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(compare([load(p) for p in args.runs], args.format), end="")
 
 
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from pydantic import ValidationError
+
+    from nclab.config import _describe
+    from nclab.errors import ConfigError
+    from nclab.sweep import Resources, SweepResult, load_sweep, report, run_sweep
+
+    sweep, trials, sweep_dir = load_sweep(args.file, args.out)
+    resources = sweep.resources
+    if args.resources:
+        try:
+            resources = Resources.model_validate(resources.model_dump() | args.resources)
+        except ValidationError as exc:
+            raise ConfigError(
+                "--resources " + "; ".join(_describe(e, Resources) for e in exc.errors())
+            ) from None
+    if args.report:
+        result = SweepResult(sweep_dir, trials, [], {})
+    else:
+        print(f"sweep {args.file}: {len(trials)} trials into {sweep_dir}")
+        result = run_sweep(sweep, trials, sweep_dir, args.address, resources, args.retries, args.verbose)
+        if result.skipped:
+            print(f"skipped {len(result.skipped)} finished trials: {', '.join(result.skipped)}")
+    table, figures = report(result)
+    print(table, end="")
+    print(f"table: {sweep_dir / 'compare.md'} (.csv); figures: {', '.join(map(str, figures))}")
+    if result.failed:
+        lines = "; ".join(f"{name}: {error}" for name, error in result.failed.items())
+        raise NclabError(
+            f"{len(result.failed)} of {len(trials)} trials failed ({lines}); their run dirs keep "
+            "status.json; fix the cause and rerun the same command to continue them"
+        )
+
+
 def cmd_presets(args: argparse.Namespace) -> None:
     from nclab.config import preset_names
 
@@ -225,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {
             "train": cmd_train, "plot": cmd_plot, "measure": cmd_measure, "visualize": cmd_visualize,
-            "compare": cmd_compare, "presets": cmd_presets, "data": cmd_data, "models": cmd_models,
+            "compare": cmd_compare, "sweep": cmd_sweep, "presets": cmd_presets, "data": cmd_data,
+            "models": cmd_models,
         }  # fmt: skip
         commands[args.command](args)
     except NclabError as exc:

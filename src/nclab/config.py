@@ -9,6 +9,7 @@ reported as `key: problem` so the CLI can print it on one line.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -375,15 +376,18 @@ def validate(tree: dict[str, Any]) -> RunConfig:
 
 
 def resolve(
-    file: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), preset: str | None = None
+    file: str | Path | None = None,
+    overrides: Sequence[str | tuple[str, Any]] = (),
+    preset: str | None = None,
 ) -> RunConfig:
-    """Defaults, then a preset, then a YAML file, then `key=value` overrides, validated once."""
+    """Defaults, then a preset, then a YAML file, then overrides (`key=value` text or (key, value) pairs),
+    validated once."""
     tree: dict[str, Any] = {}
     if preset:
         tree = _merge(tree, read_preset(preset))
     if file:
         tree = _merge(tree, read_yaml(file))
-    for text in overrides:
-        key, value = parse_override(text)
+    for item in overrides:
+        key, value = parse_override(item) if isinstance(item, str) else item
         _set_dotted(tree, key, value)
     return validate(tree)

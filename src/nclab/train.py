@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -90,8 +91,11 @@ def build_parts(cfg: RunConfig, run_dir: Path | None = None) -> Parts:
     return Parts(splits, model, loss_fn, *batches, val)
 
 
-def train(cfg: RunConfig, progress: bool = False) -> Run:
-    """Train one run as configured; returns its run directory (finished, or failed with the reason)."""
+def train(
+    cfg: RunConfig, progress: bool = False, on_record: Callable[[dict[str, Any]], None] | None = None
+) -> Run:
+    """Train one run as configured; returns its run directory (finished, or failed with the reason).
+    `on_record` sees each measured epoch's metrics.jsonl record (a sweep reports it to Ray Tune)."""
     seed_everything(cfg.seed)
     parts = build_parts(cfg)
     splits, model, loss_fn, k = parts.splits, parts.model, parts.loss_fn, parts.splits.num_classes
@@ -133,6 +137,8 @@ def train(cfg: RunConfig, progress: bool = False) -> Run:
                     if val is not None:
                         record["val_acc"] = accuracy(model, val)
                     run.append_metrics(record)
+                    if on_record:
+                        on_record(record)
                     if measured.scores:
                         run.save_arrays("scores", epoch, measured.scores)
                     if measured.features:

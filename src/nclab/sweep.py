@@ -1,0 +1,368 @@
+"""`nclab sweep FILE.yaml`: a grid of runs as Ray Tune trials, one normal run directory per trial.
+
+A sweep file names a base configuration and the values to vary:
+
+    base: {preset: demo, epochs: 3, model.width: 64}    # preset and/or config: FILE, then key: value settings
+    grid: {loss: [ce, mse], seed: [0, 1]}                # every combination (Cartesian product)
+    zip: {optim.lr: [0.1, 0.01], optim.step_size: [40, 80]}    # walked together: one more axis
+    random: {samples: 4, seed: 0, keys: {optim.weight_decay: {loguniform: [1.0e-4, 1.0e-2]}}}
+    out: sweeps/losses                                   # the sweep directory (a shared path on a cluster)
+    resources: {cpu: 1, gpu: 0.25}                       # per trial; fractional GPUs pack trials onto one GPU
+    retries: 1                                           # attempts after a trial's first failure
+    max_concurrent: null                                 # trials at once (default: as resources allow)
+
+The trials are the product of the grid's lists, the zipped lists (one axis) and the random samples (one
+axis, drawn with Ray Tune's distributions from `random.seed`). Every trial's config is resolved and
+validated before Ray starts, so a bad key fails the whole sweep with one error line and no trial runs.
+Trial `loss=ce,seed=0` writes `<out>/loss=ce,seed=0/` (named by the keys that differ between trials) by
+calling `nclab.train.train`; each measured epoch's metrics go to `tune.report` (the Tune table shows nc1 and
+test accuracy). Rerunning a sweep skips finished trials and resumes interrupted ones from their run state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nclab.config import RunConfig, _describe, read_yaml, resolve, validate
+from nclab.errors import ConfigError, NclabError
+from nclab.runs import Run
+
+__all__ = ["Sweep", "SweepResult", "Trial", "load_sweep", "report", "run_sweep"]
+
+TUNE_DIR = ".tune"  # Tune's experiment state inside the sweep directory
+REPORT_FIRST = ["nc1", "test_acc", "train_acc", "train_loss"]  # the Tune table shows the first four
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Resources(_Strict):
+    cpu: float = Field(1.0, gt=0, description="CPUs per trial")
+    gpu: float = Field(0.0, ge=0, description="GPUs per trial; a fraction packs trials onto one GPU")
+
+    @field_validator("gpu")
+    @classmethod
+    def _whole_above_one(cls, v: float) -> float:
+        if v > 1 and v != int(v):
+            raise ValueError("a trial takes a fraction of one GPU or a whole number of GPUs")
+        return v
+
+
+class Distribution(_Strict):
+    """One of Ray Tune's sampling domains: uniform/loguniform [low, high], randint [low, high), choice."""
+
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    randint: tuple[int, int] | None = None
+    choice: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Distribution:
+        given = [k for k, v in self.model_dump().items() if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of uniform, loguniform, randint, choice")
+        return self
+
+    def domain(self):
+        from ray import tune
+
+        kind, args = next((k, v) for k, v in self.model_dump().items() if v is not None)
+        return tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args)
+
+
+class RandomSpec(_Strict):
+    samples: int = Field(ge=1, description="random draws, each one more trial (times the grid)")
+    seed: int = 0
+    keys: dict[str, Distribution] = Field(min_length=1)
+
+
+class Sweep(_Strict):
+    base: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+    zip: dict[str, list[Any]] = {}
+    random: RandomSpec | None = None
+    out: str | None = Field(None, description="sweep directory; default sweeps/<file stem>")
+    resources: Resources = Resources()
+    retries: int = Field(0, ge=0)
+    max_concurrent: int | None = Field(None, ge=1)
+
+    @field_validator("grid", "zip")
+    @classmethod
+    def _non_empty_lists(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        empty = [k for k, values in v.items() if not values]
+        if empty:
+            raise ValueError(f"{', '.join(empty)}: empty list; give at least one value")
+        return v
+
+    @field_validator("zip")
+    @classmethod
+    def _same_length(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        if len({len(values) for values in v.values()}) > 1:
+            lengths = ", ".join(f"{k}: {len(values)}" for k, values in v.items())
+            raise ValueError(f"zipped lists must have the same length ({lengths})")
+        return v
+
+
+@dataclass(frozen=True)
+class Trial:
+    name: str
+    values: dict[str, Any]  # the varied keys
+    config: RunConfig
+
+
+def _flat_items(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested `{optim: {lr: 0.1}}` and dotted `{optim.lr: 0.1}` alike -> [("optim.lr", 0.1)]; a section
+    given a plain value (`loss: ce`) stays as it is (it sets the section's name)."""
+    items: list[tuple[str, Any]] = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            items += _flat_items(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return "-".join(map(_fmt, value))
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (Tune's samples) as Python numbers, for the config and the trial name."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _axes(sweep: Sweep) -> list[list[dict[str, Any]]]:
+    """One list of value dicts per axis: each grid key, the zipped keys together, the random samples."""
+    axes = [[{key: v} for v in values] for key, values in sweep.grid.items()]
+    if sweep.zip:
+        axes.append([dict(zip(sweep.zip, row, strict=True)) for row in zip(*sweep.zip.values(), strict=True)])
+    if sweep.random:
+        rng = np.random.default_rng(sweep.random.seed)
+        domains = {key: d.domain() for key, d in sweep.random.keys.items()}
+        axes.append(
+            [
+                {key: _plain(domain.sample(random_state=rng)) for key, domain in domains.items()}
+                for _ in range(sweep.random.samples)
+            ]
+        )
+    return axes
+
+
+def _names(combos: list[dict[str, Any]]) -> list[str]:
+    """`key=value,...` over the keys whose values differ between trials (`trial` if only one); a duplicate
+    name (rounded random draws) gets `,n=<index>`."""
+    differing = [k for k in combos[0] if len({repr(c[k]) for c in combos}) > 1]
+    names = [",".join(f"{k}={_fmt(c[k])}" for k in differing) or "trial" for c in combos]
+    if len(set(names)) < len(names):
+        names = [name if names.count(name) == 1 else f"{name},n={i}" for i, name in enumerate(names)]
+    return [name.replace("/", "_") for name in names]
+
+
+def load_sweep(path: str | Path, out: str | Path | None = None) -> tuple[Sweep, list[Trial], Path]:
+    """Read and validate a sweep file and every trial's config; (sweep, trials, sweep directory).
+
+    Raises one ConfigError naming the file and the problem: an unknown key, an empty grid, an unknown preset,
+    a trial whose config does not validate."""
+    path = Path(path)
+    where = f"sweep file {path}"
+    try:
+        sweep = Sweep.model_validate(read_yaml(path))
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: " + "; ".join(_describe(e, Sweep) for e in exc.errors())) from None
+    axes = _axes(sweep)
+    if not axes:
+        raise ConfigError(f"{where}: the grid is empty; give lists of values, e.g. grid: {{seed: [0, 1]}}")
+    base = dict(sweep.base)
+    preset, config_file = base.pop("preset", None), base.pop("config", None)
+    if config_file is not None:
+        config_file = path.parent / config_file
+    fixed = _flat_items(base)
+    varied = [k for axis in axes for k in axis[0]]
+    reserved = [k for k, _ in fixed if k in ("name", "out")] + [k for k in varied if k in ("name", "out")]
+    if reserved:
+        raise ConfigError(f"{where}: {reserved[0]} is set by the sweep; give the sweep directory as out: DIR")
+    combos = [dict(item for part in combo for item in part.items()) for combo in itertools.product(*axes)]
+    sweep_dir = Path(out or sweep.out or Path("sweeps") / path.stem).absolute()
+    trials = []
+    for name, combo in zip(_names(combos), combos, strict=True):
+        overrides = [*fixed, *_flat_items(combo), ("out", str(sweep_dir)), ("name", name)]
+        try:
+            cfg = resolve(config_file, overrides, preset=preset)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}, trial {name}: {exc}") from None
+        trials.append(Trial(name, combo, cfg))
+    return sweep, trials, sweep_dir
+
+
+def _state(run_dir: Path) -> str:
+    """`new`, `finished`, or `interrupted` (a run dir left by a killed or failed attempt)."""
+    if not (run_dir / "status.json").is_file():
+        return "new"
+    return "finished" if Run(run_dir).status()["state"] == "finished" else "interrupted"
+
+
+def _report_record(record: dict[str, Any]) -> None:
+    """One measured epoch's summary keys to Tune (metrics.jsonl has them all); nc1 and test_acc first, so
+    Tune's progress table (the first four numbers) shows them."""
+    from ray import tune
+
+    from nclab.report.tables import SUMMARY_KEYS
+
+    keys = ["epoch", *REPORT_FIRST, *SUMMARY_KEYS]
+    tune.report({k: record[k] for k in keys if isinstance(record.get(k), int | float)})
+
+
+def _trial(params: dict[str, Any], configs: dict[str, dict[str, Any]]) -> None:
+    """A Tune trial: train (or continue) the run `params["trial"]`, reporting each measured epoch."""
+    from nclab.train import train
+
+    cfg = validate(configs[params["trial"]])
+    run_dir = Path(cfg.out) / cfg.name
+    state = _state(run_dir)
+    if state == "finished":  # finished while the sweep was being killed: nothing to redo
+        _report_record(Run(run_dir).metrics()[-1])
+        return
+    if state == "interrupted":
+        shutil.rmtree(run_dir)  # replaced by the run-state resume once it lands
+    try:
+        train(cfg, on_record=_report_record)
+    except Exception as exc:
+        if (run_dir / "status.json").is_file() and Run(run_dir).status()["state"] != "failed":
+            Run(run_dir).set_status("failed", Run(run_dir).status()["epochs_done"], error=str(exc))
+        raise
+
+
+@dataclass
+class SweepResult:
+    sweep_dir: Path
+    trials: list[Trial]
+    skipped: list[str]  # finished before this invocation
+    failed: dict[str, str]  # trial name -> its last error line
+
+    @property
+    def runs(self) -> list[Run]:
+        return [Run(self.sweep_dir / t.name) for t in self.trials if (self.sweep_dir / t.name).is_dir()]
+
+
+def _error_line(error: BaseException | None) -> str:
+    """The user-facing line of a trial's error (Ray wraps the trial's exception)."""
+    cause = getattr(error, "cause", None) or error
+    text = str(cause).strip().splitlines()
+    return text[-1] if text else type(cause).__name__
+
+
+def run_sweep(
+    sweep: Sweep,
+    trials: list[Trial],
+    sweep_dir: Path,
+    address: str | None = None,
+    resources: Resources | None = None,
+    retries: int | None = None,
+    verbose: int = 1,
+) -> SweepResult:
+    """Run the trials not yet finished as Ray Tune trials (a local Ray by default, the cluster at `address`
+    otherwise); a failed trial is retried `retries` times, then reported while the others finish."""
+    skipped = [t.name for t in trials if _state(sweep_dir / t.name) == "finished"]
+    pending = [t for t in trials if t.name not in skipped]
+    failed: dict[str, str] = {}
+    if pending:
+        failed = _tune(sweep, pending, sweep_dir, address, resources or sweep.resources, retries, verbose)
+    return SweepResult(sweep_dir, trials, skipped, failed)
+
+
+def _tune(
+    sweep: Sweep,
+    pending: list[Trial],
+    sweep_dir: Path,
+    address: str | None,
+    resources: Resources,
+    retries: int | None,
+    verbose: int,
+) -> dict[str, str]:
+    import ray
+    from ray import tune
+
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials see the paths the user gave
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=verbose > 1)
+
+    class Failures(tune.Callback):
+        """Counts each trial's failed attempts (a retried failure, then the final one)."""
+
+        def __init__(self) -> None:
+            self.count: Counter[str] = Counter()
+
+        def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+            self.count[trial.config["trial"]] += 1
+
+        on_trial_error = on_trial_recover
+
+    failures = Failures()
+    try:
+        configs = {t.name: t.config.model_dump() for t in pending}
+        trainable = tune.with_resources(
+            tune.with_parameters(_trial, configs=configs), {"cpu": resources.cpu, "gpu": resources.gpu}
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search([t.name for t in pending])},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=sweep.max_concurrent,
+                trial_name_creator=_tune_name,
+                trial_dirname_creator=_tune_name,
+            ),
+            run_config=tune.RunConfig(
+                name="trials",
+                storage_path=str(sweep_dir / TUNE_DIR),
+                failure_config=tune.FailureConfig(max_failures=sweep.retries if retries is None else retries),
+                verbose=verbose,
+                callbacks=[failures],
+            ),
+        )
+        results = tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()
+    return {
+        name: f"{_error_line(r.error)} (after {failures.count[name]} attempts)"
+        for r in results
+        if r.error is not None and (name := r.config["trial"])
+    }
+
+
+def _tune_name(trial) -> str:
+    return trial.config["trial"]
+
+
+def report(result: SweepResult, plots: bool = True) -> tuple[str, list[Path]]:
+    """The compare table of the sweep's runs (written as compare.md and compare.csv in the sweep directory)
+    and its figures (curves.png and grid.png with one line per trial, in the sweep's figures/)."""
+    from nclab.report.plots import plot_curves, plot_grid
+    from nclab.report.tables import compare
+
+    runs = [r for r in result.runs if r.metrics()]
+    if not runs:
+        raise NclabError(f"{result.sweep_dir} holds no measured runs yet; run the sweep first")
+    table = compare(runs, "md")
+    (result.sweep_dir / "compare.md").write_text(table)
+    (result.sweep_dir / "compare.csv").write_text(compare(runs, "csv"))
+    figures: list[Path] = []
+    if plots:
+        out = result.sweep_dir / "figures"
+        figures = [plot_curves(runs, out=out / "curves.png"), plot_grid(runs, out=out / "grid.png")]
+    return table, figures

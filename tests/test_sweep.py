@@ -1,0 +1,145 @@
+"""`nclab sweep` on a local Ray: trials write run dirs and a table, a killed sweep continues where it stopped,
+a failing trial is retried and reported while the others finish, bad sweep files stop before any trial."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import nclab
+from nclab.cli import main
+from nclab.runs import Run
+
+TINY = {"preset": "demo", "epochs": 3, "model.width": 16, "model.depth": 1}
+SRC = str(Path(nclab.__file__).parents[1])
+
+
+@pytest.fixture(autouse=True)
+def _ray_finds_nclab(monkeypatch):
+    """Ray's worker processes import nclab from the same sources as this test (PYTHONPATH may be relative)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def sweep_file(tmp_path: Path, **sweep) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"out": str(tmp_path / "out")} | sweep, sort_keys=False))
+    return path
+
+
+def finished(sweep_dir: Path) -> dict[str, bytes]:
+    """Finished trials -> their metrics.jsonl bytes."""
+    return {
+        p.parent.name: (p.parent / "metrics.jsonl").read_bytes()
+        for p in sweep_dir.glob("*/status.json")
+        if json.loads(p.read_text())["state"] == "finished"
+    }
+
+
+def test_sweep_trains_every_combination_then_skips_them(tmp_path, capsys):
+    path = sweep_file(tmp_path, base=TINY, grid={"loss": ["ce", "mse"], "seed": [0, 1]})
+    assert main(["sweep", str(path)]) == 0
+    out_dir = tmp_path / "out"
+    names = {"loss=ce,seed=0", "loss=ce,seed=1", "loss=mse,seed=0", "loss=mse,seed=1"}
+    done = finished(out_dir)
+    assert set(done) == names
+    for name in names:
+        run = Run(out_dir / name)
+        assert [r["epoch"] for r in run.metrics()] == [1, 2, 3]
+        cfg = run.config()
+        assert (cfg.loss.name, cfg.seed) == (name[5:].split(",")[0], int(name[-1]))
+        assert cfg.model.width == 16 and cfg.train.epochs == 3
+    table = (out_dir / "compare.md").read_text().splitlines()
+    assert len(table) == 2 + 4 and all(any(n in row for row in table) for n in names)
+    assert "loss.name" in table[0] and "nc1" in table[0] and "test_acc" in table[0]
+    assert (out_dir / "compare.csv").is_file() and (out_dir / "figures" / "grid.png").stat().st_size > 10_000
+    capsys.readouterr()
+
+    assert main(["sweep", str(path)]) == 0  # nothing left to do: no trial runs again
+    assert "skipped 4 finished trials" in capsys.readouterr().out
+    assert finished(out_dir) == done
+
+
+def test_killed_sweep_finishes_only_the_rest(tmp_path, capsys):
+    base = TINY | {"epochs": 40}
+    path = sweep_file(tmp_path, base=base, grid={"seed": [0, 1, 2, 3]}, max_concurrent=1)
+    env = os.environ | {"PYTHONPATH": os.environ["PYTHONPATH"]}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nclab", "sweep", str(path)],
+        env=env,
+        start_new_session=True,  # Ray's processes join this group, killed with it
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    try:
+        while len(finished(tmp_path / "out")) < 2 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = finished(tmp_path / "out")
+    assert 2 <= len(before) < 4
+
+    assert main(["sweep", str(path)]) == 0
+    assert f"skipped {len(before)} finished trials" in capsys.readouterr().out
+    after = finished(tmp_path / "out")
+    assert set(after) == {f"seed={s}" for s in range(4)}
+    assert {k: after[k] for k in before} == before  # the finished trials were not trained again
+    assert all([r["epoch"] for r in Run(tmp_path / "out" / n).metrics()] == list(range(1, 41)) for n in after)
+
+
+def test_failing_trial_is_retried_reported_and_the_others_finish(tmp_path, capsys):
+    path = sweep_file(tmp_path, base=TINY, grid={"optim.lr": [0.05, 1.0e9]}, retries=1)
+    assert main(["sweep", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: 1 of 2 trials failed")
+    assert "optim.lr=1e+09: loss became nan in epoch 1" in err[0] and "(after 2 attempts)" in err[0]
+    assert set(finished(tmp_path / "out")) == {"optim.lr=0.05"}
+    assert Run(tmp_path / "out" / "optim.lr=1e+09").status()["state"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("sweep", "fragment"),
+    [
+        ({"base": TINY, "grid": {"seed": [0]}, "gird": {}}, "gird: unknown key; allowed: base, grid"),
+        ({"base": TINY, "grid": {"optim.lrr": [0.1, 0.2]}}, "optim.lrr: unknown key; allowed: name, lr"),
+        ({"base": TINY, "grid": {}}, "the grid is empty"),
+        ({"base": TINY, "grid": {"seed": []}}, "grid: seed: empty list"),
+        ({"base": {"preset": "nope"}, "grid": {"seed": [0, 1]}}, "preset 'nope' is not one of: demo"),
+        ({"base": TINY, "zip": {"seed": [0, 1], "optim.lr": [0.1]}}, "zipped lists must have the same length"),
+        ({"base": TINY | {"name": "x"}, "grid": {"seed": [0, 1]}}, "name is set by the sweep"),
+    ],
+)
+def test_bad_sweep_file_is_one_error_before_any_trial(tmp_path, capsys, sweep, fragment):
+    assert main(["sweep", str(sweep_file(tmp_path, **sweep))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: sweep file") and fragment in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_grid_zip_and_random_expand_to_named_trials(tmp_path):
+    from nclab.sweep import load_sweep
+
+    path = sweep_file(
+        tmp_path,
+        base={"preset": "demo"},
+        grid={"loss": ["ce", "mse"]},
+        zip={"optim.lr": [0.1, 0.01], "optim.step_size": [10, 20]},
+        random={"samples": 3, "seed": 1, "keys": {"optim.weight_decay": {"loguniform": [1e-4, 1e-2]}}},
+    )
+    _, trials, sweep_dir = load_sweep(path)
+    assert len(trials) == 2 * 2 * 3 and sweep_dir == tmp_path / "out"
+    assert len({t.name for t in trials}) == 12
+    first = trials[0]
+    assert first.name.startswith("loss=ce,optim.lr=0.1,optim.step_size=10,optim.weight_decay=")
+    assert first.config.optim.step_size == 10 and first.config.name == first.name
+    decays = {t.config.optim.weight_decay for t in trials}
+    assert len(decays) == 3 and all(1e-4 <= d <= 1e-2 for d in decays)
+    assert [t.name for t in load_sweep(path)[1]] == [t.name for t in trials]  # seeded: same trials again
