@@ -113,7 +113,10 @@ def test_failing_trial_is_retried_reported_and_the_others_finish(tmp_path, capsy
         ({"base": TINY, "grid": {}}, "the grid is empty"),
         ({"base": TINY, "grid": {"seed": []}}, "grid: seed: empty list"),
         ({"base": {"preset": "nope"}, "grid": {"seed": [0, 1]}}, "preset 'nope' is not one of: demo"),
-        ({"base": TINY, "zip": {"seed": [0, 1], "optim.lr": [0.1]}}, "zipped lists must have the same length"),
+        (
+            {"base": TINY, "zip": {"seed": [0, 1], "optim.lr": [0.1]}},
+            "zipped lists must have the same length",
+        ),
         ({"base": TINY | {"name": "x"}, "grid": {"seed": [0, 1]}}, "name is set by the sweep"),
     ],
 )

@@ -22,6 +22,7 @@ test accuracy). Rerunning a sweep skips finished trials and resumes interrupted 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import shutil
 from collections import Counter
@@ -179,6 +180,8 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> tuple[Sweep, 
     a trial whose config does not validate."""
     path = Path(path)
     where = f"sweep file {path}"
+    if not path.is_file():
+        raise ConfigError(f"{where} not found")
     try:
         sweep = Sweep.model_validate(read_yaml(path))
     except ValidationError as exc:
@@ -323,6 +326,7 @@ def _tune(
             param_space={"trial": tune.grid_search([t.name for t in pending])},
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=sweep.max_concurrent,
+                reuse_actors=True,  # a trial's worker keeps torch and nclab imported for the next trial
                 trial_name_creator=_tune_name,
                 trial_dirname_creator=_tune_name,
             ),
@@ -334,12 +338,20 @@ def _tune(
                 callbacks=[failures],
             ),
         )
-        results = tuner.fit()
+        tune_log = logging.getLogger("ray.tune")
+        level = tune_log.level
+        if verbose < 2:  # the sweep reports failures itself; tracebacks stay in each trial's error.txt
+            tune_log.setLevel(logging.CRITICAL)
+        try:
+            results = tuner.fit()
+        finally:
+            tune_log.setLevel(level)
     finally:
         if started:
             ray.shutdown()
     return {
-        name: f"{_error_line(r.error)} (after {failures.count[name]} attempts)"
+        name: f"{_error_line(r.error)} (after {failures.count[name]} attempts; traceback in "
+        f"{sweep_dir / TUNE_DIR / 'trials' / name / 'error.txt'})"
         for r in results
         if r.error is not None and (name := r.config["trial"])
     }
@@ -355,8 +367,8 @@ def report(result: SweepResult, plots: bool = True) -> tuple[str, list[Path]]:
     from nclab.report.plots import plot_curves, plot_grid
     from nclab.report.tables import compare
 
-    runs = [r for r in result.runs if r.metrics()]
-    if not runs:
+    runs = result.runs
+    if not any(r.metrics() for r in runs):
         raise NclabError(f"{result.sweep_dir} holds no measured runs yet; run the sweep first")
     table = compare(runs, "md")
     (result.sweep_dir / "compare.md").write_text(table)
