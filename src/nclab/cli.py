@@ -105,6 +105,7 @@ def _summary(run, figure: Path) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from nclab import distributed
     from nclab.config import resolve
     from nclab.report.plots import plot_runs
     from nclab.train import train
@@ -113,7 +114,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     if len(files) > 1:
         raise NclabError(f"one config file at most, got {files}; write other settings as key=value")
     cfg = resolve(files[0] if files else None, [i for i in args.items if "=" in i], preset=args.preset)
-    run = train(cfg, progress=not args.quiet)
+    try:
+        run = train(cfg, progress=not args.quiet)
+    finally:
+        distributed.finish()
+    if not distributed.is_main():
+        return
     figure = plot_runs([run])
     if not args.quiet:
         _summary(run, figure)

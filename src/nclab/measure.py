@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from nclab.distributed import merge_accumulator, sum_over_ranks
 from nclab.losses import Loss
 from nclab.metrics import NCAccumulator, stream_metrics
 from nclab.metrics.multilabel import multilabel_metrics
@@ -95,7 +96,10 @@ def _pass(model: nn.Module, loss_fn: Loss, batches: Batches, keep: list, acc: NC
             acc.update(h, y)
         else:
             keep.append((h.detach(), y))
-    return float(total) / n
+    if acc is not None:
+        merge_accumulator(acc)  # under torchrun: the whole split's statistics from every rank's shard
+    total, n = sum_over_ranks(total, n)
+    return total / n
 
 
 def _subsample(values: Tensor, count: int) -> Tensor:

@@ -5,6 +5,7 @@
                 scores/epoch_0001.safetensors (score samples)  features/epoch_0001.safetensors
 
 Whole-file writes are atomic (temp file + rename), so a killed run never leaves a half-written file.
+Under torchrun only rank 0 writes (the other ranks' writes return without touching the directory).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from nclab import distributed
 from nclab.config import RunConfig, read_yaml, validate
 from nclab.errors import NclabError
 
@@ -59,6 +61,9 @@ class Run:
 
     @classmethod
     def create(cls, cfg: RunConfig) -> Run:
+        """A new run directory for `cfg`; under torchrun rank 0 creates it and every rank gets its path."""
+        if not distributed.is_main():
+            return cls(distributed.broadcast(None))
         root = Path(cfg.out)
         if cfg.name:
             path = root / cfg.name
@@ -76,6 +81,7 @@ class Run:
         run = cls(path)
         write_atomic(path / "config.yaml", cfg.to_yaml())
         run.set_status("running", epochs_done=0)
+        distributed.broadcast(path)
         return run
 
     @property
@@ -86,6 +92,8 @@ class Run:
         return validate(read_yaml(self.path / "config.yaml"))
 
     def append_metrics(self, record: dict[str, Any]) -> None:
+        if not distributed.is_main():
+            return
         line = json.dumps({k: _json_value(v) for k, v in record.items()})
         with open(self.path / "metrics.jsonl", "a") as f:
             f.write(line + "\n")
@@ -112,6 +120,8 @@ class Run:
     def save_arrays(self, kind: str, epoch: int, tensors: dict[str, torch.Tensor]) -> Path:
         """`<kind>/epoch_0001.safetensors` (checkpoints/, features/, scores/), written atomically."""
         path = self.array_path(kind, epoch)
+        if not distributed.is_main():
+            return path
         path.parent.mkdir(exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
@@ -135,6 +145,8 @@ class Run:
         return json.loads((self.path / "status.json").read_text())
 
     def set_status(self, state: str, epochs_done: int, error: str | None = None) -> None:
+        if not distributed.is_main():
+            return
         status = {"state": state, "epochs_done": epochs_done, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
         if error:
             status["error"] = error

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
+from nclab import distributed
 from nclab.config import RunConfig
 from nclab.data import Splits, load_dataset
 from nclab.data.loader import DeviceLoader, eval_loader, loaders
@@ -74,7 +75,7 @@ class Parts:
 def build_parts(cfg: RunConfig, run_dir: Path | None = None) -> Parts:
     """Data (with a run's stored random labels when `run_dir` is given), model and loss on the configured
     device, and the loaders; one ConfigError line for a head-less model with a loss that needs logits."""
-    device = resolve_device(cfg.train.device)
+    device = distributed.setup(resolve_device(cfg.train.device))
     splits = load_dataset(cfg.data, cfg.seed, run_dir)
     k = splits.num_classes
     model = build_model(cfg, splits.input_shape, k).to(device)
@@ -105,6 +106,10 @@ def train(
             "train.clip_grad_norm would break lbfgs's line search; unset it or use another optim"
         )
     scheduler = build_scheduler(cfg.optim, optimizer, cfg.train.epochs)
+    stepped, reduce = model, loss_fn.reduce  # under torchrun: DDP and the global batch's reduction
+    if distributed.world() > 1:
+        stepped = distributed.wrap(model, loss_fn, optimizer, splits.multilabel)
+        reduce = distributed.global_reduce(cfg.loss.reduction)
     train_batches, measure_train, measure_test, val = (
         parts.train_batches,
         parts.measure_train,
@@ -113,17 +118,17 @@ def train(
     )
     save_at = checkpoint_epochs(cfg.train.epochs, cfg.train.save_every)
     run = Run.create(cfg)
-    if cfg.data.random_labels:  # measure and resume read them back (data.load_dataset(..., run_dir))
+    if cfg.data.random_labels and distributed.is_main():  # measure and resume read them back (data.load_dataset(..., run_dir))
         save_labels(run.path, splits)
-    writer = SummaryWriter(log_dir=str(run.path))
+    writer = SummaryWriter(log_dir=str(run.path)) if distributed.is_main() else None
     epoch = 0
     try:
-        with _progress(progress) as bar:
+        with _progress(progress and distributed.is_main()) as bar:
             task = bar.add_task("train", total=cfg.train.epochs, info="") if bar else None
             for epoch in range(1, cfg.train.epochs + 1):
                 lr = optimizer.param_groups[0]["lr"]
                 step_loss, step_acc = _train_epoch(
-                    model, loss_fn, optimizer, train_batches, epoch, cfg.train.clip_grad_norm
+                    stepped, loss_fn, optimizer, train_batches, epoch, cfg.train.clip_grad_norm, reduce
                 )
                 record = {"epoch": epoch, "lr": lr, "step_loss": step_loss, "step_acc": step_acc}
                 save_features = epoch in cfg.measure.save_features_at
@@ -145,7 +150,7 @@ def train(
                         run.save_arrays("features", epoch, measured.features)
                     for key, value in record.items():
                         tag = table.tag(key)  # an undeclared key stops the run here, at its first record
-                        if key != "epoch" and isinstance(value, int | float):
+                        if writer and key != "epoch" and isinstance(value, int | float):
                             writer.add_scalar(tag, value, epoch)
                     if bar:
                         shown = [k for k in table.keys("progress") if record.get(k) is not None]
@@ -161,7 +166,8 @@ def train(
         run.set_status("failed", epochs_done=epoch - 1, error=str(exc))
         raise
     finally:
-        writer.close()
+        if writer:
+            writer.close()
     run.set_status("finished", epochs_done=cfg.train.epochs)
     return run
 
@@ -176,9 +182,12 @@ def _train_epoch(
     batches: Iterable[tuple[Tensor, Tensor]],
     epoch: int,
     clip_grad_norm: float | None = None,
+    reduce: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[float, float]:
     """One pass of optimizer steps; returns the mean train-mode loss and accuracy seen during the steps
-    (before each step). Raises TrainingDiverged as soon as a check sees a non-finite running loss."""
+    (before each step). Raises TrainingDiverged as soon as a check sees a non-finite running loss.
+    `reduce` turns per-sample losses into the objective (default `loss_fn.reduce`; under torchrun the
+    global batch's, distributed.global_reduce); the returned means are over all ranks."""
     model.train()
     device = next(model.parameters()).device
     params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -192,7 +201,7 @@ def _train_epoch(
             logits, h = model(x)
             per_sample = loss_fn.per_sample(logits, h, y)
             optimizer.zero_grad(set_to_none=True)
-            loss_fn.reduce(per_sample).backward()
+            (reduce or loss_fn.reduce)(per_sample).backward()
             if clip_grad_norm:
                 nn.utils.clip_grad_norm_(params, clip_grad_norm)
             optimizer.step()
@@ -201,10 +210,11 @@ def _train_epoch(
         correct += class_hits(pred, y)
         n += len(y)
         if step % CHECK_EVERY == 0:
-            _check_finite(float(total) / n, epoch)
-    mean = float(total) / n
-    _check_finite(mean, epoch)
-    return mean, int(correct) / n
+            running, seen = distributed.sum_over_ranks(total, n)
+            _check_finite(running / seen, epoch)
+    total, correct, n = distributed.sum_over_ranks(total, correct, n)
+    _check_finite(total / n, epoch)
+    return total / n, correct / n
 
 
 def _lbfgs_step(

@@ -18,6 +18,7 @@ from timm.data import Mixup
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from nclab import distributed
 from nclab.config import DataConfig
 from nclab.data import Splits
 from nclab.errors import ConfigError
@@ -89,6 +90,7 @@ class DeviceLoader:
         mix: Mixup | None = None,
         resident: bool = True,
         workers: int = 0,
+        split: bool = False,
     ) -> None:
         if augment != "none" and (x.dim() != 4 or x.dtype != torch.uint8):
             raise ConfigError(
@@ -101,6 +103,7 @@ class DeviceLoader:
         self.y = y.to(self.device) if resident else y
         self.resident = resident
         self.workers = workers
+        self.split = split  # under torchrun: this rank's part of each batch (shuffled) or of the split
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -130,6 +133,8 @@ class DeviceLoader:
     def _batches(self, order: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
         stop = len(order) - len(order) % self.batch_size if self.mix is not None else len(order)
         keys = [order[i : min(i + self.batch_size, stop)] for i in range(0, stop, self.batch_size)]
+        if self.split and self.shuffle:
+            keys = [k[distributed.rank() :: distributed.world()] for k in keys]
         if self.resident:
             for idx in keys:
                 yield self.x[idx], self.y[idx]
@@ -151,7 +156,7 @@ class DeviceLoader:
                 gen = torch.Generator(device=self.device).manual_seed(seed + 500_000_003)
             self.epoch += 1
         else:
-            order = torch.arange(n)
+            order = torch.arange(n)[distributed.shard(n) if self.split else slice(None)]
         if self.resident:
             order = order.to(self.device)
         for x, y in self._batches(order):
@@ -182,6 +187,7 @@ def loaders(
     tensors = [t for t in (splits.train_x, splits.test_x, splits.val_x) if t is not None]
     resident = cfg.resident == "device" or (cfg.resident == "auto" and fits_on(device, *tensors))
     norm = {
+        "split": distributed.world() > 1,
         "mean": splits.mean,
         "std": splits.std,
         "device": device,

@@ -1,0 +1,183 @@
+"""One run across processes: `torchrun --nproc-per-node N -m nclab train ...` (DistributedDataParallel).
+
+torchrun starts N copies with RANK, LOCAL_RANK and WORLD_SIZE set; `setup` joins them in one process group
+(NCCL on GPUs, one GPU per process; gloo on the CPU). Every rank draws the same seeded permutation, and
+each global batch of `train.batch_size` is split between the ranks (rank r takes positions r, r + N, ...),
+so N processes take the same optimizer steps as one process with the same global batch:
+the loss of rank r is rescaled (`global_reduce`) so that DDP's gradient average is the gradient of the
+mean (or sum) over the whole global batch, whatever the split of an uneven last batch.
+
+A measured epoch reads contiguous shards of the train and test splits; `merge_accumulator` then combines
+the ranks' `NCAccumulator`s exactly (Chan et al.'s parallel update, as within one process):
+    n_k = sum_r n_rk,   mu_k = sum_r n_rk mu_rk / n_k,
+    S = sum_r [S_r + sum_k n_rk (mu_rk - mu_k)(mu_rk - mu_k)^T],
+and gathers the kept features in rank order (= split order), so every metric is the whole dataset's.
+Only rank 0 writes the run directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from nclab.errors import ConfigError
+from nclab.metrics.stream import NCAccumulator
+
+T = TypeVar("T")
+
+__all__ = [
+    "broadcast",
+    "global_reduce",
+    "is_main",
+    "merge_accumulator",
+    "setup",
+    "shard",
+    "sum_over_ranks",
+    "world",
+    "wrap",
+]
+
+
+def world() -> int:
+    """Processes in the run: WORLD_SIZE under torchrun, else 1."""
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    """True on the process that writes the run directory (rank 0, or the only one)."""
+    return rank() == 0
+
+
+def broadcast(value: T) -> T:
+    """Rank 0's value on every rank (any picklable object)."""
+    if world() == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def setup(device: torch.device) -> torch.device:
+    """Join torchrun's process group if WORLD_SIZE > 1; the device this rank trains on (cuda:LOCAL_RANK)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 or dist.is_initialized():
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None
+    )
+    return device
+
+
+def wrap(
+    model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, multilabel: bool
+) -> nn.Module:
+    """The model in DistributedDataParallel; one ConfigError line for what one process only supports."""
+    from nclab.optim import LBFGS
+
+    if isinstance(optimizer, LBFGS):
+        raise ConfigError(
+            "optim=lbfgs runs its line search per process; under torchrun use sgd, adam or adamw"
+        )
+    if any(p.requires_grad for p in loss_fn.parameters()):
+        raise ConfigError(
+            "this loss learns its own parameters (centers), which torchrun does not synchronise; "
+            "train it in one process (nclab train ...)"
+        )
+    if multilabel:
+        raise ConfigError("multi-label datasets are measured in one process; train them with nclab train ...")
+    device = next(model.parameters()).device
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def shard(n: int) -> slice:
+    """This rank's contiguous part of n items (rank r: [r n / N, (r + 1) n / N))."""
+    r, w = rank(), world()
+    return slice(r * n // w, (r + 1) * n // w)
+
+
+def global_reduce(reduction: str) -> Callable[[Tensor], Tensor]:
+    """The loss reduction that makes DDP's gradient average that of one process on the global batch:
+    mean: sum_i l_i * N / n_global (n_global all-reduced on the device, no host sync); sum: sum_i l_i * N."""
+
+    def reduce(per_sample: Tensor) -> Tensor:
+        if reduction == "sum":
+            return per_sample.sum() * world()
+        n = torch.tensor(float(len(per_sample)), device=per_sample.device, dtype=per_sample.dtype)
+        dist.all_reduce(n)
+        return per_sample.sum() * (world() / n)
+
+    return reduce
+
+
+def sum_over_ranks(*values: Tensor | float | int) -> list[float]:
+    """Sums of scalars over the ranks (one all-reduce), as Python floats."""
+    if world() == 1:
+        return [float(v) for v in values]
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    t = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in values])
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _gather_rows(t: Tensor) -> list[Tensor]:
+    """Every rank's tensor (rows may differ in number), in rank order."""
+    n = torch.tensor([len(t)], device=t.device)
+    sizes = [torch.zeros_like(n) for _ in range(world())]
+    dist.all_gather(sizes, n)
+    rows = max(int(s) for s in sizes)
+    padded = torch.zeros((rows, *t.shape[1:]), dtype=t.dtype, device=t.device)
+    padded[: len(t)] = t
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return [p[: int(s)] for p, s in zip(parts, sizes, strict=True)]
+
+
+@torch.no_grad()
+def merge_accumulator(acc: NCAccumulator) -> None:
+    """Make `acc` the accumulator of the whole split from each rank's part (exact; a no-op in one process)."""
+    if world() == 1:
+        return
+    sums = acc.means * acc.counts[:, None]
+    counts = acc.counts.clone()
+    dist.all_reduce(counts)
+    dist.all_reduce(sums)
+    means = sums / counts.clamp(min=1)[:, None]
+    delta = acc.means - means
+    spread = delta * acc.counts.sqrt()[:, None]
+    class_ss = acc.class_ss + acc.counts * delta.square().sum(1)
+    scatter = acc.scatter + spread.T @ spread
+    dist.all_reduce(class_ss)
+    dist.all_reduce(scatter)
+    acc.counts, acc.means, acc.class_ss, acc.scatter = counts, means, class_ss, scatter
+    hits = torch.stack([torch.as_tensor(v, device=counts.device) for v in (acc.correct, acc.ncc_correct)])
+    dist.all_reduce(hits)
+    acc.correct, acc.ncc_correct = hits[0], hits[1]
+    if acc.keep_features:
+        h, y = (torch.cat([k[i] for k in acc.kept]) for i in (0, 1))
+        with_pred = acc.kept[0][2] is not None
+        pred = torch.cat([k[2] for k in acc.kept]) if with_pred else None
+        gathered = zip(
+            _gather_rows(h),
+            _gather_rows(y),
+            _gather_rows(pred) if with_pred else [None] * world(),
+            strict=True,
+        )
+        acc.kept = list(gathered)
+
+
+def finish() -> None:
+    """Leave torchrun's process group (a no-op in one process)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
