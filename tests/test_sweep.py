@@ -20,11 +20,23 @@ TINY = {"preset": "demo", "epochs": 3, "model.width": 16, "model.depth": 1}
 SRC = str(Path(nclab.__file__).parents[1])
 
 
-@pytest.fixture(autouse=True)
-def _ray_finds_nclab(monkeypatch):
-    """Ray's worker processes import nclab from the same sources as this test (PYTHONPATH may be relative)."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module's sweeps (`run_sweep` uses a running Ray as it is); its worker processes
+    import nclab from the same sources as this test (PYTHONPATH may be relative)."""
+    import ray
+
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "OMP_NUM_THREADS")}
+    os.environ["PYTHONPATH"] = os.pathsep.join([SRC, saved["PYTHONPATH"] or ""])
+    os.environ["OMP_NUM_THREADS"] = "1"
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def sweep_file(tmp_path: Path, **sweep) -> Path:
@@ -42,7 +54,7 @@ def finished(sweep_dir: Path) -> dict[str, bytes]:
     }
 
 
-def test_sweep_trains_every_combination_then_skips_them(tmp_path, capsys):
+def test_sweep_trains_every_combination_then_skips_them(local_ray, tmp_path, capsys):
     path = sweep_file(tmp_path, base=TINY, grid={"loss": ["ce", "mse"], "seed": [0, 1]})
     assert main(["sweep", str(path)]) == 0
     out_dir = tmp_path / "out"
@@ -59,6 +71,7 @@ def test_sweep_trains_every_combination_then_skips_them(tmp_path, capsys):
     assert len(table) == 2 + 4 and all(any(n in row for row in table) for n in names)
     assert "loss.name" in table[0] and "nc1" in table[0] and "test_acc" in table[0]
     assert (out_dir / "compare.csv").is_file() and (out_dir / "figures" / "grid.png").stat().st_size > 10_000
+    assert reported_to_tune(out_dir, "loss=mse,seed=1")
     capsys.readouterr()
 
     assert main(["sweep", str(path)]) == 0  # nothing left to do: no trial runs again
@@ -66,13 +79,24 @@ def test_sweep_trains_every_combination_then_skips_them(tmp_path, capsys):
     assert finished(out_dir) == done
 
 
-def test_killed_sweep_finishes_only_the_rest(tmp_path, capsys):
+def reported_to_tune(sweep_dir: Path, name: str) -> bool:
+    """The trial reported each measured epoch to Tune, epoch, nc1 and test_acc first (Tune's table shows
+    the first four), with the values of the run's metrics.jsonl."""
+    lines = (sweep_dir / ".tune" / "trials" / name / "result.json").read_text().splitlines()
+    reported = [json.loads(line) for line in lines]
+    records = Run(sweep_dir / name).metrics()
+    assert len(reported) == len(records)
+    for got, record in zip(reported, records, strict=True):
+        assert list(got)[:3] == ["epoch", "nc1", "test_acc"]
+        assert all(got[k] == v for k, v in record.items() if k in got)
+    return True
+
+
+def test_killed_sweep_finishes_only_the_rest(local_ray, tmp_path, capsys):
     base = TINY | {"epochs": 40}
     path = sweep_file(tmp_path, base=base, grid={"seed": [0, 1, 2, 3]}, max_concurrent=1)
-    env = os.environ | {"PYTHONPATH": os.environ["PYTHONPATH"]}
     proc = subprocess.Popen(
         [sys.executable, "-m", "nclab", "sweep", str(path)],
-        env=env,
         start_new_session=True,  # Ray's processes join this group, killed with it
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -95,7 +119,7 @@ def test_killed_sweep_finishes_only_the_rest(tmp_path, capsys):
     assert all([r["epoch"] for r in Run(tmp_path / "out" / n).metrics()] == list(range(1, 41)) for n in after)
 
 
-def test_failing_trial_is_retried_reported_and_the_others_finish(tmp_path, capsys):
+def test_failing_trial_is_retried_reported_and_the_others_finish(local_ray, tmp_path, capsys):
     path = sweep_file(tmp_path, base=TINY, grid={"optim.lr": [0.05, 1.0e9]}, retries=1)
     assert main(["sweep", str(path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()  # Ray's own log lines come first
@@ -104,6 +128,16 @@ def test_failing_trial_is_retried_reported_and_the_others_finish(tmp_path, capsy
     assert "optim.lr=1e+09: loss became nan in epoch 1" in err[-1] and "(after 2 attempts" in err[-1]
     assert set(finished(tmp_path / "out")) == {"optim.lr=0.05"}
     assert Run(tmp_path / "out" / "optim.lr=1e+09").status()["state"] == "failed"
+
+
+def test_trial_under_torchrun(local_ray, tmp_path):
+    """ranks: 2 runs the trial as one DDP run of two gloo processes; its epochs still reach Tune."""
+    base = TINY | {"model.batch_norm": False, "train.device": "cpu"}
+    path = sweep_file(tmp_path, base=base, grid={"seed": [0]}, ranks=2, resources={"cpu": 2})
+    assert main(["sweep", str(path)]) == 0
+    run = Run(tmp_path / "out" / "trial")
+    assert run.status()["state"] == "finished" and [r["epoch"] for r in run.metrics()] == [1, 2, 3]
+    assert reported_to_tune(tmp_path / "out", "trial")
 
 
 @pytest.mark.parametrize(

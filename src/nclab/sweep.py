@@ -10,6 +10,7 @@ A sweep file names a base configuration and the values to vary:
     resources: {cpu: 1, gpu: 0.25}                       # per trial; fractional GPUs pack trials onto one GPU
     retries: 1                                           # attempts after a trial's first failure
     max_concurrent: null                                 # trials at once (default: as resources allow)
+    ranks: 1                                             # > 1: each trial is one torchrun DDP run
 
 The trials are the product of the grid's lists, the zipped lists (one axis) and the random samples (one
 axis, drawn with Ray Tune's distributions from `random.seed`). Every trial's config is resolved and
@@ -25,6 +26,10 @@ import itertools
 import logging
 import os
 import shutil
+import subprocess
+import sys
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +101,7 @@ class Sweep(_Strict):
     resources: Resources = Resources()
     retries: int = Field(0, ge=0)
     max_concurrent: int | None = Field(None, ge=1)
+    ranks: int = Field(1, ge=1, description="processes per trial; > 1 runs the trial under torchrun (DDP)")
 
     @field_validator("grid", "zip")
     @classmethod
@@ -229,7 +235,38 @@ def _report_record(record: dict[str, Any]) -> None:
     tune.report({k: record[k] for k in keys if isinstance(record.get(k), int | float)})
 
 
-def _trial(params: dict[str, Any], configs: dict[str, dict[str, Any]]) -> None:
+def _torchrun(cfg: RunConfig, ranks: int, continuing: bool) -> None:
+    """The trial as `torchrun --nproc-per-node ranks -m nclab train` (on the GPUs Ray gave the trial, which
+    CUDA_VISIBLE_DEVICES names), reporting the run's new metrics.jsonl lines to Tune as they appear."""
+    run_dir = Path(cfg.out) / cfg.name
+    config = run_dir.parent / TUNE_DIR / "configs" / f"{cfg.name}.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(cfg.to_yaml())
+    what = ["--resume", str(run_dir)] if continuing else [str(config)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}"]
+    proc = subprocess.Popen(
+        [*cmd, "-m", "nclab", "train", *what, "--quiet"], stderr=subprocess.PIPE, text=True
+    )
+    errors: list[str] = []
+    reader = threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)
+    reader.start()
+    seen = len(Run(run_dir).metrics()) if continuing else 0
+    while True:
+        finished = proc.poll() is not None
+        records = Run(run_dir).metrics() if run_dir.is_dir() else []
+        for record in records[seen:]:
+            _report_record(record)
+        seen = len(records)
+        if finished:
+            break
+        time.sleep(1.0)
+    reader.join()
+    if proc.returncode:
+        lines = [line.strip() for line in errors if line.startswith("error: ")]
+        raise NclabError(lines[-1][7:] if lines else f"torchrun exited with {proc.returncode}: {errors[-1:]}")
+
+
+def _trial(params: dict[str, Any], configs: dict[str, dict[str, Any]], ranks: int = 1) -> None:
     """A Tune trial: train (or continue) the run `params["trial"]`, reporting each measured epoch."""
     from nclab.train import train
 
@@ -241,6 +278,9 @@ def _trial(params: dict[str, Any], configs: dict[str, dict[str, Any]]) -> None:
         return
     if state == "interrupted":
         shutil.rmtree(run_dir)  # replaced by the run-state resume once it lands
+    if ranks > 1:
+        _torchrun(cfg, ranks, continuing=False)
+        return
     try:
         train(cfg, on_record=_report_record)
     except Exception as exc:
@@ -319,7 +359,8 @@ def _tune(
     try:
         configs = {t.name: t.config.model_dump() for t in pending}
         trainable = tune.with_resources(
-            tune.with_parameters(_trial, configs=configs), {"cpu": resources.cpu, "gpu": resources.gpu}
+            tune.with_parameters(_trial, configs=configs, ranks=sweep.ranks),
+            {"cpu": resources.cpu, "gpu": resources.gpu},
         )
         tuner = tune.Tuner(
             trainable,

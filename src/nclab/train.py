@@ -118,7 +118,9 @@ def train(
     )
     save_at = checkpoint_epochs(cfg.train.epochs, cfg.train.save_every)
     run = Run.create(cfg)
-    if cfg.data.random_labels and distributed.is_main():  # measure and resume read them back (data.load_dataset(..., run_dir))
+    if (
+        cfg.data.random_labels and distributed.is_main()
+    ):  # measure and resume read them back (data.load_dataset(..., run_dir))
         save_labels(run.path, splits)
     writer = SummaryWriter(log_dir=str(run.path)) if distributed.is_main() else None
     epoch = 0
