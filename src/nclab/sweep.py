@@ -225,13 +225,13 @@ def _state(run_dir: Path) -> str:
 
 
 def _report_record(record: dict[str, Any]) -> None:
-    """One measured epoch's summary keys to Tune (metrics.jsonl has them all); nc1 and test_acc first, so
-    Tune's progress table (the first four numbers) shows them."""
+    """One measured epoch's summary keys (metrics.table) to Tune (metrics.jsonl has them all); nc1 and
+    test_acc first, so Tune's progress table (the first four numbers) shows them."""
     from ray import tune
 
-    from nclab.report.tables import SUMMARY_KEYS
+    from nclab.metrics import table
 
-    keys = ["epoch", *REPORT_FIRST, *SUMMARY_KEYS]
+    keys = ["epoch", *REPORT_FIRST, *table.keys("summary")]
     tune.report({k: record[k] for k in keys if isinstance(record.get(k), int | float)})
 
 
