@@ -342,7 +342,13 @@ def _tune(
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials see the paths the user gave
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=verbose > 1)
+        try:
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=verbose > 1)
+        except ConnectionError as exc:
+            raise NclabError(
+                f"no Ray cluster answers at {address} ({exc}); check the address (`ray status` on the head "
+                "node), and with token authentication set RAY_AUTH_MODE=token and the cluster's token"
+            ) from None
 
     class Failures(tune.Callback):
         """Counts each trial's failed attempts (a retried failure, then the final one)."""
