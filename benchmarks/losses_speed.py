@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nclab.config import LossConfig
+from nclab.config import LossConfig, TrainConfig
 from nclab.data.loader import DeviceLoader
 from nclab.losses import LOSSES, build_loss
+from nclab.step import TrainStep
 
 train_module = importlib.import_module("nclab.train")
 
@@ -97,7 +98,11 @@ def bench_epoch(n: int, batch: int, k: int, d: int, device: str, repeat: int) ->
     model = Net().to(device)
     loss_fn = build_loss(LossConfig(), k, d).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    ours = timed(lambda: train_module._train_epoch(model, loss_fn, optimizer, loader, 1), device, repeat)
+    ours = timed(
+        lambda: train_module._train_epoch(TrainStep(model, loss_fn, optimizer, TrainConfig()), loader, 1),
+        device,
+        repeat,
+    )
     base = timed(lambda: per_step_item_epoch(model, loss_fn, optimizer, loader), device, repeat)
     steps = len(loader)
     print(f"train epoch, MLP 256-{d}-{d}-{k}, {n} samples, batch {batch} ({steps} steps), {device}")

@@ -21,7 +21,7 @@ import torch
 import torchvision
 from torch import nn
 
-from baselines import original_nc, per_sample_scatter, timed
+from baselines import original_measure, timed
 from nclab.data.loader import DeviceLoader
 from nclab.losses import CrossEntropy
 from nclab.measure import measure
@@ -40,33 +40,6 @@ class Hooked(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.net(x), self.features
-
-
-@torch.no_grad()
-def original(model: Hooked, train: DeviceLoader, test: DeviceLoader, k: int) -> dict[str, float]:
-    """validate_NC.py's compute_info (train, test), compute_Sigma_W (train) and the NC formulas."""
-    model.eval()
-
-    def compute_info(loader):
-        mu_g, sums, counts, correct, n = 0, {}, {}, 0, 0
-        for x, y in loader:
-            logits, h = model(x)
-            mu_g = mu_g + h.sum(0)
-            for i in range(len(y)):
-                c = y[i].item()
-                sums[c] = sums.get(c, 0) + h[i]
-                counts[c] = counts.get(c, 0) + 1
-            correct += (logits.argmax(1) == y).sum().item()
-            n += len(y)
-        return mu_g / n, {c: sums[c] / counts[c] for c in sums}, correct / n
-
-    mu_g, mu, train_acc = compute_info(train)
-    _, _, test_acc = compute_info(test)
-    d = mu_g.shape[0]
-    pairs = ((model(x)[1], y) for x, y in train)
-    sigma_w = per_sample_scatter(pairs, mu, d) / len(train.y)
-    nc = original_nc(sigma_w, mu, mu_g, model.head.weight, model.head.bias, k)
-    return nc | {"train_acc": train_acc, "test_acc": test_acc}
 
 
 def main() -> None:
@@ -109,7 +82,7 @@ def main() -> None:
         results.append((name, seconds, m.record["nc1"], m.record["train_acc"]))
     if not args.skip_original:
         model = model.to(memory_format=torch.contiguous_format)
-        seconds, out = timed(original, model, split["train"], split["test"], k, device=args.device)
+        seconds, out = timed(original_measure, model, split["train"], split["test"], k, device=args.device)
         results.insert(0, ("original (A6)", seconds, out["nc1"], out["train_acc"]))
     base = results[0][1]
     for name, seconds, nc1, acc in results:

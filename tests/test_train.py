@@ -8,13 +8,14 @@ import torch
 from safetensors.torch import load_file
 
 from nclab.cli import main
-from nclab.config import LossConfig, resolve
+from nclab.config import LossConfig, TrainConfig, resolve
 from nclab.errors import TrainingDiverged
 from nclab.losses import build_loss
 from nclab.metrics import nc_metrics
 from nclab.models import build_model
 from nclab.models.head import additive_bias
 from nclab.runs import checkpoint_epochs, load
+from nclab.step import TrainStep
 
 train_module = importlib.import_module("nclab.train")  # `nclab.train` the name is the function
 
@@ -162,7 +163,8 @@ def test_divergence_is_caught_within_the_epoch(monkeypatch):
 
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(TrainingDiverged, match="epoch 5"):
-        train_module._train_epoch(model, build_loss(LossConfig(), 2, 3), optimizer, batches(), 5)
+        step = TrainStep(model, build_loss(LossConfig(), 2, 3), optimizer, TrainConfig())
+        train_module._train_epoch(step, batches(), 5)
     assert seen == [0, 1, 2]
 
 
@@ -172,7 +174,8 @@ def test_gradient_clipping_bounds_the_step():
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     data = [(torch.randn(8, 3), torch.randint(0, 2, (8,)))]
-    train_module._train_epoch(model, build_loss(LossConfig(), 2, 3), optimizer, data, 1, clip_grad_norm=1e-3)
+    step = TrainStep(model, build_loss(LossConfig(), 2, 3), optimizer, TrainConfig(clip_grad_norm=1e-3))
+    train_module._train_epoch(step, data, 1)
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert (after - before).norm().item() == pytest.approx(1e-3, rel=1e-3)
 

@@ -247,6 +247,27 @@ class TrainConfig(Section):
     save_every: int | None = Field(
         None, ge=1, description="checkpoint cadence; default every epoch up to 200, else 100 evenly spaced"
     )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32",
+        description="autocast precision of forward and loss (fp16 adds a gradient scaler); metrics "
+        "always accumulate in float64",
+    )
+    channels_last: bool = Field(False, description="channels-last memory for convnets (faster with bf16)")
+    compile: Literal["false", "default", "max-autotune"] = Field(
+        "false", description="torch.compile the model's forward; the first epoch includes the compile time"
+    )
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile_bool(cls, value: Any) -> Any:
+        """YAML reads `compile: false` / `true` as booleans: false -> "false", true -> "default"."""
+        return {False: "false", True: "default"}.get(value, value) if isinstance(value, bool) else value
+
+    cuda_graph: bool = Field(
+        False,
+        description="replay forward, loss, backward and optimizer step from one CUDA graph (CUDA; falls back "
+        "to the eager step with a warning where it cannot capture, e.g. lbfgs or fp16)",
+    )
 
 
 class MeasureConfig(Section):

@@ -1,4 +1,12 @@
-"""Errors a user can fix: the CLI prints their message as one `error: ...` line and exits with `exit_code`."""
+"""Errors a user can fix: the CLI prints their message as one `error: ...` line and exits with `exit_code`.
+Warnings (the run goes on) are one `warning: ...` line on stderr."""
+
+import sys
+
+
+def warn(message: str) -> None:
+    """One `warning: ...` line on stderr."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 class NclabError(Exception):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
 from nclab import distributed
@@ -23,11 +23,12 @@ from nclab.data.loader import DeviceLoader, eval_loader, loaders
 from nclab.data.variants import save_labels
 from nclab.errors import ConfigError, NclabError, TrainingDiverged
 from nclab.losses import Loss, build_loss
-from nclab.measure import accuracy, class_hits, measure
+from nclab.measure import accuracy, measure
 from nclab.metrics import table
 from nclab.models import Classifier, build_model
 from nclab.optim import LBFGS, build_optimizer, build_scheduler, param_groups, step_scheduler
 from nclab.runs import Run, checkpoint_epochs
+from nclab.step import autocast, build_step, prepare_model
 
 __all__ = ["Parts", "build_parts", "resolve_device", "seed_everything", "train"]
 
@@ -85,7 +86,15 @@ def build_parts(cfg: RunConfig, run_dir: Path | None = None) -> Parts:
             f"head.kind=none leaves no logits for loss={cfg.loss.name}; use a loss on the features "
             "(loss=standalone_center) or head.kind=linear"
         )
-    batches = loaders(splits, cfg.train.batch_size, cfg.measure.batch_size, device, cfg.seed, cfg.data)
+    batches = loaders(
+        splits,
+        cfg.train.batch_size,
+        cfg.measure.batch_size,
+        device,
+        cfg.seed,
+        cfg.data,
+        cfg.train.channels_last,
+    )
     val = None
     if splits.val_x is not None:
         val = eval_loader(splits.val_x, splits.val_y, splits, cfg.measure.batch_size, batches[2])
@@ -106,10 +115,18 @@ def train(
             "train.clip_grad_norm would break lbfgs's line search; unset it or use another optim"
         )
     scheduler = build_scheduler(cfg.optim, optimizer, cfg.train.epochs)
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
+    prepare_model(model, cfg.train)
+    if cfg.train.compile != "false" and progress:
+        print(f"torch.compile (mode {cfg.train.compile}): the first epoch includes the compile time")
     stepped, reduce = model, loss_fn.reduce  # under torchrun: DDP and the global batch's reduction
     if distributed.world() > 1:
         stepped = distributed.wrap(model, loss_fn, optimizer, splits.multilabel)
         reduce = distributed.global_reduce(cfg.loss.reduction)
+    step = build_step(stepped, loss_fn, optimizer, cfg.train, reduce)
+    precision = autocast(cfg.train.precision, device)
     train_batches, measure_train, measure_test, val = (
         parts.train_batches,
         parts.measure_train,
@@ -128,21 +145,21 @@ def train(
         with _progress(progress and distributed.is_main()) as bar:
             task = bar.add_task("train", total=cfg.train.epochs, info="") if bar else None
             for epoch in range(1, cfg.train.epochs + 1):
-                lr = optimizer.param_groups[0]["lr"]
-                step_loss, step_acc = _train_epoch(
-                    stepped, loss_fn, optimizer, train_batches, epoch, cfg.train.clip_grad_norm, reduce
-                )
+                lr = float(optimizer.param_groups[0]["lr"])  # a tensor under train.cuda_graph
+                model.train()
+                step_loss, step_acc = _train_epoch(step, train_batches, epoch)
                 record = {"epoch": epoch, "lr": lr, "step_loss": step_loss, "step_acc": step_acc}
                 save_features = epoch in cfg.measure.save_features_at
                 if epoch % cfg.measure.every == 0 or epoch == cfg.train.epochs or save_features:
-                    measured = measure(
-                        model, loss_fn, measure_train, measure_test, k, multilabel=splits.multilabel,
-                        features_per_class=cfg.measure.features_per_class if save_features else False,
-                        score_samples=cfg.measure.score_samples,
-                    )  # fmt: skip
+                    with precision:  # the measured epoch in the training precision; sums stay float64
+                        measured = measure(
+                            model, loss_fn, measure_train, measure_test, k, multilabel=splits.multilabel,
+                            features_per_class=cfg.measure.features_per_class if save_features else False,
+                            score_samples=cfg.measure.score_samples,
+                        )  # fmt: skip
+                        if val is not None:
+                            record["val_acc"] = accuracy(model, val)
                     record |= measured.record
-                    if val is not None:
-                        record["val_acc"] = accuracy(model, val)
                     run.append_metrics(record)
                     if on_record:
                         on_record(record)
@@ -178,70 +195,26 @@ CHECK_EVERY = 64  # steps between host-side checks of the running loss (one sync
 
 
 def _train_epoch(
-    model: nn.Module,
-    loss_fn: Loss,
-    optimizer: torch.optim.Optimizer,
+    step: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]],
     batches: Iterable[tuple[Tensor, Tensor]],
     epoch: int,
-    clip_grad_norm: float | None = None,
-    reduce: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[float, float]:
-    """One pass of optimizer steps; returns the mean train-mode loss and accuracy seen during the steps
-    (before each step). Raises TrainingDiverged as soon as a check sees a non-finite running loss.
-    `reduce` turns per-sample losses into the objective (default `loss_fn.reduce`; under torchrun the
-    global batch's, distributed.global_reduce); the returned means are over all ranks."""
-    model.train()
-    device = next(model.parameters()).device
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
+    """One pass of optimizer steps (`nclab.step`); returns the mean train-mode loss and accuracy seen
+    during the steps (before each step), over all ranks under torchrun. Raises TrainingDiverged as soon as
+    a check sees a non-finite running loss."""
+    total = correct = None
     n = 0
-    for step, (x, y) in enumerate(batches, 1):
-        if isinstance(optimizer, LBFGS):
-            per_sample, pred = _lbfgs_step(model, loss_fn, optimizer, x, y)
-        else:
-            logits, h = model(x)
-            per_sample = loss_fn.per_sample(logits, h, y)
-            optimizer.zero_grad(set_to_none=True)
-            (reduce or loss_fn.reduce)(per_sample).backward()
-            if clip_grad_norm:
-                nn.utils.clip_grad_norm_(params, clip_grad_norm)
-            optimizer.step()
-            pred = loss_fn.predict(_detached(logits), h.detach())
-        total += per_sample.detach().sum().double()  # stays on the device: no sync per step
-        correct += class_hits(pred, y)
+    for i, (x, y) in enumerate(batches, 1):
+        loss_sum, hits = step(x, y)
+        total = loss_sum if total is None else total + loss_sum  # stays on the device: no sync per step
+        correct = hits if correct is None else correct + hits
         n += len(y)
-        if step % CHECK_EVERY == 0:
+        if i % CHECK_EVERY == 0:
             running, seen = distributed.sum_over_ranks(total, n)
             _check_finite(running / seen, epoch)
     total, correct, n = distributed.sum_over_ranks(total, correct, n)
     _check_finite(total / n, epoch)
     return total / n, correct / n
-
-
-def _lbfgs_step(
-    model: nn.Module, loss_fn: Loss, optimizer: LBFGS, x: Tensor, y: Tensor
-) -> tuple[Tensor, Tensor]:
-    """One L-BFGS step on the batch (up to optim.max_iter closure evaluations, each a train-mode forward
-    as in Zhu et al. 2021); returns the per-sample losses and predictions of the first evaluation."""
-    first: list[tuple[Tensor, Tensor]] = []
-
-    def closure() -> Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        logits, h = model(x)
-        per_sample = loss_fn.per_sample(logits, h, y)
-        objective = loss_fn.reduce(per_sample) + optimizer.penalty()
-        objective.backward()
-        if not first:
-            first.append((per_sample.detach(), loss_fn.predict(_detached(logits), h.detach())))
-        return objective
-
-    optimizer.step(closure)
-    return first[0]
-
-
-def _detached(logits: Tensor | None) -> Tensor | None:
-    return None if logits is None else logits.detach()
 
 
 def _check_finite(mean_loss: float, epoch: int) -> None:

@@ -91,6 +91,7 @@ class DeviceLoader:
         resident: bool = True,
         workers: int = 0,
         split: bool = False,
+        channels_last: bool = False,
     ) -> None:
         if augment != "none" and (x.dim() != 4 or x.dtype != torch.uint8):
             raise ConfigError(
@@ -110,6 +111,7 @@ class DeviceLoader:
         self.epoch = 0
         self.augment = augment
         self.mix = mix
+        self.channels_last = channels_last and x.dim() == 4
         shape = (1, -1) + (1,) * (x.dim() - 2)
         self.mean = None if mean is None else torch.tensor(mean, device=self.device).view(shape)
         self.std = None if std is None else torch.tensor(std, device=self.device).view(shape)
@@ -128,6 +130,8 @@ class DeviceLoader:
             x = rotate(x, gen)
         if self.mean is not None:
             x = (x - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def _batches(self, order: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
@@ -181,8 +185,10 @@ def loaders(
     device: torch.device,
     seed: int,
     cfg: DataConfig | None = None,
+    channels_last: bool = False,
 ) -> tuple[DeviceLoader, DeviceLoader, DeviceLoader]:
-    """(shuffled, augmented train; un-shuffled, un-augmented train for measuring; test)."""
+    """(shuffled, augmented train; un-shuffled, un-augmented train for measuring; test); images come out in
+    channels-last memory when `channels_last`."""
     cfg = cfg or DataConfig()
     tensors = [t for t in (splits.train_x, splits.test_x, splits.val_x) if t is not None]
     resident = cfg.resident == "device" or (cfg.resident == "auto" and fits_on(device, *tensors))
@@ -193,6 +199,7 @@ def loaders(
         "device": device,
         "resident": resident,
         "workers": cfg.workers,
+        "channels_last": channels_last,
     }
     train = splits.train_x, splits.train_y
     if resident:  # one device copy shared by both train loaders
@@ -208,5 +215,6 @@ def loaders(
 def eval_loader(x: Tensor, y: Tensor, splits: Splits, batch_size: int, like: DeviceLoader) -> DeviceLoader:
     """An un-shuffled, un-augmented loader over (x, y) (e.g. the validation split), placed like `like`."""
     return DeviceLoader(
-        x, y, batch_size, like.device, splits.mean, splits.std, resident=like.resident, workers=like.workers
-    )
+        x, y, batch_size, like.device, splits.mean, splits.std, resident=like.resident, workers=like.workers,
+        channels_last=like.channels_last,
+    )  # fmt: skip
