@@ -1,4 +1,4 @@
-"""Command line: `nclab train|measure|plot|visualize|compare|presets|data ...`.
+"""Command line: `nclab train|ufm|measure|plot|visualize|compare|presets|data|models ...`.
 
 Errors a user can fix end in one `error: ...` line."""
 
@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", type=Path, help="sweep directory (overrides the file's out)")
     sw.add_argument("--report", action="store_true", help="only the table and figures of the runs so far")
     sw.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Tune output (2: trial logs)")
+    uf = sub.add_parser(
+        "ufm",
+        help="unconstrained features model: nclab ufm K=10 d=64 n=50 loss=ce lambda_W=5e-4 lambda_H=5e-4",
+    )
+    uf.add_argument("items", nargs="*", help="an optional YAML config file, then key=value settings")
+    uf.add_argument("--quiet", action="store_true", help="no progress lines")
     sub.add_parser("presets", help="list the named presets")
     da = sub.add_parser("data", help="datasets: nclab data list | nclab data info NAME [key=value ...]")
     da.add_argument("action", choices=["list", "info"])
@@ -104,16 +110,21 @@ def _summary(run, figure: Path) -> None:
     console.print(f"figure: {figure}")
 
 
+def _file_and_overrides(items: list[str]) -> tuple[str | None, list[str]]:
+    """`[CONFIG.yaml] key=value ...` -> (the file or None, the overrides)."""
+    files = [i for i in items if "=" not in i]
+    if len(files) > 1:
+        raise NclabError(f"one config file at most, got {files}; write other settings as key=value")
+    return (files[0] if files else None), [i for i in items if "=" in i]
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from nclab import distributed
     from nclab.config import resolve
     from nclab.report.plots import plot_runs
     from nclab.train import train
 
-    files = [i for i in args.items if "=" not in i]
-    if len(files) > 1:
-        raise NclabError(f"one config file at most, got {files}; write other settings as key=value")
-    cfg = resolve(files[0] if files else None, [i for i in args.items if "=" in i], preset=args.preset)
+    cfg = resolve(*_file_and_overrides(args.items), preset=args.preset)
     try:
         run = train(cfg, progress=not args.quiet)
     finally:
@@ -123,6 +134,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     figure = plot_runs([run])
     if not args.quiet:
         _summary(run, figure)
+
+
+def cmd_ufm(args: argparse.Namespace) -> None:
+    from nclab.report.plots import plot_runs
+    from nclab.ufm import resolve_ufm, simulate
+
+    sim = simulate(resolve_ufm(*_file_and_overrides(args.items)), progress=not args.quiet)
+    print(sim.report())
+    print(f"figure: {plot_runs([sim.run])}")
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -283,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         commands = {
             "train": cmd_train, "plot": cmd_plot, "measure": cmd_measure, "visualize": cmd_visualize,
             "compare": cmd_compare, "sweep": cmd_sweep, "presets": cmd_presets, "data": cmd_data,
-            "models": cmd_models,
+            "models": cmd_models, "ufm": cmd_ufm,
         }  # fmt: skip
         commands[args.command](args)
     except NclabError as exc:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -305,18 +305,23 @@ class RunConfig(Section):
         return yaml.safe_dump(self.model_dump(), sort_keys=False)
 
 
-ALIASES = {"epochs": "train.epochs"}
-SECTIONS = [
-    k
-    for k, f in RunConfig.model_fields.items()
-    if isinstance(f.annotation, type) and issubclass(f.annotation, Section)
-]
+M = TypeVar("M", bound=BaseModel)
+ALIASES = {"epochs": "train.epochs"}  # RunConfig's short keys
 
 
-def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
-    key = ALIASES.get(key, key)
+def sections(model: type[BaseModel]) -> list[str]:
+    """The keys of `model` that hold a nested Section (`loss`, `optim`, ...)."""
+    return [
+        k
+        for k, f in model.model_fields.items()
+        if isinstance(f.annotation, type) and issubclass(f.annotation, Section)
+    ]
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any, model: type[BaseModel] = RunConfig) -> None:
+    key = ALIASES.get(key, key) if model is RunConfig else key
     parts = key.split(".")
-    if parts[0] in SECTIONS and len(parts) == 1 and not isinstance(value, dict):
+    if parts[0] in sections(model) and len(parts) == 1 and not isinstance(value, dict):
         parts.append("name")
     node = tree
     for part in parts[:-1]:
@@ -389,20 +394,22 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
     return f"{key}: {msg} (got {error['input']!r})"
 
 
-def validate(tree: dict[str, Any]) -> RunConfig:
+def validate(tree: dict[str, Any], model: type[M] = RunConfig) -> M:
+    """`model` (RunConfig, or another top-level config such as ufm.UFMConfig) from a key tree."""
     try:
-        return RunConfig.model_validate(tree)
+        return model.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError("; ".join(_describe(e, RunConfig) for e in exc.errors())) from None
+        raise ConfigError("; ".join(_describe(e, model) for e in exc.errors())) from None
 
 
 def resolve(
     file: str | Path | None = None,
     overrides: Sequence[str | tuple[str, Any]] = (),
     preset: str | None = None,
-) -> RunConfig:
+    model: type[M] = RunConfig,
+) -> M:
     """Defaults, then a preset, then a YAML file, then overrides (`key=value` text or (key, value) pairs),
-    validated once."""
+    validated once as `model` (RunConfig, or another top-level config such as ufm.UFMConfig)."""
     tree: dict[str, Any] = {}
     if preset:
         tree = _merge(tree, read_preset(preset))
@@ -410,5 +417,5 @@ def resolve(
         tree = _merge(tree, read_yaml(file))
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
-        _set_dotted(tree, key, value)
-    return validate(tree)
+        _set_dotted(tree, key, value, model)
+    return validate(tree, model)

@@ -37,6 +37,9 @@ class Loss(nn.Module):
     """Per-sample loss `sample_loss`, reduced over the batch; `predict` gives the class decisions."""
 
     uses_logits = True  # False: the loss ignores the classifier, which then is not evaluated
+    needs_inputs = (
+        False  # True: the loss reads the input batch (images), so the UFM (free features) cannot run it
+    )
 
     def __init__(self, num_classes: int, reduction: str = "mean", feature_decay: float = 0.0) -> None:
         super().__init__()

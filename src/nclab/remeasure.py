@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from nclab.config import RunConfig
 from nclab.errors import NclabError
 from nclab.measure import Measurement, accuracy, measure
 from nclab.runs import Run
@@ -32,6 +33,11 @@ def measure_checkpoints(
     unknown = [s for s in splits if s not in SPLITS]
     if unknown or not splits:
         raise NclabError(f"--split {','.join(splits)}: choose from {','.join(SPLITS)}")
+    cfg = run.config()
+    if not isinstance(cfg, RunConfig):
+        raise NclabError(
+            f"{run.path} is an `nclab {cfg.kind}` run: metrics.jsonl is final, there is no model to measure"
+        )
     saved = run.checkpoints()
     epochs = sorted(set(epochs)) if epochs else sorted(saved)
     if not epochs:
@@ -41,7 +47,6 @@ def measure_checkpoints(
         raise NclabError(
             f"no checkpoint for epochs {missing} in {run.path}/checkpoints; saved: {sorted(saved)}"
         )
-    cfg = run.config()
     parts = build_parts(cfg, run.path)
     data, model, loss_fn, k = parts.splits, parts.model, parts.loss_fn, parts.splits.num_classes
     train_batches, test_batches = parts.measure_train, parts.measure_test

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -60,8 +61,10 @@ class Run:
         self.path = Path(path)
 
     @classmethod
-    def create(cls, cfg: RunConfig) -> Run:
-        """A new run directory for `cfg`; under torchrun rank 0 creates it and every rank gets its path."""
+    def create(cls, cfg: RunConfig | BaseModel, stem: str | None = None) -> Run:
+        """A new run directory `<cfg.out>/<cfg.name>`, or `<stem>-<time>` by default (stem for a RunConfig:
+        `<data>-<model>-<loss>-s<seed>`); `cfg` is any top-level config with `out`, `name` and `to_yaml`.
+        Under torchrun rank 0 creates it and every rank gets its path."""
         if not distributed.is_main():
             return cls(distributed.broadcast(None))
         root = Path(cfg.out)
@@ -71,7 +74,8 @@ class Run:
                 raise NclabError(f"run directory {path} exists; choose another name=... or delete it")
         else:
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            base = f"{cfg.data.name}-{cfg.model.name}-{cfg.loss.name}-s{cfg.seed}-{stamp}"
+            stem = stem or f"{cfg.data.name}-{cfg.model.name}-{cfg.loss.name}-s{cfg.seed}"
+            base = f"{stem}-{stamp}"
             path, i = root / base, 1
             while path.exists():
                 i += 1
@@ -88,8 +92,15 @@ class Run:
     def name(self) -> str:
         return self.path.name
 
-    def config(self) -> RunConfig:
-        return validate(read_yaml(self.path / "config.yaml"))
+    def config(self) -> RunConfig | BaseModel:
+        """The run's validated config: a RunConfig, or the config of the command named by its `kind` key
+        (`kind: ufm` for `nclab ufm` runs, a `ufm.UFMConfig`)."""
+        tree = read_yaml(self.path / "config.yaml")
+        if tree.get("kind") == "ufm":
+            from nclab.ufm import UFMConfig
+
+            return validate(tree, UFMConfig)
+        return validate(tree)
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         if not distributed.is_main():
