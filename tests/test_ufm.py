@@ -7,6 +7,7 @@ import torch
 
 from nclab.cli import main
 from nclab.losses import LOSSES, CrossEntropy
+from nclab.metrics import table
 from nclab.runs import load
 from nclab.ufm import UFMConfig, bce_solution, ce_norm, mse_alpha, resolve_ufm, simulate
 
@@ -198,6 +199,13 @@ def test_cli_run_dir_works_with_plot_and_compare(tmp_path, capsys):
     assert set(run.load_arrays("features", records[-1]["epoch"])) == {"train_features", "train_labels"}
     assert main(["measure", runs[0]]) == 1
     assert "nclab ufm` run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("loss", ["ce", "pick_all_label", "standalone_center"])
+def test_every_key_a_ufm_run_writes_is_declared(tmp_path, loss):
+    sim = ufm(tmp_path, f"loss={loss}", "iterations=5")
+    for key in set().union(*sim.run.metrics()):
+        table.metric(key)  # raises for an undeclared key
 
 
 class NeedsImages(CrossEntropy):

@@ -88,8 +88,20 @@ P20, Z21, Z22 = "Papyan et al. 2020", "Zhu et al. 2021", "Zhou et al. 2022"
 BCE25, LI23, OURS = "BCE vs CE 2025", "Li et al. 2023", "nclab"
 
 # run and optimisation
-register_metric("epoch", "run", "1-based epoch the record was measured after")
+register_metric(
+    "epoch", "run", "1-based epoch the record was measured after (nclab ufm: iterations done, from 0)"
+)
 register_metric("lr", "optim", "learning rate of the first parameter group during the epoch")
+register_metric(
+    "objective",
+    "loss",
+    "nclab ufm: mean loss + lambda_W/2 ||W||_F^2 + lambda_H/2 ||H||_F^2 + lambda_b/2 ||b||^2",
+    Z21,
+    summary=True,
+)
+register_metric(
+    "grad_norm", "optim", "nclab ufm: norm of the objective's gradient over H, W, b (and centres)"
+)
 # losses
 register_metric(
     "train_loss", "loss", "mean per-sample loss on the train split, eval mode", progress=True, summary=True
