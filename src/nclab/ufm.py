@@ -100,7 +100,7 @@ class UFMConfig(Section):
     bias: bool = Field(True, description="learn a bias b (z = W h + b)")
     init_std: float = Field(1.0, gt=0, description="W and H start i.i.d. N(0, init_std^2); b at 0")
     iterations: int = Field(2000, ge=1, description="optimiser iterations at most")
-    tol: float = Field(1e-12, ge=0, description="stop when the gradient norm falls below this")
+    tol: float = Field(1e-9, ge=0, description="stop when the gradient norm falls below this")
     loss: LossConfig = LossConfig()
     optim: UFMOptim = UFMOptim()
     measure: UFMMeasure = UFMMeasure()
