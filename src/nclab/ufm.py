@@ -260,20 +260,24 @@ def simulate(config: UFMConfig | dict, progress: bool = False) -> Simulation:
     H = param(len(targets), cfg.d)
     W = param(cfg.K, cfg.d) if loss_fn.uses_logits else None
     b = param(cfg.K, std=0.0) if loss_fn.uses_logits and cfg.bias else None
-    params = [p for p in (H, W, b) if p is not None] + list(loss_fn.parameters())
+    # (parameter, its decay lambda): lambda/2 ||p||^2 each; the loss's own centres are not decayed
+    decays = [
+        (p, lam) for p, lam in ((H, cfg.lambda_H), (W, cfg.lambda_W), (b, cfg.lambda_b)) if p is not None
+    ]
+    decays += [(p, 0.0) for p in loss_fn.parameters()]
+    params = [p for p, _ in decays]
+
+    def data_term() -> Tensor:
+        """(1/N) sum_i l(W h_i + b, y_i)."""
+        logits = None if W is None else (H @ W.T if b is None else torch.addmm(b, H, W.T))
+        return loss_fn(logits, H, targets)
 
     def objective() -> tuple[Tensor, Tensor]:
         """(f, the data term) of Zhu et al. 2021's objective."""
-        logits = None if W is None else (H @ W.T if b is None else torch.addmm(b, H, W.T))
-        data = loss_fn(logits, H, targets)
-        reg = cfg.lambda_H / 2 * H.square().sum()
-        if W is not None:
-            reg = reg + cfg.lambda_W / 2 * W.square().sum()
-        if b is not None:
-            reg = reg + cfg.lambda_b / 2 * b.square().sum()
-        return data + reg, data
+        data = data_term()
+        return data + sum(lam / 2 * p.square().sum() for p, lam in decays if lam), data
 
-    optimizer = _optimizer(cfg.optim, params, cfg.tol)
+    optimizer = _optimizer(cfg.optim, decays, cfg.tol)
     run = Run.create(cfg, stem=f"ufm-{cfg.loss.name}-K{cfg.K}-d{cfg.d}-n{cfg.n}-s{cfg.seed}")
 
     def measured(iteration: int) -> dict:
@@ -296,7 +300,7 @@ def simulate(config: UFMConfig | dict, progress: bool = False) -> Simulation:
         record = measured(0)
         while iteration < cfg.iterations and record["grad_norm"] > cfg.tol:
             steps = min(cfg.measure.every, cfg.iterations - iteration)
-            done = _steps(optimizer, objective, steps)
+            done = _steps(optimizer, objective, data_term, steps)
             iteration += done
             record = measured(iteration)
             run.set_status("running", epochs_done=iteration)
@@ -330,20 +334,23 @@ def simulate(config: UFMConfig | dict, progress: bool = False) -> Simulation:
     return Simulation(run, record, checks, notes, H, W, b, targets)
 
 
-def _optimizer(cfg: UFMOptim, params: list[Tensor], tol: float) -> torch.optim.Optimizer:
+def _optimizer(cfg: UFMOptim, decays: list[tuple[Tensor, float]], tol: float) -> torch.optim.Optimizer:
+    """L-BFGS over all parameters (its closure adds the penalties), or SGD whose per-parameter weight decay
+    lambda p is the gradient of lambda/2 ||p||^2 (so its steps backpropagate the data term only)."""
     if cfg.name == "lbfgs":
         return torch.optim.LBFGS(
-            params,
+            [p for p, _ in decays],
             lr=cfg.lr,
             history_size=cfg.history_size,
             line_search_fn="strong_wolfe",
             tolerance_grad=tol,
             tolerance_change=0.0,
         )
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum if cfg.name == "momentum" else 0.0)
+    groups = [{"params": [p], "weight_decay": lam} for p, lam in decays]
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum if cfg.name == "momentum" else 0.0)
 
 
-def _steps(optimizer: torch.optim.Optimizer, objective, steps: int) -> int:
+def _steps(optimizer: torch.optim.Optimizer, objective, data_term, steps: int) -> int:
     """Run `steps` iterations; returns how many ran (fewer when L-BFGS stops: no further decrease)."""
     if isinstance(optimizer, torch.optim.LBFGS):
 
@@ -361,8 +368,8 @@ def _steps(optimizer: torch.optim.Optimizer, objective, steps: int) -> int:
         return state.get("n_iter", 0) - before
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        objective()[0].backward()
-        optimizer.step()
+        data_term().backward()
+        optimizer.step()  # + the decays
     return steps
 
 
