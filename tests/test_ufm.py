@@ -233,3 +233,16 @@ def test_bad_input_is_one_error_line_and_no_run_dir(tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_cuda_runs_the_same_checks_or_says_there_is_no_gpu(tmp_path, capsys):
+    if not torch.cuda.is_available():
+        assert main(["ufm", f"out={tmp_path}", "device=cuda"]) == 1
+        assert (
+            capsys.readouterr().err
+            == "error: device=cuda but no CUDA device is visible; use device=cpu or auto\n"
+        )
+        assert not tmp_path.joinpath("runs").exists() and not list(tmp_path.iterdir())
+        return
+    sim = ufm(tmp_path, "device=cuda")
+    assert sim.H.is_cuda and sim.checks and all(c.passed for c in sim.checks), sim.report()

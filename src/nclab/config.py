@@ -389,6 +389,8 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
             section = section.model_fields[part].annotation
         return f"{key}: unknown key; allowed: {', '.join(section.model_fields)}"
     msg = error["msg"].removeprefix("Value error, ")
+    if not loc:  # a check across the keys of the top-level config
+        return msg
     if error["type"] == "model_type" or error["type"] == "dict_type":
         return f"{key}: expected a section of keys, got {error['input']!r}"
     return f"{key}: {msg} (got {error['input']!r})"

@@ -39,9 +39,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, key: str = "train.device") -> torch.device:
+    """`name` (auto | cpu | cuda) as a device; `key` is the setting named in the error."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise NclabError("train.device=cuda but no CUDA device is visible; use train.device=cpu or auto")
+        raise NclabError(f"{key}=cuda but no CUDA device is visible; use {key}=cpu or auto")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)

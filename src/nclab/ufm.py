@@ -104,7 +104,10 @@ class UFMConfig(Section):
     loss: LossConfig = LossConfig()
     optim: UFMOptim = UFMOptim()
     measure: UFMMeasure = UFMMeasure()
-    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "cpu",
+        description="cpu by default: at the sizes of the theory, kernel launches cost more than the math",
+    )
     dtype: Literal["float64", "float32"] = "float64"
     seed: int = 0
     name: str | None = Field(
@@ -233,21 +236,16 @@ def build_ufm_loss(cfg: UFMConfig) -> Loss:
     return loss_fn
 
 
-def _resolve_device(name: str) -> torch.device:
-    from nclab.train import resolve_device
-
-    return resolve_device(name)
-
-
 def simulate(config: UFMConfig | dict, progress: bool = False) -> Simulation:
     """Run the UFM as configured into a new run directory; returns the final state and the closed-form checks.
 
     One ConfigError (nothing written) for bad input; a non-finite objective stops the run (status failed,
     the records so far kept) with TrainingDiverged."""
     from nclab.config import validate
+    from nclab.train import resolve_device
 
     cfg = config if isinstance(config, UFMConfig) else validate(config, UFMConfig)
-    device, dtype = _resolve_device(cfg.device), getattr(torch, cfg.dtype)
+    device, dtype = resolve_device(cfg.device, key="device"), getattr(torch, cfg.dtype)
     torch.manual_seed(cfg.seed)
     loss_fn = build_ufm_loss(cfg).to(device, dtype)
     targets = make_targets(cfg).to(device)
