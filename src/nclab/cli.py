@@ -38,13 +38,26 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("items", nargs="*", help="an optional YAML config file, then key=value overrides")
     tr.add_argument("--preset", help="start from a named preset (see `nclab presets`)")
     tr.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    pl = sub.add_parser("plot", help="figures of runs, overlaid, into the first run's figures/")
+    pl = sub.add_parser("plot", help="figures of runs (seeds averaged), into the first run's figures/")
     pl.add_argument("runs", nargs="+", type=Path)
     pl.add_argument(
-        "--kind", choices=["curves", "grid", "scores"], help="default: the overview figures/nc.png"
+        "--kind",
+        choices=["nc", "curves", "grid", "heatmap", "scores", "embed"],
+        default="nc",
+        help="nc: overview (default); curves: --metrics; grid: NC1-NC4 2x2; heatmap: final metrics over "
+        "--x and --y; scores: violins per epoch or against --x; embed: 2-D feature frames + GIF",
     )
-    pl.add_argument("--metrics", type=_list, help="metrics.jsonl keys for --kind curves (nc1,nc2_h,...)")
-    pl.add_argument("--epochs", type=_epochs, help="epochs for --kind scores (default: 6 evenly spaced)")
+    pl.add_argument("--format", choices=["png", "pdf", "svg"], default="png", help="pdf/svg are vector")
+    pl.add_argument("--metrics", type=_list, help="metrics.jsonl keys for curves and heatmap (nc1,nc2_h,...)")
+    pl.add_argument("--epochs", type=_epochs, help="epochs for scores and embed (default: evenly spaced)")
+    pl.add_argument("--x", help="config key on the x axis of heatmap and scores, e.g. model.width")
+    pl.add_argument("--y", help="config key on the y axis of heatmap, e.g. train.epochs")
+    pl.add_argument(
+        "--band", choices=["minmax", "std", "none"], default="minmax", help="seed band: min-max or mean+-std"
+    )
+    pl.add_argument("--each-seed", action="store_true", help="one line per run instead of one per setting")
+    pl.add_argument("--method", choices=["auto", "tsne", "pca"], default="auto", help="embed: as visualize")
+    pl.add_argument("--out", type=Path, help="directory for the figure (default: the first run's figures/)")
     me = sub.add_parser("measure", help="recompute metrics from a run's checkpoints into measure.jsonl")
     me.add_argument("run", type=Path)
     me.add_argument("--epochs", type=_epochs, help="checkpoint epochs, e.g. 10,20,30 (default: all saved)")
@@ -55,11 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     vi.add_argument(
         "--method", choices=["auto", "tsne", "pca"], default="auto", help="auto: direct if d=2, else t-SNE"
     )
+    vi.add_argument("--format", choices=["png", "pdf", "svg"], default="png", help="of the per-epoch frames")
     co = sub.add_parser(
-        "compare", help="one row per run: differing config keys, final metrics, best test acc"
+        "compare", help="one row per setting (seeds: mean ± std): differing config keys, final metrics"
     )
     co.add_argument("runs", nargs="+", type=Path)
     co.add_argument("--format", choices=["md", "csv"], default="md")
+    co.add_argument("--each-seed", action="store_true", help="one row per run, not mean +- std per setting")
     sw = sub.add_parser("sweep", help="a grid of runs on Ray Tune: nclab sweep FILE.yaml (see README)")
     sw.add_argument("file", type=Path, help="sweep file: base, grid, zip, random, out, resources, retries")
     sw.add_argument("--address", help="an existing Ray cluster (ray://host:10001); default: a local Ray")
@@ -121,7 +136,7 @@ def _file_and_overrides(items: list[str]) -> tuple[str | None, list[str]]:
 def cmd_train(args: argparse.Namespace) -> None:
     from nclab import distributed
     from nclab.config import resolve
-    from nclab.report.plots import plot_runs
+    from nclab.report.plots import plot
     from nclab.train import train
 
     cfg = resolve(*_file_and_overrides(args.items), preset=args.preset)
@@ -131,7 +146,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         distributed.finish()
     if not distributed.is_main():
         return
-    figure = plot_runs([run])
+    figure = plot([run])[0]
     if not args.quiet:
         _summary(run, figure)
 
@@ -146,18 +161,15 @@ def cmd_ufm(args: argparse.Namespace) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
-    from nclab.report import plots
+    from nclab.report.plots import plot
     from nclab.runs import load
 
-    runs = [load(p) for p in args.runs]
-    if args.kind == "curves":
-        print(plots.plot_curves(runs, args.metrics))
-    elif args.kind == "grid":
-        print(plots.plot_grid(runs))
-    elif args.kind == "scores":
-        print(plots.plot_scores(runs, args.epochs))
-    else:
-        print(plots.plot_runs(runs))
+    paths = plot(
+        [load(p) for p in args.runs], args.kind, args.format, args.out, band=args.band,
+        by_seed=not args.each_seed, metrics=args.metrics, epochs=args.epochs, x=args.x, y=args.y,
+        method=args.method,
+    )  # fmt: skip
+    print("\n".join(map(str, paths)))
 
 
 def cmd_measure(args: argparse.Namespace) -> None:
@@ -173,7 +185,7 @@ def cmd_visualize(args: argparse.Namespace) -> None:
     from nclab.report.embed import visualize
     from nclab.runs import load
 
-    paths = visualize(load(args.run), args.epochs, args.method)
+    paths = visualize(load(args.run), args.epochs, args.method, fmt=args.format)
     print(f"{len(paths) - 1} frames in {paths[0].parent}; animation {paths[-1]}")
 
 
@@ -181,7 +193,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     from nclab.report.tables import compare
     from nclab.runs import load
 
-    print(compare([load(p) for p in args.runs], args.format), end="")
+    print(compare([load(p) for p in args.runs], args.format, by_seed=not args.each_seed), end="")
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:

@@ -410,8 +410,9 @@ def _tune_name(trial) -> str:
 
 def report(result: SweepResult, plots: bool = True) -> tuple[str, list[Path]]:
     """The compare table of the sweep's runs (written as compare.md and compare.csv in the sweep directory)
-    and its figures (curves.png and grid.png with one line per trial, in the sweep's figures/)."""
-    from nclab.report.plots import plot_curves, plot_grid
+    and its figures (curves.png and grid.png with one line per setting, seeds averaged, in the sweep's
+    figures/)."""
+    from nclab.report.plots import plot
     from nclab.report.tables import compare
 
     runs = result.runs
@@ -423,5 +424,5 @@ def report(result: SweepResult, plots: bool = True) -> tuple[str, list[Path]]:
     figures: list[Path] = []
     if plots:
         out = result.sweep_dir / "figures"
-        figures = [plot_curves(runs, out=out / "curves.png"), plot_grid(runs, out=out / "grid.png")]
+        figures = [*plot(runs, "curves", out=out), *plot(runs, "grid", out=out)]
     return table, figures

@@ -18,7 +18,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from nclab import distributed
 from nclab.config import RunConfig
-from nclab.data import Splits, load_dataset
+from nclab.data import Splits, class_names, load_dataset
 from nclab.data.loader import DeviceLoader, eval_loader, loaders
 from nclab.data.variants import save_labels
 from nclab.errors import ConfigError, NclabError, TrainingDiverged
@@ -141,6 +141,9 @@ def train(
     ):  # measure and resume read them back (data.load_dataset(..., run_dir))
         save_labels(run.path, splits)
     writer = SummaryWriter(log_dir=str(run.path)) if distributed.is_main() else None
+    projector = None  # the embedding projector's per-epoch folders go to <run>/projector/
+    if writer and cfg.measure.save_features_at:
+        projector = SummaryWriter(log_dir=str(run.path / "projector"))
     epoch = 0
     try:
         with _progress(progress and distributed.is_main()) as bar:
@@ -168,6 +171,11 @@ def train(
                         run.save_arrays("scores", epoch, measured.scores)
                     if measured.features:
                         run.save_arrays("features", epoch, measured.features)
+                        if projector:
+                            from nclab.report.board import log_features
+
+                            names = class_names(cfg.data, k)
+                            log_features(projector, writer, epoch, measured.features, names)
                     for key, value in record.items():
                         tag = table.tag(key)  # an undeclared key stops the run here, at its first record
                         if writer and key != "epoch" and isinstance(value, int | float):
@@ -182,12 +190,18 @@ def train(
                 run.set_status("running", epochs_done=epoch)
                 if bar:
                     bar.advance(task)
+        if writer:
+            from nclab.report.board import log_figures
+
+            log_figures(writer, run, cfg.train.epochs)
     except TrainingDiverged as exc:
         run.set_status("failed", epochs_done=epoch - 1, error=str(exc))
         raise
     finally:
         if writer:
             writer.close()
+        if projector:
+            projector.close()
     run.set_status("finished", epochs_done=cfg.train.epochs)
     return run
 

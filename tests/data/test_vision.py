@@ -7,7 +7,7 @@ from torchvision import datasets
 
 from nclab.cli import main
 from nclab.config import resolve
-from nclab.data import load_dataset
+from nclab.data import class_names, load_dataset
 from nclab.data.vision import DEBIAN_FASHION_MNIST, read_idx
 from nclab.errors import DataError
 from tests.data.conftest import write_cifar, write_mnist, write_svhn
@@ -110,3 +110,23 @@ def test_debian_fashion_mnist(tmp_path):
     assert s.train_x.shape == (60000, 1, 28, 28) and s.test_x.shape == (10000, 1, 28, 28)
     assert torch.bincount(s.test_y).tolist() == [1000] * 10
     assert abs(s.train_x.float().mean().item() / 255 - 0.2860) < 1e-3  # the normalisation constant
+
+
+@pytest.mark.parametrize(
+    "cls, name, classes", [(datasets.CIFAR10, "cifar10", 10), (datasets.CIFAR100, "cifar100", 100)]
+)
+def test_cifar_class_names_come_from_the_meta_file(tmp_path, cls, name, classes):
+    cfg = data_cfg(tmp_path, name)
+    assert class_names(cfg, classes) == [str(k) for k in range(classes)]  # no files yet: indices
+    write_cifar(tmp_path, cls, 1, classes)
+    assert class_names(cfg, classes) == [f"c{i}" for i in range(classes)]
+
+
+def test_torchvision_and_digit_class_names(tmp_path):
+    assert class_names(data_cfg(tmp_path, "fashion_mnist"), 10)[:2] == ["T-shirt/top", "Trouser"]
+    assert class_names(data_cfg(tmp_path, "mlab_fashion_mnist"), 10)[-1] == "Ankle boot"
+    assert class_names(data_cfg(tmp_path, "mnist"), 10) == datasets.MNIST.classes
+    assert class_names(data_cfg(tmp_path, "svhn"), 10) == list("0123456789")
+    assert class_names(data_cfg(tmp_path, "digits"), 10) == list("0123456789")
+    assert class_names(data_cfg(tmp_path, "gaussian"), 4) == ["0", "1", "2", "3"]
+    assert class_names(data_cfg(tmp_path, "digits"), 3) == ["0", "1", "2"]  # names that do not fit K

@@ -1,11 +1,13 @@
-"""`nclab visualize`: one PNG per chosen epoch, a GIF with one frame each, direct 2-D features when d = 2."""
+"""`nclab visualize`: one file per chosen epoch, a GIF with one frame each, direct 2-D features when d = 2,
+the same axis limits in every frame, class names from the dataset."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from nclab.cli import main
-from nclab.report.embed import embed_2d
+from nclab.report.embed import embed_2d, feature_frames
+from nclab.report.plots import paper_style
 
 
 def test_visualize_writes_frames_and_gif(tiny_runs, capsys):
@@ -14,7 +16,7 @@ def test_visualize_writes_frames_and_gif(tiny_runs, capsys):
     assert "2 frames" in capsys.readouterr().out
     for epoch in (1, 3):
         image = np.asarray(Image.open(out / f"epoch_{epoch:04d}.png").convert("RGB"))
-        assert image.shape[:2] == (400, 880) and image.std() > 10
+        assert image.shape[1] == round(2 * 3.4 * 300) and image.std() > 10  # two panels, 300 dpi
     gif = Image.open(out / "embed.gif")
     assert gif.n_frames == 2
 
@@ -44,3 +46,30 @@ def test_missing_epoch_is_one_error_line(tiny_runs, capsys):
     assert main(["visualize", str(tiny_runs[0]), "--epochs", "9"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "[9]" in err and err.count("\n") == 1
+
+
+def test_frames_share_axis_limits_and_name_classes(make_run):
+    """The features spread out epoch by epoch (h = e * (k, -k) + noise); every frame still has the axes of
+    all frames together, and the legend lists Fashion-MNIST's class names."""
+    import matplotlib.pyplot as plt
+    from torchvision import datasets
+
+    run = make_run("f", ["data=fashion_mnist"], features=True)
+    with paper_style():
+        frames = feature_frames(run)
+    assert [epoch for epoch, _ in frames] == [1, 2, 3, 4, 5]
+    limits = {(ax.get_xlim(), ax.get_ylim()) for _, fig in frames for ax in fig.axes}
+    assert len(limits) == 1
+    (xlim, ylim) = limits.pop()
+    last = run.load_arrays("features", 5)["train_features"].numpy()
+    assert xlim[0] < last[:, 0].min() and xlim[1] > last[:, 0].max() and ylim[0] < last[:, 1].min()
+    assert [t.get_text() for t in frames[0][1].legends[0].get_texts()] == datasets.FashionMNIST.classes
+    for _, fig in frames:
+        plt.close(fig)
+
+
+def test_visualize_svg_frames_and_gif(make_run):
+    run = make_run("g", features=True)
+    assert main(["visualize", str(run.path), "--format", "svg"]) == 0
+    assert Image.open(run.path / "figures" / "embed" / "embed.gif").n_frames == 5
+    assert (run.path / "figures" / "embed" / "epoch_0005.svg").read_text().count("<svg") == 1

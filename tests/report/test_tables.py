@@ -1,8 +1,11 @@
-"""`nclab compare`: one row per run, differing config keys, best test accuracy (best-validation rule)."""
+"""`nclab compare`: one row per setting (seeds: mean, std, n) or per run, differing config keys, best test
+accuracy (best-validation rule)."""
 
 import csv
 import io
 import json
+
+import numpy as np
 
 from nclab.cli import main
 from nclab.report.tables import compare_rows
@@ -39,3 +42,24 @@ def test_best_test_accuracy_follows_validation(tmp_path):
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     row = compare_rows([load(run_dir)])[0]
     assert row["best_test_acc"] == 0.7 and row["best_epoch"] == 2
+
+
+def test_seeds_are_one_row_with_mean_and_std(make_run, capsys):
+    from tests.report.conftest import KEYS, curve
+
+    runs = [make_run(f"s{s}", [f"seed={s}", "optim.lr=0.1"], offset=s) for s in (0, 1, 2)]
+    runs.append(make_run("other", ["optim.lr=0.2"], offset=5))
+    rows = compare_rows(runs)
+    summary = [(r["run"], r["seeds"], r["optim.lr"]) for r in rows]
+    assert summary == [("s0 + s1 + s2", 3, 0.1), ("other", 1, 0.2)]
+    finals = np.array([curve(KEYS.index("nc1"), s, 5) for s in (0, 1, 2)])
+    assert rows[0]["nc1"] == finals.mean() and rows[0]["nc1_std"] == finals.std(ddof=1)
+    assert rows[1]["nc1"] == curve(KEYS.index("nc1"), 5, 5) and rows[1]["nc1_std"] is None
+    assert "seed" not in rows[0]
+    assert main(["compare", *(str(r.path) for r in runs)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "| seeds |" in lines[0] and "nc1_std" not in lines[0]
+    assert f"{finals.mean():.4g} ± {finals.std(ddof=1):.2g}" in lines[2]
+    assert main(["compare", "--each-seed", "--format", "csv", *(str(r.path) for r in runs)]) == 0
+    each = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["run"] for r in each] == ["s0", "s1", "s2", "other"] and each[1]["seed"] == "1"

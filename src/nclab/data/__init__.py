@@ -7,7 +7,7 @@ int64 class indices, or float32 N x K multi-hot rows for the multi-label sets.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,7 +17,9 @@ from nclab.config import DataConfig
 from nclab.errors import ConfigError
 from nclab.registry import Registry
 
-__all__ = ["DATASETS", "DATASET_INFO", "DatasetInfo", "Splits", "load_dataset", "register"]
+__all__ = [
+    "DATASETS", "DATASET_INFO", "DIGITS", "DatasetInfo", "Splits", "class_names", "load_dataset", "register",
+]  # fmt: skip
 
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
@@ -53,6 +55,7 @@ class DatasetInfo:
     shape: tuple[int, ...]
     classes: int
     where: Callable[[DataConfig], str] = lambda cfg: "generated in memory"
+    names: Callable[[DataConfig], Sequence[str]] = lambda cfg: ()  # class names for figures; () = unknown
 
 
 DATASETS: Registry = Registry("data")
@@ -65,6 +68,17 @@ def register(name: str, info: DatasetInfo) -> Callable:
         return DATASETS.register(name)(fn)
 
     return deco
+
+
+DIGITS = tuple(str(k) for k in range(10))
+
+
+def class_names(cfg: DataConfig, num_classes: int) -> list[str]:
+    """The dataset's class names for legends and the embedding projector; '0'..'K-1' when it has none (or
+    they do not match K)."""
+    info = DATASET_INFO.get(cfg.name)
+    names = list(info.names(cfg)) if info else []
+    return names if len(names) == num_classes else [str(k) for k in range(num_classes)]
 
 
 def load_dataset(cfg: DataConfig, seed: int, run_dir: str | Path | None = None) -> Splits:

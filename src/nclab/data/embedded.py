@@ -9,12 +9,19 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from nclab.config import DataConfig
-from nclab.data import DatasetInfo, Splits, register
+from nclab.data import DIGITS, DatasetInfo, Splits, register
 
 
 @register(
     "digits",
-    DatasetInfo("scikit-learn 8x8 digits, standardised, seeded stratified split", 1437, 360, (64,), 10),
+    DatasetInfo(
+        "scikit-learn 8x8 digits, standardised, seeded stratified split",
+        1437,
+        360,
+        (64,),
+        10,
+        names=lambda cfg: DIGITS,
+    ),
 )
 def digits(cfg: DataConfig, seed: int) -> Splits:
     """Stratified seeded split; features standardised with the train split's per-pixel mean and std."""

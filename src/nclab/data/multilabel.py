@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from nclab.config import DataConfig
-from nclab.data import DATASETS, IMAGENET_STATS, DatasetInfo, Splits, register
+from nclab.data import DATASET_INFO, DATASETS, IMAGENET_STATS, DatasetInfo, Splits, register
 from nclab.errors import DataError
 
 SVHN_SINGLE_CAP = 543
@@ -137,6 +137,7 @@ def _cache_where(name: str):
         (1, 56, 56),
         10,
         _cache_where("mlab_mnist"),
+        lambda cfg: DATASET_INFO["mnist"].names(cfg),
     ),
 )
 def mlab_mnist(cfg: DataConfig, seed: int) -> Splits:
@@ -152,6 +153,7 @@ def mlab_mnist(cfg: DataConfig, seed: int) -> Splits:
         (1, 56, 56),
         10,
         _cache_where("mlab_fashion_mnist"),
+        lambda cfg: DATASET_INFO["fashion_mnist"].names(cfg),
     ),
 )
 def mlab_fashion_mnist(cfg: DataConfig, seed: int) -> Splits:
@@ -167,6 +169,7 @@ def mlab_fashion_mnist(cfg: DataConfig, seed: int) -> Splits:
         (3, 64, 64),
         10,
         _cache_where("mlab_cifar10"),
+        lambda cfg: DATASET_INFO["cifar10"].names(cfg),
     ),
 )
 def mlab_cifar10(cfg: DataConfig, seed: int) -> Splits:

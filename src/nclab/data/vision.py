@@ -9,6 +9,7 @@ official `.gz` archives work as they are and Fashion-MNIST is also found in Debi
 from __future__ import annotations
 
 import gzip
+import pickle
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from torchvision import datasets
 from torchvision.transforms.v2 import functional as TF
 
 from nclab.config import DataConfig
-from nclab.data import DatasetInfo, Splits, register
+from nclab.data import DIGITS, DatasetInfo, Splits, register
 from nclab.errors import DataError
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -143,6 +144,22 @@ def _where(folder: str) -> Callable[[DataConfig], str]:
     return lambda cfg: str(Path(cfg.root) / folder)
 
 
+def _names(cls: type) -> Callable[[DataConfig], list[str]]:
+    """torchvision's class names: MNIST-like classes carry them; CIFAR reads them from the archive's meta
+    file (as torchvision does), so they are known once the files are there."""
+    if hasattr(cls, "classes"):
+        return lambda cfg: list(cls.classes)
+
+    def from_meta(cfg: DataConfig) -> list[str]:
+        path = Path(cfg.root) / cls.base_folder / cls.meta["filename"]
+        if not path.is_file():
+            return []
+        with open(path, "rb") as f:
+            return list(pickle.load(f, encoding="latin1")[cls.meta["key"]])
+
+    return from_meta
+
+
 def _fashion_where(cfg: DataConfig) -> str:
     own = Path(cfg.root) / "FashionMNIST" / "raw"
     found = _idx_dir([own, DEBIAN_FASHION_MNIST])
@@ -150,14 +167,20 @@ def _fashion_where(cfg: DataConfig) -> str:
 
 
 @register(
-    "mnist", DatasetInfo("MNIST handwritten digits", 60000, 10000, (1, 28, 28), 10, _where("MNIST/raw"))
+    "mnist",
+    DatasetInfo(
+        "MNIST handwritten digits", 60000, 10000, (1, 28, 28), 10, _where("MNIST/raw"), _names(datasets.MNIST)
+    ),
 )
 def mnist(cfg: DataConfig, seed: int) -> Splits:
     return _mnist_like(cfg, datasets.MNIST, "mnist", MNIST_STATS, [])
 
 
 @register(
-    "fashion_mnist", DatasetInfo("Zalando Fashion-MNIST", 60000, 10000, (1, 28, 28), 10, _fashion_where)
+    "fashion_mnist",
+    DatasetInfo(
+        "Zalando Fashion-MNIST", 60000, 10000, (1, 28, 28), 10, _fashion_where, _names(datasets.FashionMNIST)
+    ),
 )
 def fashion_mnist(cfg: DataConfig, seed: int) -> Splits:
     return _mnist_like(
@@ -165,14 +188,27 @@ def fashion_mnist(cfg: DataConfig, seed: int) -> Splits:
     )
 
 
-@register("cifar10", DatasetInfo("CIFAR-10", 50000, 10000, (3, 32, 32), 10, _where("cifar-10-batches-py")))
+@register(
+    "cifar10",
+    DatasetInfo(
+        "CIFAR-10", 50000, 10000, (3, 32, 32), 10, _where("cifar-10-batches-py"), _names(datasets.CIFAR10)
+    ),
+)
 def cifar10(cfg: DataConfig, seed: int) -> Splits:
     return _cifar_like(cfg, datasets.CIFAR10, "cifar10", 10, CIFAR10_STATS)
 
 
 @register(
     "cifar100",
-    DatasetInfo("CIFAR-100 (fine labels)", 50000, 10000, (3, 32, 32), 100, _where("cifar-100-python")),
+    DatasetInfo(
+        "CIFAR-100 (fine labels)",
+        50000,
+        10000,
+        (3, 32, 32),
+        100,
+        _where("cifar-100-python"),
+        _names(datasets.CIFAR100),
+    ),
 )
 def cifar100(cfg: DataConfig, seed: int) -> Splits:
     return _cifar_like(cfg, datasets.CIFAR100, "cifar100", 100, CIFAR100_STATS)
@@ -181,7 +217,13 @@ def cifar100(cfg: DataConfig, seed: int) -> Splits:
 @register(
     "svhn",
     DatasetInfo(
-        "SVHN cropped digits (format 2, digit 0 is label 0)", 73257, 26032, (3, 32, 32), 10, _where("SVHN")
+        "SVHN cropped digits (format 2, digit 0 is label 0)",
+        73257,
+        26032,
+        (3, 32, 32),
+        10,
+        _where("SVHN"),
+        lambda cfg: DIGITS,
     ),
 )
 def svhn(cfg: DataConfig, seed: int) -> Splits:

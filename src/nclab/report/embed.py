@@ -1,12 +1,15 @@
-"""`nclab visualize`: 2-D pictures of the penultimate features over epochs, train and test panels, one PNG per
-epoch and an animated GIF (figures/embed/). Features are plotted directly when d = 2 (center-loss style),
-otherwise embedded with t-SNE (scikit-learn) or PCA and min-max normalised to [0, 1] per axis as in the BCE
-vs CE study's t-SNE figures. Features come from features/ (saved at `measure.save_features_at`); epochs
-without them but with a checkpoint are measured from the checkpoint first and saved there.
+"""`nclab visualize` (and `nclab plot --kind embed`): 2-D pictures of the penultimate features over epochs,
+train and test panels, one file per epoch (png, pdf or svg) and an animated GIF (figures/embed/). Features are
+plotted directly when d = 2 (the center-loss study's scatter), otherwise embedded with t-SNE (scikit-learn) or
+PCA and min-max normalised to [0, 1] per axis as in the BCE vs CE study's t-SNE figures. Every frame has the
+same axis limits (those of all frames together), so motion in the animation is motion of the features; the
+legend gives the dataset's class names. Features come from features/ (saved at `measure.save_features_at`);
+epochs without them but with a checkpoint are measured from the checkpoint first and saved there.
 """
 
 from __future__ import annotations
 
+from io import BytesIO
 from pathlib import Path
 
 import matplotlib
@@ -14,15 +17,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from PIL import Image
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 from nclab.errors import NclabError
-from nclab.report.plots import pick_evenly
+from nclab.report.plots import COLUMN, PALETTE, paper_style, pick_evenly, render_png, save
 from nclab.runs import Run
 
-__all__ = ["METHODS", "embed_2d", "visualize"]
+__all__ = ["METHODS", "embed_2d", "feature_figure", "feature_frames", "visualize"]
+
+MARKERS = "osD^vP*Xh<>p"
+Panel = tuple[str, np.ndarray, np.ndarray, str]  # split, (N, 2) coordinates, labels, method used
 
 METHODS = ("auto", "tsne", "pca")
 
@@ -72,42 +79,81 @@ def _features(run: Run, epochs: list[int] | None) -> dict[int, dict[str, np.ndar
     return {e: {k: v.numpy() for k, v in run.load_arrays("features", e).items()} for e in epochs}
 
 
-def visualize(
-    run: Run, epochs: list[int] | None = None, method: str = "auto", fps: float = 2.0
-) -> list[Path]:
-    """Write figures/embed/epoch_XXXX.png per epoch and figures/embed/embed.gif; returns their paths."""
-    data = _features(run, sorted(set(epochs)) if epochs else None)
-    out = run.path / "figures" / "embed"
-    out.mkdir(parents=True, exist_ok=True)
-    num_classes = (
-        int(
-            max(
-                a[f"{s}_labels"].max() for a in data.values() for s in ("train", "test") if f"{s}_labels" in a
-            )
-        )
-        + 1
+def class_colors(num_classes: int) -> list:
+    """Colour-blind-safe class colours: Okabe-Ito up to 8 classes, Tableau's colour-blind 10 up to 10,
+    then evenly spaced viridis colours (markers also differ per class)."""
+    if num_classes <= len(PALETTE):
+        return PALETTE[:num_classes]
+    if num_classes <= 10:
+        return plt.style.library["tableau-colorblind10"]["axes.prop_cycle"].by_key()["color"][:num_classes]
+    return list(plt.get_cmap("viridis")(np.linspace(0, 1, num_classes)))
+
+
+def limits(panels: list[Panel]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(x limits, y limits) covering every point of every panel, with a 4% margin."""
+    xy = np.concatenate([p[1] for p in panels])
+    low, high = xy.min(0), xy.max(0)
+    pad = 0.04 * np.where(high > low, high - low, 1)
+    return (low[0] - pad[0], high[0] + pad[0]), (low[1] - pad[1], high[1] + pad[1])
+
+
+def feature_figure(
+    panels: list[Panel], epoch: int, names: list[str], lims: tuple[tuple[float, float], tuple[float, float]]
+) -> Figure:
+    """One scatter per split, one colour and marker per class, axes fixed to `lims`, class-name legend."""
+    colors = class_colors(len(names))
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(COLUMN * len(panels), COLUMN * 0.85), squeeze=False, layout="constrained"
     )
-    cmap = plt.get_cmap("tab10" if num_classes <= 10 else "tab20")
-    pngs = []
+    for ax, (split, xy, labels, used) in zip(axes.flat, panels, strict=True):
+        for k, name in enumerate(names):
+            pts = xy[labels == k]
+            marker = MARKERS[k % len(MARKERS)]
+            ax.scatter(pts[:, 0], pts[:, 1], s=3, color=colors[k], marker=marker, label=name)
+        ax.set_xlim(lims[0])
+        ax.set_ylim(lims[1])
+        ax.set_title(f"{split} features, epoch {epoch}" + ("" if used == "features" else f" ({used})"))
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", markerscale=2.5, frameon=False)
+    return fig
+
+
+def feature_frames(
+    run: Run, epochs: list[int] | None = None, method: str = "auto"
+) -> list[tuple[int, Figure]]:
+    """(epoch, figure) per chosen epoch, all with the same axis limits; build them inside `paper_style()`."""
+    from nclab.data import class_names
+
+    data = _features(run, sorted(set(epochs)) if epochs else None)
+    frames: dict[int, list[Panel]] = {}
     for epoch, arrays in data.items():
-        splits = [s for s in ("train", "test") if f"{s}_features" in arrays]
-        fig, axes = plt.subplots(
-            1, len(splits), figsize=(5.5 * len(splits), 5), squeeze=False, constrained_layout=True
-        )
-        for ax, split in zip(axes.flat, splits, strict=False):
-            xy, used = embed_2d(arrays[f"{split}_features"], method, seed=epoch)
-            labels = arrays[f"{split}_labels"]
-            for k in range(num_classes):
-                pts = xy[labels == k]
-                ax.scatter(pts[:, 0], pts[:, 1], s=6, color=cmap(k % cmap.N), label=f"class {k}")
-            ax.set_title(f"{split} features, epoch {epoch} ({used})")
-            ax.grid(alpha=0.3)
-        axes.flat[-1].legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
-        path = out / f"epoch_{epoch:04d}.png"
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-        pngs.append(path)
-    frames = [Image.open(p).convert("RGB") for p in pngs]
+        frames[epoch] = []
+        for split in ("train", "test"):
+            if f"{split}_features" in arrays:
+                xy, used = embed_2d(arrays[f"{split}_features"], method, seed=epoch)
+                frames[epoch].append((split, xy, arrays[f"{split}_labels"], used))
+    num_classes = int(max(p[2].max() for panels in frames.values() for p in panels)) + 1
+    names = class_names(run.config().data, num_classes)
+    lims = limits([p for panels in frames.values() for p in panels])
+    return [(epoch, feature_figure(panels, epoch, names, lims)) for epoch, panels in frames.items()]
+
+
+def visualize(
+    run: Run,
+    epochs: list[int] | None = None,
+    method: str = "auto",
+    fps: float = 2.0,
+    fmt: str = "png",
+    out: Path | None = None,
+) -> list[Path]:
+    """Write epoch_XXXX.<fmt> per epoch and embed.gif into `out` (default the run's figures/embed/);
+    returns their paths."""
+    out = out or run.path / "figures" / "embed"
+    paths, frames = [], []
+    with paper_style():
+        for epoch, fig in feature_frames(run, epochs, method):
+            frames.append(Image.open(BytesIO(render_png(fig, dpi=110))).convert("RGB"))
+            paths.append(save(fig, out / f"epoch_{epoch:04d}.{fmt}"))
     gif = out / "embed.gif"
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
-    return [*pngs, gif]
+    return [*paths, gif]

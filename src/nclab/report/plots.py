@@ -1,121 +1,265 @@
-"""Figures of one or more runs (matplotlib, Agg backend), written into the first run's figures/:
+"""Figures of a set of runs (matplotlib, Agg backend), `nclab plot --kind KIND`, written as
+`figures/<kind>.<png|pdf|svg>` into the first run (or `--out`):
 
-- nc.png: the default overview (NC1-NC4 and accuracy, runs overlaid);
-- curves.png: any metrics.jsonl keys, one panel each, runs overlaid (default: the keys the metric table
-  marks `curve`; log scale where it marks `log`);
-- grid.png: the papers' 2x2 grid NC1 / NC2 / NC3 / NC4 (Zhu et al. 2021, Zhou et al. 2022 keys);
-- scores.png: violin plots of positive scores, negative scores and biases per epoch (BCE vs CE, 2025),
-  from the samples measure.py stores in scores/.
+- nc: the overview (NC1, NC2 of means and classifier, NC3, NC4 as NCC mismatch, accuracy);
+- curves: any metrics.jsonl keys, one panel each (default: the keys the metric table marks `curve`);
+- grid: the 2x2 NC1-NC4 figure of Zhu et al. 2021 / Zhou et al. 2022, one line per optimizer / setting;
+- heatmap: final NC metrics and test accuracy over two config keys (`--x model.width --y train.epochs`), one
+  row of panels per remaining setting (per loss in Zhou et al. 2022's heat maps);
+- scores: violins of positive scores s_{i,y_i}, negative scores s_{i,k!=y_i} and biases b_k (BCE vs CE, 2025),
+  per epoch, or against a config key across runs (`--x head.bias_init_mean`);
+- embed: the 2-D feature frames of `nclab visualize` for each run (report/embed.py).
+
+Runs equal up to `seed` are one line: the mean over seeds with a shaded min-max (or +-1 std) band. Lines
+take the Okabe-Ito colour-blind-safe palette, legend entries name the config keys that differ between the
+settings (report/groups.py), y-labels give the metric's key and definition and the axis is logarithmic where
+the metric table (metrics/table.py) says so, epoch ticks are integers.
 """
 
 from __future__ import annotations
 
-from itertools import cycle
+import textwrap
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from io import BytesIO
+from itertools import product
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from nclab.errors import NclabError
 from nclab.metrics import table
+from nclab.report.groups import Group, group_runs, setting_keys, short
 from nclab.runs import Run
 
-# (title, keys drawn in the panel); the log scale of a panel is its first key's (metrics.table)
-PANELS = [
-    ("NC1  tr(Σ_W Σ_B⁺)/K", ["nc1"]),
-    ("NC2 means  ETF(H̄)", ["nc2_h"]),
-    ("NC2 classifier  ETF(W)", ["nc2_w"]),
-    ("NC3  WH̄ᵀ vs ETF", ["nc3"]),
-    ("NC4  NCC ≠ network", ["nc4_ncc"]),
-    ("accuracy (— train, -- test)", ["train_acc", "test_acc"]),
-]
-GRID = [
-    ("NC1  tr(Σ_W Σ_B⁺)/K", ["nc1"]),
-    ("NC2  ETF(W)", ["nc2_w"]),
-    ("NC3  W H̄ᵀ vs ETF", ["nc3"]),
-    ("NC4  ||W μ_G + b||", ["nc4_bias"]),
-]
+__all__ = [
+    "BANDS", "FORMATS", "KINDS", "curves_figure", "heatmap_figure", "paper_style", "pick_evenly", "plot",
+    "render_png", "save", "scores_figure",
+]  # fmt: skip
+
+FORMATS = ("png", "pdf", "svg")
+KINDS = ("nc", "curves", "grid", "heatmap", "scores", "embed")
+BANDS = ("minmax", "std", "none")
+# Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision deficiencies.
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+LINESTYLES = ["-", "--", ":", "-."]  # the 2nd key of a panel (test_acc) and groups beyond the palette
+COLUMN = 3.4  # inches: one column of a two-column paper; figures with 3 panel columns span both (7 in)
+PANEL_HEIGHT = 1.7
+STYLE: dict[str, Any] = {
+    "font.family": "serif",
+    "font.serif": ["DejaVu Serif"],
+    "mathtext.fontset": "dejavuserif",
+    "font.size": 7,
+    "axes.titlesize": 7,
+    "axes.labelsize": 7,
+    "xtick.labelsize": 6.5,
+    "ytick.labelsize": 6.5,
+    "legend.fontsize": 6.5,
+    "lines.linewidth": 1.2,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+    "savefig.dpi": 300,
+    "pdf.fonttype": 42,  # TrueType in PDF, as publishers ask
+    "svg.fonttype": "none",  # SVG text stays text
+}
+NC_PANELS = [["nc1"], ["nc2_h"], ["nc2_w"], ["nc3"], ["nc4_ncc"], ["train_acc", "test_acc"]]
+GRID_PANELS = [["nc1"], ["nc2_w"], ["nc3"], ["nc4_bias"]]
+HEATMAP = ["nc1", "nc2_w", "nc3", "nc4_bias", "test_acc"]
 SCORE_POPULATIONS = [
-    ("score_pos", "positive scores", "tab:red"),
-    ("score_neg", "negative scores", "tab:blue"),
-    ("bias", "biases", "tab:green"),
+    ("score_pos", "positive $s_{i,y_i}$", PALETTE[1]),
+    ("score_neg", "negative $s_{i,k\\neq y_i}$", PALETTE[0]),
+    ("bias", "bias $b_k$", PALETTE[2]),
 ]
 
 
-def _panels(runs: list[Run], axes, panels: list[tuple[str, list[str]]]) -> None:
-    """Draw each (title, keys) panel with one colour per run, keys styled - and --; log axis where the
-    metric table says so for the panel's first key."""
-    for color, run in zip(cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"]), runs, strict=False):
-        records = run.metrics()
-        epochs = [r["epoch"] for r in records]
-        for ax, (title, keys) in zip(axes, panels, strict=False):
-            log = table.metric(keys[0]).log
-            for key, style in zip(keys, ["-", "--"], strict=False):
-                values = [r.get(key) for r in records]
-                points = [
-                    (e, v)
-                    for e, v in zip(epochs, values, strict=True)
-                    if v is not None and (v > 0 or not log)
-                ]
-                if points:
-                    ax.plot(
-                        *zip(*points, strict=True),
-                        style,
-                        color=color,
-                        label=run.name if style == "-" else None,
-                    )
-            ax.set_title(title)
-            ax.set_xlabel("epoch")
-            ax.grid(alpha=0.3)
-            if log:
-                ax.set_yscale("log")
+def metric_label(key: str) -> str:
+    """`key: definition` from the metric table (metrics/table.py)."""
+    return f"{key}: {table.metric(key).description}"
 
 
-def _save(fig, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+@contextmanager
+def paper_style() -> Iterator[None]:
+    """The paper style (serif, 7 pt at one-column width, colour-blind-safe cycle): build and save in it."""
+    with plt.rc_context(STYLE):
+        yield
 
 
-def plot_runs(runs: list[Run], out: Path | None = None) -> Path:
-    """Write figures/nc.png into the first run (or `out`); one colour per run, legend by run name."""
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True)
-    _panels(runs, axes.flat, PANELS)
-    axes.flat[0].legend(fontsize=8)
-    return _save(fig, out or runs[0].path / "figures" / "nc.png")
+def _wrap(text: str, width: int = 40) -> str:
+    """Panel titles and labels broken into lines that fit a panel."""
+    return "\n".join(textwrap.wrap(text, width))
 
 
-def plot_curves(runs: list[Run], metrics: list[str] | None = None, out: Path | None = None) -> Path:
-    """figures/curves.png: one panel per metric key, runs overlaid."""
-    metrics = metrics or table.keys("curve")
-    known = set().union(*(r.keys() for run in runs for r in run.metrics()))
-    unknown = [m for m in metrics if m not in known]
+def _subplots(n: int, cols: int | None = None) -> tuple[Figure, list[Axes]]:
+    """`n` panels, `cols` per row (default up to 3): one column wide for <= 2 panel columns, else two."""
+    cols = cols or min(3, n)
+    rows = -(-n // cols)
+    width = COLUMN if cols <= 2 else 2 * COLUMN
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(width, PANEL_HEIGHT * rows + 0.3), squeeze=False, layout="constrained"
+    )
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.axis("off")
+    return fig, flat[:n]
+
+
+def _band(values: np.ndarray, band: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, low, high) over seeds (axis 0), NaN-aware: low/high are the min/max, or mean -+ the sample
+    std (ddof=1)."""
+    with warnings.catch_warnings():  # an epoch no seed has a value for stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(values, 0)
+        if band == "std":
+            std = np.nanstd(values, 0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
+            return mean, mean - std, mean + std
+        return mean, np.nanmin(values, 0), np.nanmax(values, 0)
+
+
+def _legend(fig: Figure, groups: list[Group], extra: list[tuple[str, str]] = ()) -> None:
+    """One legend for the figure above the panels: a line per group (`n seeds` when several), then the
+    key styles of multi-key panels."""
+    handles = [
+        plt.Line2D([], [], color=_color(i), linestyle=_style(i, 0))
+        for i in range(len(groups))
+        if len(groups) > 1 or len(groups[0].runs) > 1
+    ]
+    labels = [
+        g.label + (f" ({len(g.runs)} seeds)" if len(g.runs) > 1 else "") for g in groups[: len(handles)]
+    ]
+    for style, text in extra:
+        handles.append(plt.Line2D([], [], color="0.3", linestyle=style))
+        labels.append(text)
+    if handles:
+        fig.legend(handles, labels, loc="outside upper center", ncols=min(3, len(handles)), frameon=False)
+
+
+def _color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def _style(group: int, key: int) -> str:
+    return LINESTYLES[(key + group // len(PALETTE)) % len(LINESTYLES)]
+
+
+def _draw_panels(axes: list[Axes], groups: list[Group], panels: list[list[str]], band: str) -> None:
+    """Every panel gets one line per group (mean over its seeds) and key (2nd key dashed), with a band."""
+    for ax, keys in zip(axes, panels, strict=True):
+        log = any(table.metric(k).log for k in keys)
+        for i, group in enumerate(groups):
+            for j, key in enumerate(keys):
+                epochs, values = group.series(key)
+                if log:
+                    values = np.where(values > 0, values, np.nan)
+                mean, low, high = _band(values, band)
+                ax.plot(epochs, mean, _style(i, j), color=_color(i), label=group.label)
+                if len(group.runs) > 1 and band != "none":
+                    ax.fill_between(epochs, low, high, color=_color(i), alpha=0.2, linewidth=0)
+        ax.set_ylabel(_wrap(metric_label(keys[0]), 32) if len(keys) == 1 else "accuracy")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if log:
+            ax.set_yscale("log")
+
+
+def curves_figure(groups: list[Group], panels: list[list[str]], band: str = "minmax") -> Figure:
+    """One panel per entry of `panels` (a list of metrics.jsonl keys drawn together), groups overlaid."""
+    known = set().union(*(r.keys() for g in groups for recs in g.records for r in recs))
+    unknown = [k for keys in panels for k in keys if k not in known]
     if unknown:
         raise NclabError(
             f"--metrics {','.join(unknown)}: not in metrics.jsonl; available: {', '.join(sorted(known))}"
         )
-    cols = min(3, len(metrics))
-    rows = -(-len(metrics) // cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(4.3 * cols, 3.5 * rows), constrained_layout=True, squeeze=False
-    )
-    _panels(runs, axes.flat, [(m, [m]) for m in metrics])
-    for ax in axes.flat[len(metrics) :]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
-    return _save(fig, out or runs[0].path / "figures" / "curves.png")
+    if band not in BANDS:
+        raise NclabError(f"--band {band}: choose from {', '.join(BANDS)}")
+    fig, axes = _subplots(len(panels), 2 if len(panels) == 4 else None)
+    _draw_panels(axes, groups, panels, band)
+    multi = [("-", f"{panel[0]}"), ("--", f"{panel[1]}")] if (panel := max(panels, key=len))[1:] else []
+    _legend(fig, groups, multi)
+    return fig
 
 
-def plot_grid(runs: list[Run], out: Path | None = None) -> Path:
-    """figures/grid.png: the 2x2 NC1-NC4 figure of Zhu et al. 2021 / Zhou et al. 2022."""
-    fig, axes = plt.subplots(2, 2, figsize=(9, 7), constrained_layout=True)
-    _panels(runs, axes.flat, GRID)
-    axes.flat[0].legend(fontsize=8)
-    return _save(fig, out or runs[0].path / "figures" / "grid.png")
+def _levels(groups: list[Group], key: str) -> list[Any]:
+    """The distinct values of config key `key`: numbers ascending, then others by their text, None last."""
+    unique = list({repr(g.config[key]): g.config[key] for g in groups}.values())
+
+    def order(v: Any) -> tuple:
+        number = isinstance(v, int | float)
+        return v is None, not number, v if number else repr(v)
+
+    return sorted(unique, key=order)
+
+
+def _check_keys(groups: list[Group], keys: dict[str, str | None]) -> None:
+    """Each `--flag KEY` names a config key; one error line listing the keys that differ otherwise."""
+    available = groups[0].config
+    for flag, key in keys.items():
+        if key is None or key not in available:
+            differ = ", ".join(setting_keys(groups)) or "none: the runs differ only in seed"
+            what = "is missing" if key is None else f"{key}: not a config key of these runs"
+            raise NclabError(f"{flag} {what}; give a dotted config key (differing here: {differ})")
+
+
+def _facets(groups: list[Group], used: list[str]) -> list[tuple[str, list[Group]]]:
+    """Groups split by the differing keys other than `used`: (title, groups), first-seen order."""
+    keys = [k for k in setting_keys(groups) if k not in used]
+    facets: dict[str, list[Group]] = {}
+    for g in groups:
+        facets.setdefault(", ".join(f"{short(k)}={g.config.get(k)}" for k in keys), []).append(g)
+    return list(facets.items())
+
+
+def heatmap_figure(
+    groups: list[Group], x: str | None, y: str | None, metrics: list[str] | None = None
+) -> Figure:
+    """Per facet (row) and metric (column): a heat map whose cell (x value, y value) is the mean over seeds of
+    the runs' final value of the metric, annotated (log colour scale where the metric has one). Zhou et al.
+    2022 plot width x epochs per loss."""
+    _check_keys(groups, {"--x": x, "--y": y})
+    metrics = metrics or HEATMAP
+    xs, ys = _levels(groups, x), _levels(groups, y)
+    facets = _facets(groups, [x, y])
+    fig, axes = _subplots(len(facets) * len(metrics), len(metrics))
+    for row, (title, members) in enumerate(facets):
+        for col, metric in enumerate(metrics):
+            ax = axes[row * len(metrics) + col]
+            cells = np.full((len(ys), len(xs)), np.nan)
+            for (i, yv), (j, xv) in product(enumerate(ys), enumerate(xs)):
+                finals = [g.final(metric) for g in members if g.config[x] == xv and g.config[y] == yv]
+                if finals and not np.isnan(np.concatenate(finals)).all():
+                    cells[i, j] = np.nanmean(np.concatenate(finals))
+            positive = cells[np.isfinite(cells)]
+            norm = LogNorm() if table.metric(metric).log and len(positive) and (positive > 0).all() else None
+            image = ax.pcolormesh(np.ma.masked_invalid(cells), cmap="viridis", norm=norm)  # vector cells
+            for (i, j), value in np.ndenumerate(cells):
+                if np.isfinite(value):
+                    shade = image.cmap(float(image.norm(value)))
+                    dark = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] < 0.5
+                    color = "w" if dark else "k"
+                    ax.text(
+                        j + 0.5, i + 0.5, f"{value:.3g}", ha="center", va="center", color=color, fontsize=5.5
+                    )
+            ax.set_xticks(np.arange(len(xs)) + 0.5, [str(v) for v in xs])
+            ax.set_yticks(np.arange(len(ys)) + 0.5, [str(v) for v in ys])
+            ax.grid(False)
+            if row == len(facets) - 1:
+                ax.set_xlabel(x)
+            if col == 0:
+                ax.set_ylabel(f"{_wrap(title)}\n{y}" if title else y)
+            if row == 0:
+                ax.set_title(metric_label(metric))
+    return fig
 
 
 def pick_evenly(epochs: list[int], count: int) -> list[int]:
@@ -125,35 +269,137 @@ def pick_evenly(epochs: list[int], count: int) -> list[int]:
     return [epochs[round(i * (len(epochs) - 1) / (count - 1))] for i in range(count)]
 
 
-def plot_scores(
-    runs: list[Run], epochs: list[int] | None = None, out: Path | None = None, count: int = 6
-) -> Path:
-    """figures/scores.png: per run a panel of violins (positive scores, negative scores, biases) per epoch."""
-    fig, axes = plt.subplots(len(runs), 1, figsize=(max(6, 1.6 * count + 2), 3.6 * len(runs)), squeeze=False)
-    for ax, run in zip(axes.flat, runs, strict=False):
-        saved = run.array_epochs("scores")
-        chosen = sorted(set(epochs) & set(saved)) if epochs else pick_evenly(saved, count)
-        if not chosen:
-            raise NclabError(
-                f"{run.path} has no score samples for epochs {epochs or 'any'} (scores/ holds {saved}); "
-                "runs with a linear classifier store them every measured epoch, or run `nclab measure` first"
-            )
-        for i, epoch in enumerate(chosen):
-            arrays = run.load_arrays("scores", epoch)
-            for j, (key, label, color) in enumerate(SCORE_POPULATIONS):
-                if key in arrays:
-                    parts = ax.violinplot(arrays[key].numpy(), positions=[i + (j - 1) * 0.28], widths=0.25)
-                    for body in parts["bodies"]:
-                        body.set_color(color)
-                    for name in ("cbars", "cmins", "cmaxes"):
-                        parts[name].set_color(color)
-                    if i == 0:
-                        ax.plot([], [], color=color, label=label)
-        ax.set_xticks(np.arange(len(chosen)), [str(e) for e in chosen])
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("score w_k·h; bias b of z = w_k·h ± b")
-        ax.set_title(run.name)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, out or runs[0].path / "figures" / "scores.png")
+def _pooled(runs: list[Run], epoch: dict[Run, int]) -> dict[str, np.ndarray]:
+    """Score samples of the runs (seeds pooled), each run at its `epoch[run]`."""
+    arrays = [run.load_arrays("scores", epoch[run]) for run in runs]
+    return {
+        key: np.concatenate([a[key].numpy() for a in arrays if key in a])
+        for key, _, _ in SCORE_POPULATIONS
+        if any(key in a for a in arrays)
+    }
+
+
+def _violins(ax: Axes, columns: list[dict[str, np.ndarray]], ticks: list[str], xlabel: str) -> None:
+    """At each x position three violins side by side: positive scores, negative scores, biases."""
+    for i, arrays in enumerate(columns):
+        for j, (key, _, color) in enumerate(SCORE_POPULATIONS):
+            if len(arrays.get(key, ())):
+                parts = ax.violinplot(arrays[key], positions=[i + (j - 1) * 0.28], widths=0.25)
+                for body in parts["bodies"]:
+                    body.set_color(color)
+                for name in ("cbars", "cmins", "cmaxes"):
+                    parts[name].set_color(color)
+    ax.set_xticks(range(len(columns)), ticks)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("score $s_{ik} = w_k^\\top h_i$; bias $b_k$")
+    ax.grid(axis="x", visible=False)
+
+
+def _score_epochs(runs: list[Run]) -> list[int]:
+    """Epochs with score samples in every run."""
+    return sorted(set.intersection(*(set(run.array_epochs("scores")) for run in runs)))
+
+
+def _no_scores(what: str, epochs: list[int] | None, saved: list[int]) -> NclabError:
+    return NclabError(
+        f"{what} has no score samples for epochs {epochs or 'any'} (scores/ holds {saved}); runs with a "
+        "linear classifier store them every measured epoch, or run `nclab measure` first"
+    )
+
+
+def scores_figure(
+    groups: list[Group], epochs: list[int] | None = None, x: str | None = None, count: int = 6
+) -> Figure:
+    """Violins of positive scores, negative scores and biases, seeds pooled. Without `x`: one panel per
+    setting, one position per epoch (`epochs`, default `count` evenly spaced). With `x`: one panel per setting
+    of the other differing keys, one position per value of config key `x`, each run at its last epoch with
+    scores (or the last of `epochs`), as the BCE study's sweeps over the initial bias mean."""
+    if x is None:
+        fig, axes = _subplots(len(groups), 1 if len(groups) == 1 else 2)
+        for ax, group in zip(axes, groups, strict=True):
+            saved = _score_epochs(group.runs)
+            chosen = sorted(set(epochs) & set(saved)) if epochs else pick_evenly(saved, count)
+            if not chosen:
+                raise _no_scores(group.name, epochs, saved)
+            columns = [_pooled(group.runs, dict.fromkeys(group.runs, e)) for e in chosen]
+            _violins(ax, columns, [str(e) for e in chosen], "epoch")
+            ax.set_title(_wrap(group.label))
+    else:
+        _check_keys(groups, {"--x": x})
+        facets = _facets(groups, [x])
+        fig, axes = _subplots(len(facets), 1 if len(facets) == 1 else 2)
+        for ax, (title, members) in zip(axes, facets, strict=True):
+            values = _levels(members, x)
+            columns = []
+            for value in values:
+                runs = [run for g in members if g.config[x] == value for run in g.runs]
+                epoch = {}
+                for run in runs:
+                    saved = run.array_epochs("scores")
+                    wanted = [e for e in saved if not epochs or e == epochs[-1]]
+                    if not wanted:
+                        raise _no_scores(str(run.path), epochs and epochs[-1:], saved)
+                    epoch[run] = wanted[-1]
+                columns.append(_pooled(runs, epoch))
+            _violins(ax, columns, [str(v) for v in values], x)
+            ax.set_title(_wrap(title))
+    handles = [plt.Line2D([], [], color=c, linewidth=4) for _, _, c in SCORE_POPULATIONS]
+    labels = [t for _, t, _ in SCORE_POPULATIONS]
+    fig.legend(handles, labels, loc="outside upper center", ncols=3, frameon=False)
+    return fig
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """Write the figure (format from the suffix: vector for pdf/svg, 300 dpi png) and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with paper_style():
+        fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def render_png(fig: Figure, dpi: int = 150) -> bytes:
+    """The figure as PNG bytes (GIF frames), without closing it."""
+    buffer = BytesIO()
+    with paper_style():
+        fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def plot(
+    runs: list[Run],
+    kind: str = "nc",
+    fmt: str = "png",
+    out: Path | None = None,
+    *,
+    band: str = "minmax",
+    by_seed: bool = True,
+    metrics: list[str] | None = None,
+    epochs: list[int] | None = None,
+    x: str | None = None,
+    y: str | None = None,
+    method: str = "auto",
+) -> list[Path]:
+    """Write the figure of `kind` as `<out or first run's figures>/<kind>.<fmt>`; returns the written paths
+    (for `embed`: each run's frames and GIF, in `<out>/<run name>/` or the run's figures/embed/)."""
+    if kind not in KINDS:
+        raise NclabError(f"--kind {kind}: choose from {', '.join(KINDS)}")
+    if fmt not in FORMATS:
+        raise NclabError(f"--format {fmt}: choose from {', '.join(FORMATS)}")
+    if kind == "embed":
+        from nclab.report.embed import visualize
+
+        return [
+            p for run in runs for p in visualize(run, epochs, method, fmt=fmt, out=out and out / run.name)
+        ]
+    groups = group_runs(runs, by_seed)
+    with paper_style():
+        if kind == "heatmap":
+            fig = heatmap_figure(groups, x, y, metrics)
+        elif kind == "scores":
+            fig = scores_figure(groups, epochs, x)
+        else:
+            curves = metrics or table.keys("curve")
+            panels = {"nc": NC_PANELS, "grid": GRID_PANELS}.get(kind) or [[m] for m in curves]
+            fig = curves_figure(groups, panels, band)
+    return [save(fig, (out or runs[0].path / "figures") / f"{kind}.{fmt}")]

@@ -1,7 +1,10 @@
-"""`nclab compare`: one row per run; the config keys that differ between the runs, the final epoch's metrics
-(the keys the metric table marks `summary`) and the best test accuracy. With a validation split (`val_acc`
-in metrics.jsonl) the best test accuracy is the test accuracy of the best-validation epoch, as Zhou et al.
-2022 report it (`best_val_test_top1`); otherwise the maximum test accuracy over measured epochs."""
+"""`nclab compare`: one row per setting (runs equal up to `seed`, report/groups.py) or, with `--each-seed`,
+per run; the config keys that differ between the rows, the number of seeds, the final epoch's metrics (the
+keys the metric table marks `summary`) and the best test accuracy, as the mean over seeds with the sample
+standard deviation (ddof=1) beside it (`nc1_std` columns in CSV, `mean ± std` cells in Markdown). With a
+validation split (`val_acc` in metrics.jsonl) the best test accuracy is the test accuracy of the
+best-validation epoch, as Zhou et al. 2022 report it (`best_val_test_top1`); otherwise the maximum test
+accuracy over measured epochs."""
 
 from __future__ import annotations
 
@@ -9,23 +12,15 @@ import csv
 import io
 from typing import Any
 
+import numpy as np
+
 from nclab.metrics import table
+from nclab.report.groups import group_runs, setting_keys
 from nclab.runs import Run
 
 __all__ = ["FORMATS", "compare", "compare_rows"]
 
 FORMATS = ("md", "csv")
-IGNORED = {"name", "out"}
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out |= _flat(value, f"{prefix}{key}.")
-        elif key not in IGNORED or prefix:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _best(records: list[dict[str, Any]]) -> tuple[float | None, int | None]:
@@ -38,18 +33,38 @@ def _best(records: list[dict[str, Any]]) -> tuple[float | None, int | None]:
     return best["test_acc"], best["epoch"]
 
 
-def compare_rows(runs: list[Run]) -> list[dict[str, Any]]:
-    configs = [_flat(run.config().model_dump()) for run in runs]
-    keys = sorted(set().union(*configs))
-    differing = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample std (ddof=1; None for one value) of the non-null values; (None, None) if none."""
+    kept = np.array([v for v in values if v is not None], dtype=float)
+    if not len(kept):
+        return None, None
+    return float(kept.mean()), float(kept.std(ddof=1)) if len(kept) > 1 else None
+
+
+def compare_rows(runs: list[Run], by_seed: bool = True) -> list[dict[str, Any]]:
+    """One dict per setting (per run without `by_seed`): `run` (the run names), the differing config keys,
+    `seeds` (with `by_seed`), `epoch`, the final value of each summary key and the best test accuracy; with
+    several seeds in a row each value is the mean, `<key>_std` the std."""
+    groups = group_runs(runs, by_seed)
+    differing = setting_keys(groups)
+    several = any(len(g.runs) > 1 for g in groups)
     rows = []
-    for run, config in zip(runs, configs, strict=False):
-        records = run.metrics()
-        last = records[-1] if records else {}
-        best, best_epoch = _best(records)
-        row = {"run": run.name} | {k: config.get(k) for k in differing} | {"epoch": last.get("epoch")}
-        metrics = {k: last.get(k) for k in table.keys("summary")}
-        rows.append(row | metrics | {"best_test_acc": best, "best_epoch": best_epoch})
+    for group in groups:
+        lasts = [recs[-1] if recs else {} for recs in group.records]
+        best = [_best(recs) for recs in group.records]
+        row: dict[str, Any] = {"run": group.name} | {k: group.config.get(k) for k in differing}
+        if by_seed:
+            row["seeds"] = len(group.runs)
+        epochs = [last["epoch"] for last in lasts if "epoch" in last]
+        row["epoch"] = max(epochs) if epochs else None
+        columns = {k: [last.get(k) for last in lasts] for k in table.keys("summary")}
+        columns["best_test_acc"] = [acc for acc, _ in best]
+        for key, values in columns.items():
+            row[key], std = _mean_std(values)
+            if several:
+                row[f"{key}_std"] = std
+        row["best_epoch"] = best[0][1] if len(best) == 1 else None
+        rows.append(row)
     return rows
 
 
@@ -61,9 +76,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def compare(runs: list[Run], fmt: str = "md") -> str:
-    """The table as Markdown or CSV text."""
-    rows = compare_rows(runs)
+def compare(runs: list[Run], fmt: str = "md", by_seed: bool = True) -> str:
+    """The table as Markdown (`mean ± std` cells) or CSV (`<key>_std` columns) text."""
+    rows = compare_rows(runs, by_seed)
     columns = list(rows[0])
     if fmt == "csv":
         buffer = io.StringIO()
@@ -71,6 +86,12 @@ def compare(runs: list[Run], fmt: str = "md") -> str:
         writer.writeheader()
         writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
         return buffer.getvalue()
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows]
+    shown = [c for c in columns if not (c.endswith("_std") and c[:-4] in columns)]
+
+    def cell(row: dict[str, Any], column: str) -> str:
+        std = row.get(f"{column}_std")
+        return _cell(row[column]) + (f" ± {std:.2g}" if std is not None else "")
+
+    lines = ["| " + " | ".join(shown) + " |", "|" + " --- |" * len(shown)]
+    lines += ["| " + " | ".join(cell(row, c) for c in shown) + " |" for row in rows]
     return "\n".join(lines) + "\n"
