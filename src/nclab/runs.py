@@ -1,8 +1,9 @@
 """The run directory, the contract every command shares (docs/architecture.md):
 
     runs/<name>/config.yaml  metrics.jsonl  status.json  checkpoints/epoch_0001.safetensors
-                figures/*.png  events.* (TensorBoard)  measure.jsonl (nclab measure)
+                figures/*.png|pdf|svg  events.* (TensorBoard)  measure.jsonl (nclab measure)
                 scores/epoch_0001.safetensors (score samples)  features/epoch_0001.safetensors
+                projector/ (TensorBoard embedding projector, at measure.save_features_at)
 
 Whole-file writes are atomic (temp file + rename), so a killed run never leaves a half-written file.
 Under torchrun only rank 0 writes (the other ranks' writes return without touching the directory).

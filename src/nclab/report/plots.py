@@ -142,7 +142,8 @@ def _legend(fig: Figure, groups: list[Group], extra: list[tuple[str, str]] = ())
         handles.append(plt.Line2D([], [], color="0.3", linestyle=style))
         labels.append(text)
     if handles:
-        fig.legend(handles, labels, loc="outside upper center", ncols=min(3, len(handles)), frameon=False)
+        fits = int(fig.get_figwidth() * 14 // (max(map(len, labels)) + 5))  # ~14 characters an inch
+        fig.legend(handles, labels, loc="outside upper center", ncols=max(1, min(fits, 3)), frameon=False)
 
 
 def _color(i: int) -> str:
@@ -185,8 +186,8 @@ def curves_figure(groups: list[Group], panels: list[list[str]], band: str = "min
         raise NclabError(f"--band {band}: choose from {', '.join(BANDS)}")
     fig, axes = _subplots(len(panels), 2 if len(panels) == 4 else None)
     _draw_panels(axes, groups, panels, band)
-    multi = [("-", f"{panel[0]}"), ("--", f"{panel[1]}")] if (panel := max(panels, key=len))[1:] else []
-    _legend(fig, groups, multi)
+    widest = max(panels, key=len)  # a panel of two keys (accuracy): solid and dashed in the legend
+    _legend(fig, groups, list(zip(LINESTYLES, widest, strict=False)) if len(widest) > 1 else [])
     return fig
 
 
