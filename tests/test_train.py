@@ -113,7 +113,7 @@ def test_plot_overlays_runs(run_dir, tmp_path, capsys):
     import matplotlib.image
 
     pixels = matplotlib.image.imread(figure)
-    assert pixels.shape[:2] == (700, 1300) and pixels.std() > 0.05
+    assert pixels.shape[:2] == (1110, 2040) and pixels.std() > 0.05  # 6.8 x 3.7 in at 300 dpi
 
 
 def test_plot_of_a_missing_run_is_one_error_line(tmp_path, capsys):

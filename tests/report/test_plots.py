@@ -85,6 +85,14 @@ def test_each_seed_keeps_one_line_per_run(make_run):
     plt.close(fig)
 
 
+def test_a_key_no_run_has_leaves_its_panel_empty(make_run):
+    """Fixed panels (nc, grid, TensorBoard) draw what the runs have (head-less runs: no nc3_duality)."""
+    with paper_style():
+        fig = curves_figure(group_runs([make_run("r")]), [["nc1"], ["nc3_duality"]])
+    assert len(lines(fig.axes[0])) == 1 and not lines(fig.axes[1])
+    plt.close(fig)
+
+
 def test_heatmap_cells_are_the_final_metrics(make_run):
     runs, expected = [], {}
     for loss in ("ce", "mse"):

@@ -175,13 +175,8 @@ def _draw_panels(axes: list[Axes], groups: list[Group], panels: list[list[str]],
 
 
 def curves_figure(groups: list[Group], panels: list[list[str]], band: str = "minmax") -> Figure:
-    """One panel per entry of `panels` (a list of metrics.jsonl keys drawn together), groups overlaid."""
-    known = set().union(*(r.keys() for g in groups for recs in g.records for r in recs))
-    unknown = [k for keys in panels for k in keys if k not in known]
-    if unknown:
-        raise NclabError(
-            f"--metrics {','.join(unknown)}: not in metrics.jsonl; available: {', '.join(sorted(known))}"
-        )
+    """One panel per entry of `panels` (a list of metrics.jsonl keys drawn together), groups overlaid; a key
+    no run has leaves its panel empty."""
     if band not in BANDS:
         raise NclabError(f"--band {band}: choose from {', '.join(BANDS)}")
     fig, axes = _subplots(len(panels), 2 if len(panels) == 4 else None)
@@ -189,6 +184,16 @@ def curves_figure(groups: list[Group], panels: list[list[str]], band: str = "min
     widest = max(panels, key=len)  # a panel of two keys (accuracy): solid and dashed in the legend
     _legend(fig, groups, list(zip(LINESTYLES, widest, strict=False)) if len(widest) > 1 else [])
     return fig
+
+
+def _check_metrics(groups: list[Group], metrics: list[str]) -> None:
+    """`--metrics` names keys of metrics.jsonl; one error line listing the available keys otherwise."""
+    known = set().union(*(r.keys() for g in groups for recs in g.records for r in recs))
+    unknown = [k for k in metrics if k not in known]
+    if unknown:
+        raise NclabError(
+            f"--metrics {','.join(unknown)}: not in metrics.jsonl; available: {', '.join(sorted(known))}"
+        )
 
 
 def _levels(groups: list[Group], key: str) -> list[Any]:
@@ -394,6 +399,8 @@ def plot(
             p for run in runs for p in visualize(run, epochs, method, fmt=fmt, out=out and out / run.name)
         ]
     groups = group_runs(runs, by_seed)
+    if metrics:
+        _check_metrics(groups, metrics)
     with paper_style():
         if kind == "heatmap":
             fig = heatmap_figure(groups, x, y, metrics)
