@@ -7,7 +7,7 @@
 - heatmap: final NC metrics and test accuracy over two config keys (`--x model.width --y train.epochs`), one
   row of panels per remaining setting (per loss in Zhou et al. 2022's heat maps);
 - scores: violins of positive scores s_{i,y_i}, negative scores s_{i,k!=y_i} and biases b_k (BCE vs CE, 2025),
-  per epoch, or against a config key across runs (`--x head.bias_init_mean`);
+  per epoch, or against a config key across runs (`--x head.bias_mean`, the initial bias mean);
 - embed: the 2-D feature frames of `nclab visualize` for each run (report/embed.py).
 
 Runs equal up to `seed` are one line: the mean over seeds with a shaded min-max (or +-1 std) band. Lines
@@ -297,7 +297,7 @@ def _violins(ax: Axes, columns: list[dict[str, np.ndarray]], ticks: list[str], x
                     parts[name].set_color(color)
     ax.set_xticks(range(len(columns)), ticks)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("score $s_{ik} = w_k^\\top h_i$; bias $b_k$")
+    ax.set_ylabel("score $s_{ik} = w_k^\\top h_i$; stored bias $b_k$")
     ax.grid(axis="x", visible=False)
 
 
