@@ -36,6 +36,12 @@ def test_multistep_by_fractions_of_the_epochs():
     assert got[84] == 1 and got[85] == pytest.approx(0.1) and got[142] == pytest.approx(0.01)
 
 
+@pytest.mark.parametrize(("epochs", "expected"), [(1, [1]), (2, [1, 0.01]), (3, [1, 0.1, 0.01])])
+def test_multistep_never_decays_before_the_second_epoch(epochs, expected):
+    # floor(3/7 E) = floor(5/7 E) = 0 or 1 for E <= 2: the first epoch still trains at the initial lr
+    assert lrs(OptimConfig(lr=1.0, schedule="multistep", gamma=0.1), epochs) == pytest.approx(expected)
+
+
 def test_cosine_schedule():
     cfg = OptimConfig(lr=2.0, schedule="cosine", min_lr_factor=0.1)
     expected = [2 * (0.1 + 0.9 * (1 + math.cos(math.pi * t / 4)) / 2) for t in range(4)]

@@ -289,7 +289,7 @@ def cmd_models(args: argparse.Namespace) -> None:
         from nclab.data import DATASET_INFO
 
         info = DATASET_INFO[cfg.data.name]
-        shape, k = info.shape, info.classes
+        shape, k = info.input_shape(cfg.data), info.classes
         source = f"data={cfg.data.name}: input {','.join(map(str, shape))}, K={k}"
     chosen = any(parse_override(i)[0] in ("model", "model.name") for i in args.items)
     table = Table(title=f"models for {source}")

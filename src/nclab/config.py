@@ -82,9 +82,15 @@ class DataConfig(Section):
     val_fraction: float = Field(
         0.0, ge=0, lt=1, description="held-out share of train per class, measured as val_acc"
     )
-    augment: Literal["none", "crop_flip", "crop_flip_rotate"] = Field(
+    augment: Literal["none", "crop_flip", "crop_flip_rotate", "flip_rotate", "rotate"] = Field(
         "none",
-        description="on-device train augmentation: pad 4 + random crop + flip (+ rotation up to 15 degrees)",
+        description="on-device train augmentation: pad 4 + random crop + flip, or flip, and/or a rotation",
+    )
+    rotation: float = Field(
+        15.0,
+        gt=0,
+        le=180,
+        description="*rotate: the largest angle in degrees (15: BCE study; 5: center loss)",
     )
     mix: Literal["none", "mixup", "cutmix", "both"] = Field(
         "none", description="timm Mixup/CutMix on train batches"
@@ -128,22 +134,54 @@ class ModelConfig(Section):
         "cifar", description="resnet*/wide_resnet50: cifar = 3x3 stride 1; imagenet = 7x7 stride 2 + max-pool"
     )
     patch_size: int | None = Field(None, ge=1, description="vit (4) / swin (2): patch size in pixels")
-    heads: int | None = Field(
-        None, ge=1, description="vit: attention heads (3); swin: heads of stage 1 (3), x2 per stage"
+    heads: int | list[int] | None = Field(
+        None,
+        description="vit: attention heads (3); swin: heads of stage 1 (3), x2 per stage; swin_cifar: "
+        "heads per stage ([3, 6, 12, 24])",
     )
-    window_size: int = Field(4, ge=1, description="swin: attention window in patches")
+    head_dim: int | None = Field(
+        None,
+        ge=1,
+        description="vit: dim per head (width/heads); heads x head_dim is the attention's inner dim, "
+        "projected back to width (the BCE study: 10 x 64 on 512); swin_cifar: 32",
+    )
+    mlp_dim: int | None = Field(None, ge=1, description="vit: hidden units of each block's MLP (4 x width)")
+    qkv_bias: bool | None = Field(None, description="vit (true), swin_cifar (false): bias of the qkv map")
+    dropout: float = Field(0.0, ge=0, lt=1, description="vit: dropout after attention and in the MLP")
+    emb_dropout: float = Field(0.0, ge=0, lt=1, description="vit: dropout on the patch + position embedding")
+    window_size: int = Field(4, ge=1, description="swin, swin_cifar: attention window in patches")
+    downscaling: list[int] | None = Field(
+        None,
+        description="swin_cifar: patch-merge factor of each stage ([2, 2, 2, 1]; the first is the patch)",
+    )
     embed_dim: int = Field(
         2, ge=1, description="preact_resnet: embedding (feature) dimension, 2 or 128 in the study"
     )
 
     _check_name = field_validator("name")(lambda v: _choice("nclab.models", "MODELS", v))
 
-    @field_validator("depth")
+    @field_validator("depth", "heads", "downscaling")
     @classmethod
-    def _positive_depth(cls, v: int | list[int] | None) -> int | list[int] | None:
+    def _positive(cls, v: int | list[int] | None) -> int | list[int] | None:
         if v is not None and (v == [] or min([v] if isinstance(v, int) else v) < 1):
-            raise ValueError("depth must be >= 1 (or a non-empty list of such)")
+            raise ValueError("must be >= 1 (or a non-empty list of such)")
         return v
+
+
+BiasInit = Literal[
+    "uniform", "zero", "constant", "normal", "index", "ramp", "ramp_reversed", "log", "log_reversed",
+    "quarters", "quarters_reversed",
+]  # fmt: skip
+BCE_BIAS_MODES: tuple[str, ...] = (
+    "uniform",
+    "index",
+    "ramp",
+    "ramp_reversed",
+    "log",
+    "log_reversed",
+    "quarters",
+    "quarters_reversed",
+)  # `--bias_init_mode` 0-7 of Li et al. 2025 (models/linear.py), in order
 
 
 class HeadConfig(Section):
@@ -160,13 +198,24 @@ class HeadConfig(Section):
         None, description="etf: W = sqrt(K/(K-1)) (I - 11^T/K) P^T, P random d x K orthonormal, never trained"
     )
     fixdim: bool = Field(False, description="features of dimension K (ResNets: last block emits K channels)")
-    bias_init: Literal["uniform", "zero", "constant", "normal"] = Field(
+    bias_init: BiasInit = Field(
         "uniform",
         description="uniform: nn.Linear's U(-1/sqrt(d), 1/sqrt(d)) + bias_mean; constant: bias_mean; "
-        "normal: N(bias_mean, bias_std^2)",
+        "normal: N(bias_mean, bias_std^2); the BCE study's modes 0-7 by number or name (uniform, index, "
+        "ramp, ramp_reversed, log, log_reversed, quarters, quarters_reversed) + bias_mean",
     )
     bias_mean: float = 0.0
     bias_std: float = Field(1.0, ge=0)
+
+    @field_validator("bias_init", mode="before")
+    @classmethod
+    def _bias_mode(cls, v: Any) -> Any:
+        """The BCE study's `--bias_init_mode` numbers 0-7 name the patterns."""
+        if isinstance(v, int) and not isinstance(v, bool):
+            if v not in range(len(BCE_BIAS_MODES)):
+                raise ValueError(f"bias init mode {v} is not one of 0-{len(BCE_BIAS_MODES) - 1}")
+            return BCE_BIAS_MODES[v]
+        return v
 
 
 class LossConfig(Section):

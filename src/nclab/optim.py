@@ -114,7 +114,8 @@ def lr_factor(cfg: OptimConfig, epochs: int, t: int) -> float:
     """Multiplier of the initial lr for the epoch after t finished epochs (epoch t+1, 1-based).
 
     Linear warm-up (t+1)/W over the first W epochs, then the schedule over the remaining E' = E - W
-    epochs, s = t - W: step gamma^floor(s / step_size); multistep gamma^#{m : s >= floor(f_m E')};
+    epochs, s = t - W: step gamma^floor(s / step_size); multistep gamma^#{m : s >= max(1, floor(f_m E'))}
+    (a milestone never falls before the second epoch: short runs train their first epoch at the full lr);
     cosine m + (1 - m)(1 + cos(pi s / E'))/2, m = min_lr_factor (SGDR without restarts).
     """
     warm = cfg.warmup_epochs
@@ -124,7 +125,7 @@ def lr_factor(cfg: OptimConfig, epochs: int, t: int) -> float:
     if cfg.schedule == "step":
         return cfg.gamma ** (s // cfg.step_size)
     if cfg.schedule == "multistep":
-        return cfg.gamma ** sum(s >= math.floor(f * span) for f in cfg.milestones)
+        return cfg.gamma ** sum(s >= max(1, math.floor(f * span)) for f in cfg.milestones)
     if cfg.schedule == "cosine":
         m = cfg.min_lr_factor
         return m + (1 - m) * (1 + math.cos(math.pi * min(s, span) / span)) / 2

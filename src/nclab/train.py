@@ -20,6 +20,7 @@ from nclab import distributed
 from nclab.config import RunConfig
 from nclab.data import Splits, class_names, load_dataset
 from nclab.data.loader import DeviceLoader, eval_loader, loaders
+from nclab.data.multilabel import require_single_label_classes
 from nclab.data.variants import save_labels
 from nclab.errors import ConfigError, NclabError, TrainingDiverged
 from nclab.losses import Loss, build_loss
@@ -76,9 +77,12 @@ class Parts:
 
 def build_parts(cfg: RunConfig, run_dir: Path | None = None) -> Parts:
     """Data (with a run's stored random labels when `run_dir` is given), model and loss on the configured
-    device, and the loaders; one ConfigError line for a head-less model with a loss that needs logits."""
+    device, and the loaders; one error line for a head-less model with a loss that needs logits, or a
+    multi-label set with a class lacking single-label samples (before any run directory exists)."""
     device = distributed.setup(resolve_device(cfg.train.device))
     splits = load_dataset(cfg.data, cfg.seed, run_dir)
+    if splits.multilabel:
+        require_single_label_classes(splits, cfg.data.name)
     k = splits.num_classes
     model = build_model(cfg, splits.input_shape, k).to(device)
     loss_fn = build_loss(cfg.loss, k, model.feature_dim).to(device)

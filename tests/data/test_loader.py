@@ -72,6 +72,17 @@ def test_augmented_loader_changes_train_batches_only():
     assert not torch.equal(xb, plain[yb.argsort()][:8])
 
 
+def test_flip_rotate_without_a_crop_keeps_or_mirrors_each_image():
+    """The center-loss study's Fashion-MNIST pipeline: flip + a small rotation, no crop."""
+    x = images(32)
+    loader = DeviceLoader(x, torch.arange(32), 32, CPU, shuffle=True, augment="flip_rotate", rotation=1e-4)
+    xb, yb = next(iter(loader))
+    plain = x[yb].float() / 255
+    same = (xb == plain).flatten(1).all(1)
+    mirrored = (xb == plain.flip(-1)).flatten(1).all(1)
+    assert (same | mirrored).all() and same.any() and mirrored.any()
+
+
 def test_augment_needs_images():
     with pytest.raises(ConfigError, match="needs uint8 images"):
         DeviceLoader(torch.rand(4, 5), torch.arange(4), 2, CPU, augment="crop_flip")

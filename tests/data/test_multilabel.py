@@ -157,3 +157,20 @@ def test_training_on_a_composed_set_measures_multilabel_metrics(tmp_path, capsys
     assert main(["measure", str(run.path), "--epochs", "2"]) == 0
     again = run.read_jsonl("measure.jsonl")[-1]
     assert again["tagwise_angle"] == pytest.approx(last["tagwise_angle"], rel=1e-6)
+
+
+def test_a_class_without_single_label_samples_is_one_error_before_the_run(tmp_path, capsys):
+    """SVHN files where digit 9 only appears in pairs: one error line, no run directory left 'running'."""
+    base = tmp_path / "SVHN" / "format1"
+    write_digit_struct(base / "train", [[d] for d in range(1, 9)] + [[8, 9]])
+    write_digit_struct(base / "test", [[d] for d in range(1, 10)])
+    args = [
+        f"out={tmp_path / 'runs'}",
+        "data=svhn_multilabel",
+        f"data.root={tmp_path}",
+        "loss=pick_all_label",
+    ]
+    assert main(["train", *args, "epochs=1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: svhn_multilabel: classes [8] have no single-label train sample")
+    assert err.count("\n") == 1 and not (tmp_path / "runs").exists()

@@ -72,6 +72,9 @@ def brute_force(h, y, w, b, ht=None, yt=None):
         "nc2_w_centered": etf(w - w.mean(0)),
         "nc2_h": etf(hbar),
         "nc3": np.linalg.norm((w @ hbar.T) / np.linalg.norm(w @ hbar.T) - target),
+        "nc3_centered": np.linalg.norm(
+            ((w - w.mean(0)) @ hbar.T) / np.linalg.norm((w - w.mean(0)) @ hbar.T) - target
+        ),
         "nc3_duality": np.linalg.norm(w / np.linalg.norm(w) - hbar / np.linalg.norm(hbar)),
         "nc4_bias": np.linalg.norm(w @ mu_g + b),
         "nc4_ncc": np.mean([ncc[i] != np.argmax(logits[i]) for i in range(n)]),
@@ -158,7 +161,7 @@ def test_invariant_to_rotation_and_scaling():
     )
     before = nc_metrics(h, y, w, b)
     after = nc_metrics(7.5 * h @ q, y, w @ q, b)
-    for key in ["nc1", "nc2_h", "nc2_w", "nc2_w_centered", "nc3"]:
+    for key in ["nc1", "nc2_h", "nc2_w", "nc2_w_centered", "nc3", "nc3_centered"]:
         assert after[key] == pytest.approx(before[key], rel=1e-9), key
 
 
@@ -207,3 +210,16 @@ def test_cuda_tensors_give_the_cpu_numbers():
     )
     for key, value in cpu.items():
         assert gpu[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+def test_nc3_centered_ignores_a_shift_common_to_every_classifier_row():
+    """Zhou et al. 2022 centre W's rows: W = Hbar + 1 c^T is collapsed for nc3_centered, not for nc3."""
+    k, d = 4, 6
+    means = torch.zeros(k, d, dtype=torch.float64)
+    means[:, :k] = torch.eye(k, dtype=torch.float64) - 1.0 / k  # a centred simplex: mu_G = 0
+    h = means.repeat_interleave(3, 0)
+    y = torch.arange(k).repeat_interleave(3)
+    w = means + torch.linspace(1, 2, d, dtype=torch.float64)
+    out = nc_metrics(h, y, w, torch.zeros(k, dtype=torch.float64))
+    assert out["nc3_centered"] == pytest.approx(0.0, abs=1e-12)
+    assert out["nc3"] > 0.1

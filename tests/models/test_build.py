@@ -144,3 +144,14 @@ def test_models_command_lists_counts(capsys):
     assert "152,330" in capsys.readouterr().out  # 64-256-256-256-10 MLP with BatchNorm
     assert main(["models", "model=vit", "--input-shape", "3,30,30"]) == 2
     assert capsys.readouterr().err.startswith("error: model=vit: patch size 4")
+
+
+def test_models_command_sees_the_rgb32_input(capsys):
+    """data.rgb32 makes MNIST 3 x 32 x 32: the 2021 study's MLP (3072 inputs) and ResNet18 counts."""
+    mlp = ["models", "data=mnist", "data.rgb32=true", "model=mlp", "model.width=1024", "model.depth=6"]
+    assert main(mlp) == 0
+    assert "8,417,290" in capsys.readouterr().out
+    assert main(["models", "data=mnist", "data.rgb32=true", "model=resnet18", "model.stem=imagenet"]) == 0
+    assert "11,181,642" in capsys.readouterr().out
+    assert main(["models", "data=mnist", "model=mlp", "model.width=1024", "model.depth=6"]) == 0
+    assert "8,417,290" not in capsys.readouterr().out  # 784 inputs without rgb32

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from nclab.config import resolve
+from nclab.errors import ConfigError
 from nclab.models import build_model
 from nclab.runs import Run
 
@@ -77,3 +78,33 @@ def test_no_bias():
         model = build_model(resolve(None, ["model.width=32", "head.bias=false", *fixed]), (64,), 10)
         logits, h = model(torch.randn(4, 64))
         assert model.head.bias is None and torch.allclose(logits, h @ model.head.weight.T, atol=1e-6)
+
+
+LOG960 = math.log(96 * 10)
+BCE_MODES = {  # Li et al. 2025, models/linear.py, K = 10, before the mean shift
+    1: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    2: [6.4 * k for k in range(10)],
+    3: [6.4 * (9 - k) for k in range(10)],
+    4: [math.log(96 * k + 1) for k in range(10)],
+    5: [math.log(96 * (9 - k) + 1) for k in range(10)],
+    6: [LOG960, LOG960, 0, 0, 0, LOG960, LOG960, 0, 0, 0],  # [0, K//4), [K//2, 3K//4) high
+    7: [0, 0, LOG960, LOG960, LOG960, 0, 0, LOG960, LOG960, LOG960],
+}
+
+
+@pytest.mark.parametrize("mode", sorted(BCE_MODES))
+@pytest.mark.parametrize("mean", [0, 3])
+def test_bce_study_bias_modes_give_its_patterns_plus_the_mean(mode, mean):
+    cfg = resolve(None, [f"head.bias_init={mode}", f"head.bias_mean={mean}", "head.bias_sign=-1"])
+    bias = build_model(cfg, (20,), 10).head.bias.detach()
+    assert bias.tolist() == pytest.approx([v + mean for v in BCE_MODES[mode]], abs=1e-5)
+
+
+def test_bce_study_mode_0_is_the_shifted_uniform_and_modes_have_names():
+    cfg = resolve(None, ["head.bias_init=0", "head.bias_mean=6"])
+    assert cfg.head.bias_init == "uniform"
+    bias = build_model(cfg, (16,), 10).head.bias.detach()
+    assert ((bias - 6).abs() <= 1 / math.sqrt(16)).all() and bias.std() > 0
+    assert resolve(None, ["head.bias_init=quarters_reversed"]).head.bias_init == "quarters_reversed"
+    with pytest.raises(ConfigError, match="bias init mode 8 is not one of 0-7"):
+        resolve(None, ["head.bias_init=8"])

@@ -56,6 +56,11 @@ class DatasetInfo:
     classes: int
     where: Callable[[DataConfig], str] = lambda cfg: "generated in memory"
     names: Callable[[DataConfig], Sequence[str]] = lambda cfg: ()  # class names for figures; () = unknown
+    rgb32: bool = False  # MNIST-like: `data.rgb32` resizes to 32x32 and repeats to 3 channels
+
+    def input_shape(self, cfg: DataConfig) -> tuple[int, ...]:
+        """The shape a model sees under `cfg` (3 x 32 x 32 for MNIST-like sets with `data.rgb32`)."""
+        return (3, 32, 32) if self.rgb32 and cfg.rgb32 else self.shape
 
 
 DATASETS: Registry = Registry("data")

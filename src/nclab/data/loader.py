@@ -1,7 +1,8 @@
 """Batches without worker processes: the whole split lives on the device as uint8; an epoch is a seeded
 permutation and batches are index gathers. Augmentation runs on the device, per batch, in the order of the
-torchvision pipeline it replaces (RandomCrop(32, padding=4), RandomHorizontalFlip, RandomRotation(15),
-ToTensor, Normalize), then timm's Mixup/CutMix turns labels into soft targets for the loss.
+torchvision pipeline it replaces (RandomCrop(32, padding=4), RandomHorizontalFlip,
+RandomRotation(`data.rotation`), ToTensor, Normalize), then timm's Mixup/CutMix turns labels into soft
+targets for the loss.
 
 Data that does not fit on the device (`data.resident=host`, or `auto` when it needs more than half the free
 device memory) stays in host memory and a torch DataLoader gathers its batches; the rest is the same.
@@ -35,6 +36,12 @@ def crop_flip(x: Tensor, gen: torch.Generator, pad: int = 4) -> Tensor:
     cols = torch.where(flip[:, None], cols.flip(1), cols)
     out = padded[torch.arange(n, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
     return out.permute(0, 3, 1, 2)  # N x C x H x W view of an N x H x W x C gather (channels-last memory)
+
+
+def flip(x: Tensor, gen: torch.Generator) -> Tensor:
+    """Flip each image horizontally with p = 1/2."""
+    mask = torch.rand(len(x), device=x.device, generator=gen) < 0.5
+    return torch.where(mask[:, None, None, None], x.flip(-1), x)
 
 
 def rotate(x: Tensor, gen: torch.Generator, degrees: float = 15.0) -> Tensor:
@@ -87,6 +94,7 @@ class DeviceLoader:
         shuffle: bool = False,
         seed: int = 0,
         augment: str = "none",
+        rotation: float = 15.0,
         mix: Mixup | None = None,
         resident: bool = True,
         workers: int = 0,
@@ -110,6 +118,7 @@ class DeviceLoader:
         self.seed = seed
         self.epoch = 0
         self.augment = augment
+        self.rotation = rotation
         self.mix = mix
         self.channels_last = channels_last and x.dim() == 4
         shape = (1, -1) + (1,) * (x.dim() - 2)
@@ -122,12 +131,14 @@ class DeviceLoader:
 
     def prepare(self, x: Tensor, gen: torch.Generator | None = None) -> Tensor:
         """uint8 -> [0, 1] -> (augmented) -> normalised float, on the device."""
-        if gen is not None:
+        if gen is not None and self.augment.startswith("crop_flip"):
             x = crop_flip(x, gen)
+        elif gen is not None and self.augment.startswith("flip"):
+            x = flip(x, gen)
         if x.dtype == torch.uint8:
             x = x.float().div_(255)
-        if gen is not None and self.augment == "crop_flip_rotate":
-            x = rotate(x, gen)
+        if gen is not None and self.augment.endswith("rotate"):
+            x = rotate(x, gen, self.rotation)
         if self.mean is not None:
             x = (x - self.mean) / self.std
         if self.channels_last:
@@ -206,7 +217,16 @@ def loaders(
         train = splits.train_x.to(device), splits.train_y.to(device)
     mix = build_mix(cfg, splits.num_classes, splits.multilabel)
     return (
-        DeviceLoader(*train, batch_size, shuffle=True, seed=seed, augment=cfg.augment, mix=mix, **norm),
+        DeviceLoader(
+            *train,
+            batch_size,
+            shuffle=True,
+            seed=seed,
+            augment=cfg.augment,
+            rotation=cfg.rotation,
+            mix=mix,
+            **norm,
+        ),
         DeviceLoader(*train, eval_batch_size, **norm),
         DeviceLoader(splits.test_x, splits.test_y, eval_batch_size, **norm),
     )

@@ -94,6 +94,21 @@ def compose(
     return torch.cat([singles, doubles]), targets
 
 
+def require_single_label_classes(splits: Splits, name: str) -> None:
+    """One DataError line, before any run starts, if a class has no single-label sample in a split: the
+    multi-label NC metrics (Li et al. 2023) are class statistics of the single-label samples."""
+    for split, y in (("train", splits.train_y), ("test", splits.test_y)):
+        single = y[(y > 0).sum(1) == 1]
+        counts = torch.bincount(single.argmax(1), minlength=y.shape[1])
+        missing = (counts == 0).nonzero().flatten().tolist()
+        if missing:
+            raise DataError(
+                f"{name}: classes {missing} have no single-label {split} sample, and the multi-label NC "
+                "metrics are measured on single-label samples; compose with data.multilabel.single and "
+                "test_single >= 1, or use files holding single-label images of every class"
+            )
+
+
 def _cache(cfg: DataConfig, name: str, seed: int) -> Path:
     m = cfg.multilabel
     return (

@@ -169,7 +169,14 @@ def _fashion_where(cfg: DataConfig) -> str:
 @register(
     "mnist",
     DatasetInfo(
-        "MNIST handwritten digits", 60000, 10000, (1, 28, 28), 10, _where("MNIST/raw"), _names(datasets.MNIST)
+        "MNIST handwritten digits",
+        60000,
+        10000,
+        (1, 28, 28),
+        10,
+        _where("MNIST/raw"),
+        _names(datasets.MNIST),
+        rgb32=True,
     ),
 )
 def mnist(cfg: DataConfig, seed: int) -> Splits:
@@ -179,7 +186,14 @@ def mnist(cfg: DataConfig, seed: int) -> Splits:
 @register(
     "fashion_mnist",
     DatasetInfo(
-        "Zalando Fashion-MNIST", 60000, 10000, (1, 28, 28), 10, _fashion_where, _names(datasets.FashionMNIST)
+        "Zalando Fashion-MNIST",
+        60000,
+        10000,
+        (1, 28, 28),
+        10,
+        _fashion_where,
+        _names(datasets.FashionMNIST),
+        rgb32=True,
     ),
 )
 def fashion_mnist(cfg: DataConfig, seed: int) -> Splits:

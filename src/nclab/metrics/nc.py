@@ -191,15 +191,18 @@ def metrics_from_stats(
         "cdnv": _cdnv(stats),
     }
     out |= _shape_metrics(hbar, "h")
-    w_keys = ["nc2_w", "nc2_w_centered", "nc3", "nc3_duality", "nc4_bias", "equinorm_w", "equiangle_w"]
+    w_keys = ["nc2_w", "nc2_w_centered", "nc3", "nc3_centered", "nc3_duality", "nc4_bias"]
+    w_keys += ["equinorm_w", "equiangle_w"]
     if weight is None:
         return out | dict.fromkeys([*w_keys, "maxangle_w"])
     w = weight.detach().to(mu_g.device, torch.float64)
     b = torch.zeros(k, dtype=torch.float64, device=w.device) if bias is None else bias.detach().double()
+    w_centered = w - w.mean(0)  # Zhou et al. 2022 centre the classifier's rows for NC2 and NC3
     out |= {
         "nc2_w": etf_distance(w),
-        "nc2_w_centered": etf_distance(w - w.mean(0)),
+        "nc2_w_centered": etf_distance(w_centered),
         "nc3": _gram_distance(w @ hbar.T),
+        "nc3_centered": _gram_distance(w_centered @ hbar.T),
         "nc3_duality": (w / w.norm() - hbar / hbar.norm()).norm().item(),
         "nc4_bias": (w @ mu_g + b.to(w.device)).norm().item(),
     }

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from nclab.config import HeadConfig
 from nclab.errors import ConfigError
 
-__all__ = ["ETFHead", "LinearHead", "additive_bias", "build_head", "simplex_etf"]
+__all__ = ["ETFHead", "LinearHead", "additive_bias", "bias_pattern", "build_head", "simplex_etf"]
 
 
 class LinearHead(nn.Linear):
@@ -69,9 +69,24 @@ def simplex_etf(num_classes: int, dim: int, seed: int) -> Tensor:
     return (m @ p.T).float()
 
 
+def bias_pattern(mode: str, num_classes: int) -> Tensor:
+    """The BCE study's structured initial biases (Li et al. 2025, models/linear.py, modes 1-7), k = 0..K-1:
+    index b_k = k; ramp 64 k / K; log ln(96 k + 1); `_reversed` the same read from k = K-1 down;
+    quarters ln(96 K) on k in [0, K//4) and [K//2, 3K//4), 0 elsewhere; quarters_reversed the complement."""
+    k = torch.arange(num_classes, dtype=torch.float64, device="cpu")
+    base, reverse = mode.removesuffix("_reversed"), mode.endswith("_reversed")
+    if base == "quarters":
+        q = num_classes // 4, num_classes // 2, 3 * num_classes // 4
+        high = ((k < q[0]) | ((k >= q[1]) & (k < q[2]))) != reverse
+        return (high * math.log(96 * num_classes)).float()
+    values = {"index": k, "ramp": 64 * k / num_classes, "log": torch.log(96 * k + 1)}[base]
+    return (values.flip(0) if reverse else values).float()
+
+
 def _init_bias(bias: Tensor, cfg: HeadConfig, dim: int) -> None:
     """zero; constant (bias_mean); normal(bias_mean, bias_std); uniform: U(-1/sqrt(d), 1/sqrt(d)) + bias_mean,
-    i.e. nn.Linear's default shifted as the BCE study's `bias_init_mean` does."""
+    i.e. nn.Linear's default shifted as the BCE study's `bias_init_mean` does; its other modes
+    (`bias_pattern`) + bias_mean likewise."""
     with torch.no_grad():
         if cfg.bias_init == "zero":
             bias.zero_()
@@ -79,9 +94,11 @@ def _init_bias(bias: Tensor, cfg: HeadConfig, dim: int) -> None:
             bias.fill_(cfg.bias_mean)
         elif cfg.bias_init == "normal":
             bias.normal_(cfg.bias_mean, cfg.bias_std)
-        else:
+        elif cfg.bias_init == "uniform":
             bound = 1 / math.sqrt(dim)
             bias.uniform_(-bound, bound).add_(cfg.bias_mean)
+        else:
+            bias.copy_(bias_pattern(cfg.bias_init, len(bias)) + cfg.bias_mean)
 
 
 def build_head(cfg: HeadConfig, dim: int, num_classes: int, seed: int) -> LinearHead | ETFHead:
