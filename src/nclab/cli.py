@@ -91,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     uf.add_argument("items", nargs="*", help="an optional YAML config file, then key=value settings")
     uf.add_argument("--quiet", action="store_true", help="no progress lines")
-    sub.add_parser("presets", help="list the named presets")
+    pr = sub.add_parser("presets", help="the named presets by study, or one preset's source and config")
+    pr.add_argument("name", nargs="?", help="a preset: print what it reproduces and its resolved config")
     da = sub.add_parser("data", help="datasets: nclab data list | nclab data info NAME [key=value ...]")
     da.add_argument("action", choices=["list", "info"])
     da.add_argument(
@@ -231,9 +232,27 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_presets(args: argparse.Namespace) -> None:
-    from nclab.config import preset_names
+    from nclab.config import preset_about, preset_names, resolve
+    from nclab.presets import STUDIES, study_of
 
-    print("\n".join(preset_names()))
+    if args.name:
+        about, cfg = preset_about(args.name), resolve(preset=args.name)
+        print(f"{args.name}: {about.get('description', '')}")
+        for key in ("source", "series"):
+            if about.get(key):
+                print(f"{key}: {about[key]}")
+        print(f"run: nclab train --preset {args.name} [key=value ...]\n")
+        print(cfg.to_yaml(), end="")
+        return
+    names = preset_names()
+    for key, title in [*STUDIES.items(), ("other", "examples")]:
+        group = [n for n in names if study_of(n) == key]
+        if group:
+            print(f"{key}: {title} ({len(group)})")
+            width = max(map(len, group))
+            for name in group:
+                print(f"  {name:<{width}}  {preset_about(name).get('description', '')}")
+    print("details and the resolved config: nclab presets NAME")
 
 
 def cmd_data(args: argparse.Namespace) -> None:

@@ -423,10 +423,22 @@ def preset_names() -> list[str]:
     )
 
 
-def read_preset(name: str) -> dict[str, Any]:
+def _preset_file(name: str) -> dict[str, Any]:
     if name not in preset_names():
-        raise ConfigError(f"preset {name!r} is not one of: {', '.join(preset_names())}")
+        raise ConfigError(f"preset {name!r} is unknown; `nclab presets` lists them (e.g. zhu2021-cifar10-sgd)")
     return yaml.safe_load(resources.files("nclab.presets").joinpath(f"{name}.yaml").read_text()) or {}
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    """The config sections of a preset (its `about` block removed)."""
+    tree = _preset_file(name)
+    tree.pop("about", None)
+    return tree
+
+
+def preset_about(name: str) -> dict[str, str]:
+    """A preset's `about` block: description, source (paper, table or figure), series (overrides to vary)."""
+    return _preset_file(name).get("about") or {}
 
 
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:

@@ -6,8 +6,8 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import pytest
 import scipy.io
+from PIL import Image
 from torchvision import datasets
 
 
@@ -31,9 +31,10 @@ def write_mnist(directory: Path, n_train: int, n_test: int, seed: int = 0) -> di
 
 
 def write_cifar(
-    root: Path, cls: type[datasets.CIFAR10], per_batch: int, classes: int, seed: int = 0
+    root: Path, cls: type[datasets.CIFAR10], per_batch: int, classes: int, seed: int = 0, cyclic: bool = False
 ) -> np.ndarray:
-    """The batch pickles (N x 3072 uint8 rows, R then G then B planes); returns the train rows."""
+    """The batch pickles (N x 3072 uint8 rows, R then G then B planes); returns the train rows. Labels are
+    random, or 0, 1, ..., K-1, 0, ... in every file with `cyclic` (every class in every split)."""
     rng = np.random.default_rng(seed)
     folder = root / cls.base_folder
     folder.mkdir(parents=True)
@@ -41,7 +42,8 @@ def write_cifar(
     rows = []
     for name, _ in cls.train_list + cls.test_list:
         data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, classes, per_batch)]
+        labels = [i % classes for i in range(per_batch)] if cyclic else rng.integers(0, classes, per_batch)
+        labels = [int(v) for v in labels]
         with open(folder / name, "wb") as f:
             pickle.dump({"data": data, key: labels}, f)
         if name in dict(cls.train_list):
@@ -66,13 +68,28 @@ def write_svhn(directory: Path, n: int, seed: int = 0) -> dict[str, dict]:
     return out
 
 
-@pytest.fixture
-def no_checksums(monkeypatch):
-    """torchvision verifies CIFAR/SVHN files by MD5 of the official files; test files cannot match."""
-    for cls in (datasets.CIFAR10, datasets.CIFAR100):
-        monkeypatch.setattr(cls, "train_list", [[n, None] for n, _ in cls.train_list])
-        monkeypatch.setattr(cls, "test_list", [[n, None] for n, _ in cls.test_list])
-        monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": None})
-    monkeypatch.setattr(
-        datasets.SVHN, "split_list", {k: [v[0], v[1], None] for k, v in datasets.SVHN.split_list.items()}
-    )
+def write_digit_struct(directory, labels):
+    """An SVHN format-1 folder: <i>.png and digitStruct.mat (MATLAB v7.3 / HDF5 with object references)."""
+    import h5py
+
+    directory.mkdir(parents=True)
+    with h5py.File(directory / "digitStruct.mat", "w") as f:
+        refs = f.create_group("#refs#")
+        names, boxes = [], []
+        for i, digits in enumerate(labels, start=1):
+            name = f"{i}.png"
+            Image.fromarray(np.full((20, 40 + i, 3), 10 * i, np.uint8)).save(directory / name)
+            names.append(refs.create_dataset(f"n{i}", data=np.array([[ord(c)] for c in name], np.uint16)).ref)
+            box = refs.create_group(f"b{i}")
+            if len(digits) == 1:
+                box.create_dataset("label", data=np.array([[float(digits[0])]]))
+            else:
+                items = [
+                    refs.create_dataset(f"b{i}_{j}", data=np.array([[float(d)]])).ref
+                    for j, d in enumerate(digits)
+                ]
+                box.create_dataset("label", data=np.array(items, dtype=h5py.ref_dtype)[:, None])
+            boxes.append(box.ref)
+        group = f.create_group("digitStruct")
+        group.create_dataset("name", data=np.array(names, dtype=h5py.ref_dtype)[:, None])
+        group.create_dataset("bbox", data=np.array(boxes, dtype=h5py.ref_dtype)[:, None])

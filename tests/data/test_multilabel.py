@@ -1,9 +1,7 @@
 """Li et al. 2023 composition (sizes, multiplicities, corners, seeding, cache) and the SVHN filter."""
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from nclab.cli import main
 from nclab.config import resolve
@@ -11,7 +9,7 @@ from nclab.data import load_dataset
 from nclab.data.multilabel import compose, place, svhn_filter
 from nclab.errors import DataError
 from nclab.runs import load
-from tests.data.conftest import write_mnist
+from tests.data.conftest import write_digit_struct, write_mnist
 
 
 def mlab_cfg(root, *extra, name="mlab_mnist"):
@@ -84,33 +82,6 @@ def test_svhn_filter_rules():
     sets = [[1], [1, 0], [2, 3], [2, 3, 4], [1, 2, 3, 4], [5, 5], [1], [1]]
     assert svhn_filter(sets, cap=2) == [0, 2, 3, 5, 6]  # 0 dropped, m4 dropped, third single 1 over the cap
     assert len(svhn_filter([[7]] * 600)) == 543
-
-
-def write_digit_struct(directory, labels):
-    """An SVHN format-1 folder: <i>.png and digitStruct.mat (MATLAB v7.3 / HDF5 with object references)."""
-    import h5py
-
-    directory.mkdir(parents=True)
-    with h5py.File(directory / "digitStruct.mat", "w") as f:
-        refs = f.create_group("#refs#")
-        names, boxes = [], []
-        for i, digits in enumerate(labels, start=1):
-            name = f"{i}.png"
-            Image.fromarray(np.full((20, 40 + i, 3), 10 * i, np.uint8)).save(directory / name)
-            names.append(refs.create_dataset(f"n{i}", data=np.array([[ord(c)] for c in name], np.uint16)).ref)
-            box = refs.create_group(f"b{i}")
-            if len(digits) == 1:
-                box.create_dataset("label", data=np.array([[float(digits[0])]]))
-            else:
-                items = [
-                    refs.create_dataset(f"b{i}_{j}", data=np.array([[float(d)]])).ref
-                    for j, d in enumerate(digits)
-                ]
-                box.create_dataset("label", data=np.array(items, dtype=h5py.ref_dtype)[:, None])
-            boxes.append(box.ref)
-        group = f.create_group("digitStruct")
-        group.create_dataset("name", data=np.array(names, dtype=h5py.ref_dtype)[:, None])
-        group.create_dataset("bbox", data=np.array(boxes, dtype=h5py.ref_dtype)[:, None])
 
 
 def test_svhn_multilabel_from_a_format1_tree(tmp_path):

@@ -1,0 +1,24 @@
+"""Named run configurations: one YAML file per experiment of the five studies, plus `demo`.
+
+Each file holds an `about` block (`description`: one line; `source`: paper and table or figure; `series`: the
+overrides that vary it into the study's series, where it has one) and the config sections. A name starts with
+its study's key (`zhu2021-cifar10-sgd`); `nclab presets` lists them grouped by study.
+"""
+
+from __future__ import annotations
+
+__all__ = ["STUDIES", "study_of"]
+
+STUDIES = {
+    "zhu2021": "Zhu et al. 2021, A Geometric Analysis of Neural Collapse with Unconstrained Features (NeurIPS)",
+    "zhou2022": "Zhou et al. 2022, Are All Losses Created Equal: A Neural Collapse Perspective (NeurIPS)",
+    "li2023": "Li et al. 2023, Neural Collapse in Multi-label Learning with Pick-all-label Loss (ICML 2024)",
+    "bce2025": "Li, Xiao & Shen 2025, BCE vs. CE in Deep Feature Learning (ICML)",
+    "center": "mo-vic 2019, standalone-center-loss (after Wen et al. 2016, center loss)",
+}
+
+
+def study_of(name: str) -> str:
+    """The study key a preset name starts with, or "other" (e.g. `demo`)."""
+    key = name.split("-", 1)[0]
+    return key if key in STUDIES else "other"
