@@ -425,7 +425,9 @@ def preset_names() -> list[str]:
 
 def _preset_file(name: str) -> dict[str, Any]:
     if name not in preset_names():
-        raise ConfigError(f"preset {name!r} is unknown; `nclab presets` lists them (e.g. zhu2021-cifar10-sgd)")
+        raise ConfigError(
+            f"preset {name!r} is unknown; `nclab presets` lists them (e.g. zhu2021-cifar10-sgd)"
+        )
     return yaml.safe_load(resources.files("nclab.presets").joinpath(f"{name}.yaml").read_text()) or {}
 
 

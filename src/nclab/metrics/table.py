@@ -152,6 +152,7 @@ register_metric(
 register_metric("nc2_w", "nc", "ETF(W): classifier rows vs the simplex ETF", Z21, summary=True, curve=True)
 register_metric("nc2_w_centered", "nc", "ETF(W - 1 wbar^T)", Z22)
 register_metric("nc3", "nc", "|| W Hbar^T / ||W Hbar^T||_F - E_K ||_F", Z21, summary=True, curve=True)
+register_metric("nc3_centered", "nc", "NC3 with W's rows centred: W - 1 wbar^T for W", Z22)
 register_metric("nc3_duality", "nc", "|| W/||W||_F - Hbar/||Hbar||_F ||_F", P20, summary=True)
 register_metric("nc4_bias", "nc", "|| W mu_G + b ||_2", Z21, summary=True)
 register_metric(

@@ -10,7 +10,8 @@ from __future__ import annotations
 __all__ = ["STUDIES", "study_of"]
 
 STUDIES = {
-    "zhu2021": "Zhu et al. 2021, A Geometric Analysis of Neural Collapse with Unconstrained Features (NeurIPS)",
+    "zhu2021": "Zhu et al. 2021, A Geometric Analysis of Neural Collapse with Unconstrained Features "
+    "(NeurIPS)",
     "zhou2022": "Zhou et al. 2022, Are All Losses Created Equal: A Neural Collapse Perspective (NeurIPS)",
     "li2023": "Li et al. 2023, Neural Collapse in Multi-label Learning with Pick-all-label Loss (ICML 2024)",
     "bce2025": "Li, Xiao & Shen 2025, BCE vs. CE in Deep Feature Learning (ICML)",
