@@ -24,6 +24,7 @@ SMALL = {
     "densenet121_cifar": ([], (3, 32, 32), 512),
     "vit": (["model.width=32", "model.depth=2", "model.heads=2", "model.patch_size=8"], (3, 32, 32), 32),
     "swin": (["model.width=16", "model.heads=2"], (3, 32, 32), 64),
+    "swin_cifar": (["model.width=8", "model.depth=[2,2]", "model.heads=[1,2]"], (3, 32, 32), 16),
 }
 
 
@@ -44,7 +45,13 @@ def test_forward_backward_and_feature_dim(name):
     assert all(p.grad is not None for p in model.parameters())
 
 
-PROJECTED = {"densenet121", "densenet121_cifar", "vit", "swin"}  # fixdim = a learned d -> K linear map
+PROJECTED = {
+    "densenet121",
+    "densenet121_cifar",
+    "vit",
+    "swin",
+    "swin_cifar",
+}  # fixdim = a learned d -> K linear map
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

@@ -48,7 +48,14 @@ def study_root(tmp_path_factory) -> Path:
     return root
 
 
-SMALL = {"resnet18": 0.125, "resnet50": 0.125, "wide_resnet50": 0.25, "mlp": 64, "vit": 64, "swin_cifar": 12}
+SMALL = {
+    "resnet18": 0.125,
+    "resnet50": 0.125,
+    "wide_resnet50": 0.0625,
+    "mlp": 64,
+    "vit": 64,
+    "swin_cifar": 12,
+}
 
 
 def tiny(name: str) -> list[str]:
