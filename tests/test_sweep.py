@@ -147,7 +147,7 @@ def test_trial_under_torchrun(local_ray, tmp_path):
         ({"base": TINY, "grid": {"optim.lrr": [0.1, 0.2]}}, "optim.lrr: unknown key; allowed: name, lr"),
         ({"base": TINY, "grid": {}}, "the grid is empty"),
         ({"base": TINY, "grid": {"seed": []}}, "grid: seed: empty list"),
-        ({"base": {"preset": "nope"}, "grid": {"seed": [0, 1]}}, "preset 'nope' is not one of: demo"),
+        ({"base": {"preset": "nope"}, "grid": {"seed": [0, 1]}}, "preset 'nope' is unknown"),
         (
             {"base": TINY, "zip": {"seed": [0, 1], "optim.lr": [0.1]}},
             "zipped lists must have the same length",
