@@ -41,7 +41,7 @@ def study_root(tmp_path_factory) -> Path:
     write_mnist(root / "MNIST" / "raw", 100, 20)
     _fashion_slice(root / "FashionMNIST" / "raw")
     write_cifar(root, datasets.CIFAR10, 10, 10, cyclic=True)
-    write_cifar(root, datasets.CIFAR100, 100, 100, cyclic=True)
+    write_cifar(root, datasets.CIFAR100, 200, 100, cyclic=True)  # one "train" file: 2 per class
     digits = [[d] for d in range(1, 10)] + [[1, 2], [3, 4, 5]]
     write_digit_struct(root / "SVHN" / "format1" / "train", digits)
     write_digit_struct(root / "SVHN" / "format1" / "test", digits)
