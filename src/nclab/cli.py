@@ -153,12 +153,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_ufm(args: argparse.Namespace) -> None:
-    from nclab.report.plots import plot_runs
+    from nclab.report.plots import plot
     from nclab.ufm import resolve_ufm, simulate
 
     sim = simulate(resolve_ufm(*_file_and_overrides(args.items)), progress=not args.quiet)
     print(sim.report())
-    print(f"figure: {plot_runs([sim.run])}")
+    print(f"figure: {plot([sim.run])[0]}")
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
