@@ -1,11 +1,24 @@
 """nc_metrics against an independent brute-force implementation (per-class loops, numpy float64) and
 against known geometry (an exact simplex ETF gives 0 everywhere)."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from nclab.metrics import etf_distance, nc_metrics
+
+
+def energies(a):
+    """Hyperspherical energies of the normalised rows, mean over unique pairs (Liu et al. 2023)."""
+    u = [r / np.linalg.norm(r) for r in a]
+    dist = np.array([np.linalg.norm(u[i] - u[j]) for i in range(len(u)) for j in range(i + 1, len(u))])
+    return {
+        "nc2_energy_log": np.mean(np.log(1 / dist)),
+        "nc2_energy_riesz": np.mean(1 / dist),
+        "nc2_energy_gauss": np.mean(np.exp(-2 * dist**2)),
+    }
 
 
 def brute_force(h, y, w, b, ht=None, yt=None):
@@ -43,12 +56,11 @@ def brute_force(h, y, w, b, ht=None, yt=None):
 
     hbar = mu - mu_g
 
-    def cosines(a):
+    def cosines(a):  # unique pairs i < j, each once (SPEC.md)
         vals = []
         for i in range(k):
-            for j in range(k):
-                if i != j:
-                    vals.append(a[i] @ a[j] / np.linalg.norm(a[i]) / np.linalg.norm(a[j]))
+            for j in range(i + 1, k):
+                vals.append(a[i] @ a[j] / np.linalg.norm(a[i]) / np.linalg.norm(a[j]))
         return np.array(vals)
 
     def shape(a, s):
@@ -56,17 +68,34 @@ def brute_force(h, y, w, b, ht=None, yt=None):
         cos = cosines(a)
         return {
             f"equinorm_{s}": norms.std(ddof=1) / norms.mean(),
-            f"equiangle_{s}": cos.std(ddof=1),
+            f"equiangle_{s}": cos.std(ddof=1) if len(cos) > 1 else 0.0,
             f"maxangle_{s}": np.abs(cos + 1 / (k - 1)).mean(),
         }
 
     var = np.array([np.mean([np.sum((h[i] - mu[c]) ** 2) for i in range(n) if y[i] == c]) for c in range(k)])
-    cd = [
-        (var[a] + var[c]) / (2 * np.sum((mu[a] - mu[c]) ** 2)) for a in range(k) for c in range(k) if a != c
-    ]
+    pairs = [(a, c) for a in range(k) for c in range(a + 1, k)]
+    cd = np.array([(var[a] + var[c]) / (2 * np.sum((mu[a] - mu[c]) ** 2)) for a, c in pairs])
+    cd4 = np.array([(var[a] + var[c]) / (2 * np.sum((mu[a] - mu[c]) ** 2) ** 2) for a, c in pairs])
     logits = h @ w.T + b
     ncc = [int(np.argmin([np.linalg.norm(h[i] - mu[c]) for c in range(k)])) for i in range(n)]
+    net = [int(np.argmax(logits[i])) for i in range(n)]
+    per_class_nc4 = [np.mean([ncc[i] != net[i] for i in range(n) if y[i] == c]) for c in range(k)]
+    dual = np.array([w[c] @ hbar[c] for c in range(k)])
+    dual_cos = np.array([w[c] @ hbar[c] / np.linalg.norm(w[c]) / np.linalg.norm(hbar[c]) for c in range(k)])
     out = {
+        "nc1_tr": np.trace(sw) / np.trace(sb),
+        "nc1_tr_class_max": var.max() / np.trace(sb),
+        "classes_empty": 0,
+        "cdnv_std": cd.std(ddof=1) if len(cd) > 1 else 0.0,
+        "cdnv_max": cd.max(),
+        "cdnv4": cd4.mean(),
+        **energies(hbar),
+        "distinctiveness": np.degrees(np.arccos(cosines(hbar).max())),
+        "nc3_uniform": abs(dual.std(ddof=1) / dual.mean()),
+        "nc3_cos_mean": dual_cos.mean(),
+        "nc3_cos_min": dual_cos.min(),
+        "nc4_ncc_class_max": max(per_class_nc4),
+        "nc4_ncc_class_mean": np.mean(per_class_nc4),
         "nc1": nc1(sw, sb),
         "nc2_w": etf(w),
         "nc2_w_centered": etf(w - w.mean(0)),
@@ -78,7 +107,7 @@ def brute_force(h, y, w, b, ht=None, yt=None):
         "nc3_duality": np.linalg.norm(w / np.linalg.norm(w) - hbar / np.linalg.norm(hbar)),
         "nc4_bias": np.linalg.norm(w @ mu_g + b),
         "nc4_ncc": np.mean([ncc[i] != np.argmax(logits[i]) for i in range(n)]),
-        "cdnv": np.mean(cd),
+        "cdnv": cd.mean(),
         "ncc_acc": np.mean([ncc[i] == y[i] for i in range(n)]),
         "train_acc": np.mean([np.argmax(logits[i]) == y[i] for i in range(n)]),
         **shape(hbar, "h"),
@@ -93,9 +122,9 @@ def brute_force(h, y, w, b, ht=None, yt=None):
         out["test_nc1"] = nc1(swt, sbt)
         lt = ht @ w.T + b
         out["test_acc"] = np.mean([np.argmax(lt[i]) == yt[i] for i in range(len(ht))])
-        out["test_ncc_acc"] = np.mean(
-            [np.argmin([np.linalg.norm(ht[i] - mu[c]) for c in range(k)]) == yt[i] for i in range(len(ht))]
-        )
+        ncc_t = [np.argmin([np.linalg.norm(ht[i] - mu[c]) for c in range(k)]) for i in range(len(ht))]
+        out["test_ncc_acc"] = np.mean([ncc_t[i] == yt[i] for i in range(len(ht))])
+        out["test_nc4_ncc"] = np.mean([ncc_t[i] != np.argmax(lt[i]) for i in range(len(ht))])
     return out
 
 
@@ -143,15 +172,29 @@ def simplex_etf(k, d, per_class, seed=0):
     return 5.0 * m[y], y, m, torch.zeros(k, dtype=torch.float64)
 
 
+def simplex_values(k):
+    """The keys that are not 0 on an exact simplex ETF: pairwise distance^2 of unit vectors 2K/(K-1)."""
+    d2 = 2 * k / (k - 1)
+    return {
+        "nc2_energy_log": -0.5 * math.log(d2),
+        "nc2_energy_riesz": d2**-0.5,
+        "nc2_energy_gauss": math.exp(-2 * d2),
+        "distinctiveness": math.degrees(math.acos(-1 / (k - 1))),
+        "nc3_cos_mean": 1.0,
+        "nc3_cos_min": 1.0,
+    }
+
+
 @pytest.mark.parametrize(("k", "d"), [(2, 2), (3, 3), (10, 10), (10, 64)])
 def test_exact_simplex_etf_gives_zero(k, d):
     h, y, w, b = simplex_etf(k, d, per_class=4)
     got = nc_metrics(h, y, w, b, h, y)
+    known = simplex_values(k)
     for key, value in got.items():
         if key.endswith("acc"):
             assert value == 1.0, key
         else:
-            assert value == pytest.approx(0.0, abs=1e-9), key
+            assert value == pytest.approx(known.get(key, 0.0), abs=1e-9), key
 
 
 def test_invariant_to_rotation_and_scaling():
@@ -180,10 +223,27 @@ def test_collapsed_features_have_tiny_nc1_and_spread_ones_do_not():
     assert small < 1e-5 < 1e-2 < large
 
 
-def test_missing_class_is_an_error():
+def test_missing_class_is_an_error_in_strict_mode():
     h, y, w, b = random_problem(3, 4, seed=0)
     with pytest.raises(ValueError, match="no samples"):
-        nc_metrics(h[y != 1], y[y != 1], w, b)
+        nc_metrics(h[y != 1], y[y != 1], w, b, strict=True)
+
+
+def test_empty_classes_are_skipped_and_counted():
+    """Without class 1 the metrics are those of the 2-class problem on classes {0, 2} (W, b restricted)."""
+    h, y, w, b = random_problem(4, 6, seed=0)
+    ht, yt, _, _ = random_problem(4, 6, seed=1)
+    keep, keep_t = (y != 1) & (y != 3), (yt != 1) & (yt != 3)
+    got = nc_metrics(h[y != 1], y[y != 1], w, b)
+    assert got["classes_empty"] == 1
+    relabel = torch.tensor([0, -1, 1, 2])
+    sub = [0, 2, 3]
+    want = nc_metrics(h[y != 1], relabel[y[y != 1]], w[sub], b[sub])
+    for key in ["nc1", "nc1_tr", "nc2_h", "nc2_w", "nc3", "cdnv", "equiangle_h", "maxangle_w", "nc4_bias"]:
+        assert got[key] == pytest.approx(want[key], rel=1e-10), key
+    assert got["ncc_acc"] == want["ncc_acc"]
+    two = nc_metrics(h[keep], y[keep], w, b, ht[keep_t], yt[keep_t])
+    assert two["classes_empty"] == 2 and two["test_ncc_acc"] is not None
 
 
 def test_no_classifier_gives_null_w_metrics():

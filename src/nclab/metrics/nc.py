@@ -11,13 +11,18 @@ never forms the d x d matrix: it costs O(N d K), against O(N d^2) for the origin
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from nclab.metrics.geometry import TILE, etf_distance, pair_geometry, product_etf_distance
+
 __all__ = [
     "ClassStats",
+    "NearestCentre",
+    "class_arrays",
     "etf_distance",
     "metrics_from_stats",
     "nc_metrics",
@@ -29,11 +34,12 @@ __all__ = [
 
 @dataclass
 class ClassStats:
-    """Sufficient statistics of one split (float64).
+    """Sufficient statistics of one split (float64), over the classes present in it.
 
-    counts (K,), means (K, d), class_ss (K,) = sum over class k of ||h_i - mu_k||^2, and the within-class
-    scatter S_W = N Sigma_W seen along Sigma_B's kept eigenvectors: directions V (d, r), eigenvalues (r,)
-    of Sigma_B, within (r,) = diag(V^T S_W V).
+    classes (K',) the indices of the present classes among the declared K (`num_classes`; the K - K' empty
+    ones are skipped and counted), counts (K',), means (K', d), class_ss (K',) = sum over class k of
+    ||h_i - mu_k||^2, and the within-class scatter S_W = N Sigma_W seen along Sigma_B's kept eigenvectors:
+    directions V (d, r), eigenvalues (r,) of Sigma_B, within (r,) = diag(V^T S_W V).
     """
 
     counts: Tensor
@@ -42,14 +48,24 @@ class ClassStats:
     directions: Tensor
     eigenvalues: Tensor
     within: Tensor
+    classes: Tensor
+    num_classes: int
 
     @property
     def n(self) -> int:
         return int(self.counts.sum().item())
 
     @property
+    def empty(self) -> int:
+        return self.num_classes - len(self.classes)
+
+    @property
     def global_mean(self) -> Tensor:
         return global_mean(self.counts, self.means)
+
+    def centres(self) -> NearestCentre:
+        """The nearest-class-centre rule with these means (held-out splits take the train centres)."""
+        return NearestCentre(self.means, self.classes)
 
 
 def global_mean(counts: Tensor, means: Tensor) -> Tensor:
@@ -57,7 +73,52 @@ def global_mean(counts: Tensor, means: Tensor) -> Tensor:
     return (counts[:, None] * means).sum(0) / counts.sum()
 
 
+def present_classes(counts: Tensor, strict: bool) -> Tensor:
+    """Indices of the classes with samples; `strict` (the old behaviour) raises if any declared class has none."""
+    present = (counts > 0).nonzero().flatten()
+    if strict and len(present) < len(counts):
+        missing = (counts == 0).nonzero().flatten().tolist()
+        shown = missing if len(missing) <= 10 else [*missing[:10], "..."]
+        raise ValueError(
+            f"classes {shown} have no samples; NC metrics need every class present in strict mode "
+            "(measure.strict=false skips and counts them)"
+        )
+    if len(present) < 2:
+        raise ValueError(f"only {len(present)} class has samples; NC metrics need at least 2")
+    return present
+
+
 CHUNK = 1024  # rows converted to float64 at a time: the working set stays in cache, nothing N x d is copied
+
+
+def row_chunk(k: int) -> int:
+    """Rows per chunk so that a chunk's N x K block (logits, distances) stays within one pairwise TILE."""
+    return max(1, min(CHUNK, TILE // max(k, 1)))
+
+
+class NearestCentre:
+    """argmin_k ||h - c_k|| in centred coordinates: with o = mean_k c_k, argmin_k ||c_k - o||^2 - 2 (h - o).(c_k - o).
+
+    The expanded form on raw vectors (||c_k||^2 - 2 h.c_k, or torch.cdist's mm path) cancels digits when the
+    centres share a large common component; centring first removes it. `classes` maps rows to class labels.
+    """
+
+    def __init__(self, centres: Tensor, classes: Tensor | None = None) -> None:
+        c = centres.detach().to(torch.float64)
+        self.origin = c.mean(0)
+        self.centres = c - self.origin
+        self.sq = self.centres.square().sum(1)
+        self.classes = classes
+
+    @torch.no_grad()
+    def __call__(self, h: Tensor) -> Tensor:
+        out = []
+        step = row_chunk(len(self.centres))
+        for s in range(0, len(h), step):
+            hc = h[s : s + step].to(self.origin.device, torch.float64) - self.origin
+            out.append((self.sq - 2 * hc @ self.centres.T).argmin(1))
+        pred = torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=self.origin.device)
+        return pred if self.classes is None else self.classes[pred]
 
 
 @dataclass
@@ -77,77 +138,42 @@ def summarize_split(
     num_classes: int,
     weight: Tensor | None = None,
     bias: Tensor | None = None,
-    ncc_means: Tensor | None = None,
+    ncc_means: Tensor | NearestCentre | None = None,
+    strict: bool = False,
 ) -> SplitSummary:
     """Pass 1: counts, class sums, network predictions. Pass 2 (means known): class_ss, the projections
-    (h_i - mu_{y_i}) V onto Sigma_B's directions, nearest-centre predictions. O(N d K) flops, float64."""
+    (h_i - mu_{y_i}) V onto Sigma_B's directions, nearest-centre predictions. O(N d K) flops, float64.
+    Classes without samples are left out of the statistics (counted in `stats.empty`); `strict` raises."""
     h, y = features.detach(), labels.to(features.device, torch.long)
     n, d = h.shape
     f64 = {"dtype": torch.float64, "device": h.device}
     counts = torch.bincount(y, minlength=num_classes).to(torch.float64)
-    require_all_classes(counts)
     sums = torch.zeros(num_classes, d, **f64)
     preds = []
-    for s in range(0, n, CHUNK):
-        hc = h[s : s + CHUNK].to(torch.float64)
-        sums.index_add_(0, y[s : s + CHUNK], hc)
+    step = row_chunk(num_classes)
+    for s in range(0, n, step):
+        hc = h[s : s + step].to(torch.float64)
+        sums.index_add_(0, y[s : s + step], hc)
         if weight is not None:
             preds.append(linear_logits(hc, weight, bias).argmax(1))
-    means = sums / counts[:, None]
-    v, eig = between_directions(means - global_mean(counts, means))
-    centres = means if ncc_means is None else ncc_means.to(**f64)
+    full_means = sums / counts.clamp(min=1)[:, None]
+    classes = present_classes(counts, strict)
+    cnt, means = counts[classes], full_means[classes]
+    v, eig = between_directions(means - global_mean(cnt, means))
+    centres = ncc_means if isinstance(ncc_means, NearestCentre) else None
+    if centres is None:
+        centres = NearestCentre(means, classes) if ncc_means is None else NearestCentre(ncc_means)
     class_ss = torch.zeros(num_classes, **f64)
     within = torch.zeros(v.shape[1], **f64)
     nccs = []
-    for s in range(0, n, CHUNK):
-        hc, yc = h[s : s + CHUNK].to(torch.float64, copy=True), y[s : s + CHUNK]  # modified in place below
-        nccs.append(ncc_predict(hc, centres))
-        hc -= means[yc]
+    for s in range(0, n, step):
+        hc, yc = h[s : s + step].to(torch.float64, copy=True), y[s : s + step]  # modified in place below
+        nccs.append(centres(hc))
+        hc -= full_means[yc]
         class_ss.index_add_(0, yc, hc.square().sum(1))
         within += (hc @ v).square().sum(0)
-    stats = ClassStats(counts, means, class_ss, v, eig, within)
+    stats = ClassStats(cnt, means, class_ss[classes], v, eig, within, classes, num_classes)
     return SplitSummary(stats, torch.cat(preds) if preds else None, torch.cat(nccs), y)
-
-
-def require_all_classes(counts: Tensor) -> None:
-    missing = (counts == 0).nonzero().flatten().tolist()
-    if missing:
-        raise ValueError(f"classes {missing} have no samples; NC metrics need every class present")
-
-
-def _etf_target(k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """E_K = (I - 11^T/K) / sqrt(K-1), unit Frobenius norm."""
-    eye = torch.eye(k, dtype=dtype, device=device)
-    return (eye - 1.0 / k) / (k - 1) ** 0.5
-
-
-def _gram_distance(gram: Tensor) -> float:
-    return (gram / gram.norm() - _etf_target(gram.shape[0], gram.dtype, gram.device)).norm().item()
-
-
-def etf_distance(a: Tensor) -> float:
-    """ETF(A) = || A A^T / ||A A^T||_F - E_K ||_F, in [0, 2] (Zhu et al. 2021, "ETF_metric")."""
-    a = a.to(torch.float64)
-    return _gram_distance(a @ a.T)
-
-
-def _cosines(a: Tensor) -> Tensor:
-    """Off-diagonal pairwise cosines of the rows of a (all ordered pairs k != j)."""
-    u = a / a.norm(dim=1, keepdim=True)
-    cos = u @ u.T
-    return cos[~torch.eye(len(a), dtype=torch.bool, device=a.device)]
-
-
-def _shape_metrics(a: Tensor, suffix: str) -> dict[str, float]:
-    """Papyan et al. 2020: equinorm (CoV of norms), equiangle (std of cosines), maxangle."""
-    k = a.shape[0]
-    norms = a.norm(dim=1)
-    cos = _cosines(a)
-    return {
-        f"equinorm_{suffix}": (norms.std() / norms.mean()).item(),
-        f"equiangle_{suffix}": cos.std().item(),
-        f"maxangle_{suffix}": (cos + 1.0 / (k - 1)).abs().mean().item(),
-    }
 
 
 def between_directions(hbar: Tensor) -> tuple[Tensor, Tensor]:
@@ -168,12 +194,34 @@ def nc1_from_stats(stats: ClassStats) -> float:
     return ((stats.within / stats.n) / stats.eigenvalues).sum().item() / len(stats.counts)
 
 
-def _cdnv(stats: ClassStats) -> float:
-    """Galanti et al. 2022: mean over k != j of (V_k + V_j) / (2 ||mu_k - mu_j||^2)."""
-    var = stats.class_ss / stats.counts
-    dist2 = torch.cdist(stats.means, stats.means).square()
-    off = ~torch.eye(len(var), dtype=torch.bool, device=var.device)
-    return ((var[:, None] + var[None, :])[off] / (2 * dist2[off])).mean().item()
+def _coefficient_of_variation(x: Tensor) -> float:
+    """std (ddof=1) / mean, as Papyan et al. 2020's equinorm (torch.std)."""
+    return (x.std() / x.mean()).item()
+
+
+def class_arrays(stats: ClassStats, weight: Tensor | None) -> dict[str, Tensor]:
+    """Per-class vectors over all K declared classes (NaN for empty ones), for the run's `classes/` arrays:
+    `counts`; `nc1_class` = V_k / tr(Sigma_B) with V_k = tr(Sigma_k) the class's mean squared deviation;
+    `nc3_cos` = cos(w_k, mu_k - mu_G) (self-duality per class; absent without a classifier)."""
+    full = torch.full((stats.num_classes,), math.nan, dtype=torch.float64, device=stats.means.device)
+    hbar = stats.means - stats.global_mean
+    tr_b = hbar.square().sum() / len(hbar)
+    out = {"counts": torch.zeros_like(full).index_copy_(0, stats.classes, stats.counts)}
+    out["nc1_class"] = full.clone().index_copy_(0, stats.classes, stats.class_ss / stats.counts / tr_b)
+    if weight is not None:
+        w = weight.detach().to(hbar.device, torch.float64)[stats.classes]
+        out["nc3_cos"] = full.clone().index_copy_(0, stats.classes, _row_cosines(w, hbar))
+    return out
+
+
+def _row_cosines(a: Tensor, b: Tensor) -> Tensor:
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+
+
+W_KEYS = [
+    "nc2_w", "nc2_w_centered", "nc3", "nc3_centered", "nc3_duality", "nc3_uniform", "nc3_cos_mean",
+    "nc3_cos_min", "nc4_bias", "equinorm_w", "equiangle_w", "maxangle_w",
+]  # fmt: skip
 
 
 def metrics_from_stats(
@@ -181,32 +229,43 @@ def metrics_from_stats(
     weight: Tensor | None,
     bias: Tensor | None = None,
 ) -> dict[str, float | None]:
-    """Every train-split metric of SPEC.md that depends on class statistics and the classifier only."""
+    """Every train-split metric of the metric table that depends on class statistics and the classifier
+    only. Without empty classes the present classes are all K; otherwise W and b are restricted to them."""
     k = len(stats.counts)
     mu_g = stats.global_mean
     hbar = stats.means - mu_g
+    var = stats.class_ss / stats.counts
+    tr_b = hbar.square().sum() / k
     out: dict[str, float | None] = {
         "nc1": nc1_from_stats(stats),
+        "nc1_tr": ((stats.class_ss.sum() / stats.n) / tr_b).item(),
+        "nc1_tr_class_max": (var.max() / tr_b).item(),
         "nc2_h": etf_distance(hbar),
-        "cdnv": _cdnv(stats),
+        "equinorm_h": _coefficient_of_variation(hbar.norm(dim=1)),
+        "classes_empty": stats.empty,
     }
-    out |= _shape_metrics(hbar, "h")
-    w_keys = ["nc2_w", "nc2_w_centered", "nc3", "nc3_centered", "nc3_duality", "nc4_bias"]
-    w_keys += ["equinorm_w", "equiangle_w"]
-    if weight is None:
-        return out | dict.fromkeys([*w_keys, "maxangle_w"])
-    w = weight.detach().to(mu_g.device, torch.float64)
-    b = torch.zeros(k, dtype=torch.float64, device=w.device) if bias is None else bias.detach().double()
+    w = None if weight is None else weight.detach().to(mu_g.device, torch.float64)[stats.classes]
+    out |= pair_geometry(hbar, var, w)
+    if w is None:
+        return out | dict.fromkeys(W_KEYS)
+    b = torch.zeros(k, dtype=torch.float64, device=w.device)
+    if bias is not None:
+        b = bias.detach().to(w.device, torch.float64)[stats.classes]
+    duality = (w * hbar).sum(1)
+    cos = _row_cosines(w, hbar)
     w_centered = w - w.mean(0)  # Zhou et al. 2022 centre the classifier's rows for NC2 and NC3
-    out |= {
+    return out | {
         "nc2_w": etf_distance(w),
         "nc2_w_centered": etf_distance(w_centered),
-        "nc3": _gram_distance(w @ hbar.T),
-        "nc3_centered": _gram_distance(w_centered @ hbar.T),
+        "nc3": product_etf_distance(w, hbar),
+        "nc3_centered": product_etf_distance(w_centered, hbar),
         "nc3_duality": (w / w.norm() - hbar / hbar.norm()).norm().item(),
-        "nc4_bias": (w @ mu_g + b.to(w.device)).norm().item(),
+        "nc3_uniform": abs(_coefficient_of_variation(duality)),
+        "nc3_cos_mean": cos.mean().item(),
+        "nc3_cos_min": cos.min().item(),
+        "nc4_bias": (w @ mu_g + b).norm().item(),
+        "equinorm_w": _coefficient_of_variation(w.norm(dim=1)),
     }
-    return out | _shape_metrics(w, "w")
 
 
 def linear_logits(h: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -215,13 +274,20 @@ def linear_logits(h: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 
 
 def ncc_predict(h: Tensor, means: Tensor) -> Tensor:
-    """Nearest class centre: argmin_k ||h - mu_k||^2 = argmin_k (||mu_k||^2 - 2 h . mu_k)."""
-    h = h.to(means.device, torch.float64)
-    return (means.square().sum(1) - 2 * h @ means.T).argmin(1)
+    """Nearest class centre argmin_k ||h - mu_k|| (centred, chunked: see `NearestCentre`)."""
+    return NearestCentre(means)(h)
 
 
 def _fraction(mask: Tensor) -> float:
     return mask.double().mean().item()
+
+
+def nc4_per_class(mismatch: Tensor, counts: Tensor) -> tuple[dict[str, float], Tensor]:
+    """Per-class NC4: the fraction of class-k samples whose network and nearest-centre predictions differ
+    (NaN for empty classes); scalars `nc4_ncc_class_max` (worst class) and `nc4_ncc_class_mean` (class-balanced)."""
+    frac = mismatch.to(torch.float64) / counts
+    seen = frac[counts > 0]
+    return {"nc4_ncc_class_max": seen.max().item(), "nc4_ncc_class_mean": seen.mean().item()}, frac
 
 
 def nc_metrics(
@@ -231,14 +297,18 @@ def nc_metrics(
     bias: Tensor | None = None,
     test_features: Tensor | None = None,
     test_labels: Tensor | None = None,
+    num_classes: int | None = None,
+    strict: bool = False,
 ) -> dict[str, float | None]:
-    """All metric keys of SPEC.md's table for one model (train keys always, `test_*` when test data is given).
+    """Every scalar of the metric table for one model (train keys always, `test_*` when test data is given).
 
     features (N, d), labels (N,), weight (K, d) or None for classifier-free runs, bias (K,) or None.
-    Accuracies are fractions in [0, 1]; W-dependent keys are None without a classifier.
+    K = num_classes, else W's rows, else max label + 1; classes without train samples are skipped and
+    counted (`classes_empty`) unless `strict`. Accuracies are fractions in [0, 1]; W-dependent keys are None
+    without a classifier.
     """
-    k = int(weight.shape[0]) if weight is not None else int(labels.max().item()) + 1
-    train = summarize_split(features, labels, k, weight, bias)
+    k = num_classes or (int(weight.shape[0]) if weight is not None else int(labels.max().item()) + 1)
+    train = summarize_split(features, labels, k, weight, bias, strict=strict)
     return summary_metrics(train, weight, bias, test_features, test_labels)
 
 
@@ -250,15 +320,20 @@ def summary_metrics(
     test_labels: Tensor | None = None,
 ) -> dict[str, float | None]:
     """`nc_metrics` from a train split already summarised with the same (weight, bias)."""
-    k = len(train.stats.counts)
+    k = train.stats.num_classes
     out = metrics_from_stats(train.stats, weight, bias)
     out["ncc_acc"] = _fraction(train.ncc == train.labels)
     has_w = train.pred is not None
     out["train_acc"] = _fraction(train.pred == train.labels) if has_w else None
     out["nc4_ncc"] = _fraction(train.pred != train.ncc) if has_w else None
+    out |= dict.fromkeys(["nc4_ncc_class_max", "nc4_ncc_class_mean"])
+    if has_w:
+        mismatch = torch.bincount(train.labels[train.pred != train.ncc], minlength=k)
+        out |= nc4_per_class(mismatch, torch.bincount(train.labels, minlength=k))[0]
     if test_features is not None and test_labels is not None:
-        test = summarize_split(test_features, test_labels, k, weight, bias, ncc_means=train.stats.means)
+        test = summarize_split(test_features, test_labels, k, weight, bias, ncc_means=train.stats.centres())
         out["test_nc1"] = nc1_from_stats(test.stats)
         out["test_ncc_acc"] = _fraction(test.ncc == test.labels)
         out["test_acc"] = _fraction(test.pred == test.labels) if has_w else None
+        out["test_nc4_ncc"] = _fraction(test.pred != test.ncc) if has_w else None
     return out

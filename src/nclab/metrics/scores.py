@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from nclab.metrics.geometry import pair_geometry
 from nclab.metrics.nc import ncc_predict, summarize_split
 
 __all__ = [
@@ -100,12 +101,9 @@ def compactness(features: Tensor, labels: Tensor, num_classes: int) -> float:
 
 
 def distinctiveness(means: Tensor, global_mean: Tensor) -> float:
-    """nclab's definition: min over k != j of the angle (degrees) between mu_k - mu_G and mu_j - mu_G."""
-    c = means.to(torch.float64) - global_mean.to(torch.float64)
-    u = c / c.norm(dim=1, keepdim=True)
-    cos = (u @ u.T).clamp(-1, 1)
-    off = ~torch.eye(len(c), dtype=torch.bool, device=c.device)
-    return torch.rad2deg(torch.arccos(cos[off].max())).item()
+    """nclab's definition: min over k != j of the angle (degrees) between mu_k - mu_G and mu_j - mu_G
+    (tiled over pairs: `geometry.pair_geometry`; measured epochs take it from `metrics_from_stats`)."""
+    return pair_geometry(means.to(torch.float64) - global_mean.to(torch.float64))["distinctiveness"]
 
 
 def nearest_center_accuracy(features: Tensor, labels: Tensor, centers: Tensor) -> float:

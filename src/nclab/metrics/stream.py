@@ -5,12 +5,14 @@ merged batch by batch with Chan et al.'s parallel-variance update (exact, and st
 terminal phase where within-class spread is tiny next to the means): for class k with running
 (n, mu) and a batch (m, mu_b, S_b),
     S <- S + S_b + (n m / (n + m)) (mu_b - mu)(mu_b - mu)^T,   mu <- mu + (m / (n + m)) (mu_b - mu).
-Memory is O(d^2 + K d), float64, on the features' device.
+Memory is O(d^2 + K d), float64, on the features' device. For K up to the batch size the update runs on
+all K classes (no host sync per batch); for larger K (a vocabulary) it runs on the classes present in the
+batch only, so a batch costs O(B d^2) whatever K is.
 
 The nearest-class-centre metrics of the train split (ncc_acc, nc4_ncc) compare every sample with
 the *final* means, which a single pass cannot know in advance; with `keep_features=True` (default
 for a train split) the accumulator keeps the features in their own dtype for that last step.
-A held-out split is given the train means up front (`ncc_means`) and keeps nothing.
+A held-out split is given the train centres up front (`ncc_means`) and keeps nothing.
 """
 
 from __future__ import annotations
@@ -20,41 +22,50 @@ from torch import Tensor
 
 from nclab.metrics.nc import (
     ClassStats,
+    NearestCentre,
     between_directions,
     global_mean,
     linear_logits,
     metrics_from_stats,
     nc1_from_stats,
-    ncc_predict,
-    require_all_classes,
+    nc4_per_class,
+    present_classes,
+    row_chunk,
 )
 
 __all__ = ["NCAccumulator", "stream_metrics"]
 
 
 class NCAccumulator:
-    """Running class statistics of one split; `update` per batch, then `stats()` / `stream_metrics`."""
+    """Running class statistics of one split; `update` per batch, then `stats()` / `stream_metrics`.
+
+    `strict=True` raises when a declared class has no samples; by default such classes are skipped and
+    counted (`classes_empty`)."""
 
     def __init__(
         self,
         num_classes: int,
         weight: Tensor | None = None,
         bias: Tensor | None = None,
-        ncc_means: Tensor | None = None,
+        ncc_means: Tensor | NearestCentre | None = None,
         keep_features: bool = False,
+        strict: bool = False,
     ) -> None:
         self.num_classes = num_classes
         self.weight = None if weight is None else weight.detach().to(torch.float64)
         self.bias = None if bias is None else bias.detach().to(torch.float64)
-        self.ncc_means = ncc_means
+        self.ncc = ncc_means if not isinstance(ncc_means, Tensor) else NearestCentre(ncc_means)
         self.keep_features = keep_features
+        self.strict = strict
         self.counts: Tensor | None = None
         self.means: Tensor | None = None
         self.class_ss: Tensor | None = None
         self.scatter: Tensor | None = None
         self.correct = 0
         self.ncc_correct = 0
+        self.ncc_mismatch = 0
         self.kept: list[tuple[Tensor, Tensor, Tensor | None]] = []
+        self._stats: ClassStats | None = None
 
     def _init(self, d: int, device: torch.device) -> None:
         f64 = {"dtype": torch.float64, "device": device}
@@ -70,35 +81,59 @@ class NCAccumulator:
         y = labels.to(h.device, torch.long)
         if self.counts is None:
             self._init(h.shape[1], h.device)
-        m = torch.zeros_like(self.counts).index_add_(0, y, torch.ones_like(y, dtype=torch.float64))  # no sync
-        sums = torch.zeros_like(self.means).index_add_(0, y, h)
-        mu_b = sums / m.clamp(min=1)[:, None]
-        centred = h - mu_b[y]
-        ss_b = torch.zeros_like(self.class_ss).index_add_(0, y, centred.square().sum(1))
-        total = self.counts + m
-        delta = mu_b - self.means
-        coef = torch.where(m > 0, self.counts * m / total.clamp(min=1), torch.zeros_like(m))
-        scaled = delta * coef.sqrt()[:, None]
-        self.scatter += centred.T @ centred + scaled.T @ scaled
-        self.class_ss += ss_b + coef * delta.square().sum(1)
-        self.means += delta * (m / total.clamp(min=1))[:, None]
-        self.counts = total
+        self._stats = None
+        if self.num_classes <= len(y):  # all K rows: no data-dependent shapes, no host sync
+            rows, local = torch.arange(self.num_classes, device=h.device), y
+        else:  # only the classes in this batch: O(B d^2) whatever K is
+            rows, local = torch.unique(y, return_inverse=True)
+        self._merge(h, rows, local)
         pred = None
         if self.weight is not None:
-            pred = linear_logits(h, self.weight, self.bias).argmax(1)
+            step = row_chunk(self.num_classes)
+            chunks = [linear_logits(h[s : s + step], self.weight, self.bias) for s in range(0, len(h), step)]
+            pred = torch.cat([z.argmax(1) for z in chunks])
             self.correct = self.correct + (pred == y).sum()  # stays on the device until read
-        if self.ncc_means is not None:
-            self.ncc_correct = self.ncc_correct + (ncc_predict(h, self.ncc_means) == y).sum()
+        if self.ncc is not None:
+            ncc = self.ncc(h)
+            self.ncc_correct = self.ncc_correct + (ncc == y).sum()
+            if pred is not None:
+                self.ncc_mismatch = self.ncc_mismatch + (ncc != pred).sum()
         if self.keep_features:
             self.kept.append((features.detach(), y, pred))
 
+    def _merge(self, h: Tensor, rows: Tensor, local: Tensor) -> None:
+        """Chan et al.'s update of classes `rows` with the batch (local[i] = row of sample i)."""
+        r = len(rows)
+        m = torch.zeros(r, dtype=torch.float64, device=h.device).index_add_(
+            0, local, torch.ones_like(local, dtype=torch.float64)
+        )
+        sums = torch.zeros(r, h.shape[1], dtype=torch.float64, device=h.device).index_add_(0, local, h)
+        mu_b = sums / m.clamp(min=1)[:, None]
+        centred = h - mu_b[local]
+        ss_b = torch.zeros(r, dtype=torch.float64, device=h.device).index_add_(0, local, centred.square().sum(1))
+        n, mu = self.counts[rows], self.means[rows]
+        total = n + m
+        delta = mu_b - mu
+        coef = torch.where(m > 0, n * m / total.clamp(min=1), torch.zeros_like(m))
+        scaled = delta * coef.sqrt()[:, None]
+        self.scatter += centred.T @ centred + scaled.T @ scaled
+        self.class_ss[rows] += ss_b + coef * delta.square().sum(1)
+        self.means[rows] = mu + delta * (m / total.clamp(min=1))[:, None]
+        self.counts[rows] = total
+
     def stats(self) -> ClassStats:
+        """Class statistics over the present classes (computed once until the next update)."""
         if self.counts is None:
             raise ValueError("no batch was added to the accumulator")
-        require_all_classes(self.counts)
-        v, eig = between_directions(self.means - global_mean(self.counts, self.means))
-        within = (v * (self.scatter @ v)).sum(0)
-        return ClassStats(self.counts, self.means, self.class_ss, v, eig, within)
+        if self._stats is None:
+            classes = present_classes(self.counts, self.strict)
+            counts, means = self.counts[classes], self.means[classes]
+            v, eig = between_directions(means - global_mean(counts, means))
+            within = (v * (self.scatter @ v)).sum(0)
+            self._stats = ClassStats(
+                counts, means, self.class_ss[classes], v, eig, within, classes, self.num_classes
+            )
+        return self._stats
 
     @property
     def n(self) -> int:
@@ -106,28 +141,38 @@ class NCAccumulator:
 
 
 def stream_metrics(train: NCAccumulator | None, test: NCAccumulator | None = None) -> dict[str, float | None]:
-    """The dict `nc_metrics` returns, from accumulators (test given `ncc_means=train.means`); without a
-    train accumulator only the `test_*` keys."""
-    out = {} if train is None else _train_metrics(train)
+    """The dict `nc_metrics` returns, from accumulators (test given `ncc_means=train.stats().centres()`);
+    without a train accumulator only the `test_*` keys."""
+    out = {} if train is None else train_metrics(train)[0]
     if test is not None:
+        has_w, has_ncc = test.weight is not None, test.ncc is not None
         out["test_nc1"] = nc1_from_stats(test.stats())
-        out["test_ncc_acc"] = int(test.ncc_correct) / test.n if test.ncc_means is not None else None
-        out["test_acc"] = int(test.correct) / test.n if test.weight is not None else None
+        out["test_ncc_acc"] = int(test.ncc_correct) / test.n if has_ncc else None
+        out["test_acc"] = int(test.correct) / test.n if has_w else None
+        out["test_nc4_ncc"] = int(test.ncc_mismatch) / test.n if has_w and has_ncc else None
     return out
 
 
-def _train_metrics(train: NCAccumulator) -> dict[str, float | None]:
+def train_metrics(train: NCAccumulator) -> tuple[dict[str, float | None], dict[str, Tensor]]:
+    """Train-split metrics and the per-class NC4 vector `nc4_ncc` (K, NaN for empty classes; empty dict
+    without kept features or classifier)."""
     stats = train.stats()
     out = metrics_from_stats(stats, train.weight, train.bias)
     out["train_acc"] = int(train.correct) / train.n if train.weight is not None else None
-    out["ncc_acc"] = out["nc4_ncc"] = None
+    out |= dict.fromkeys(["ncc_acc", "nc4_ncc", "nc4_ncc_class_max", "nc4_ncc_class_mean"])
+    arrays: dict[str, Tensor] = {}
     if train.kept:
-        ncc_ok = mismatch = 0
+        centres = stats.centres()
+        ncc_ok = 0
+        mismatch = torch.zeros(train.num_classes, dtype=torch.float64, device=stats.means.device)
         for h, y, pred in train.kept:
-            ncc = ncc_predict(h, stats.means)
+            ncc = centres(h)
             ncc_ok = ncc_ok + (ncc == y).sum()
             if pred is not None:
-                mismatch = mismatch + (ncc != pred).sum()
+                mismatch.index_add_(0, y, (ncc != pred).to(torch.float64))
         out["ncc_acc"] = int(ncc_ok) / train.n
-        out["nc4_ncc"] = int(mismatch) / train.n if train.weight is not None else None
-    return out
+        if train.weight is not None:
+            out["nc4_ncc"] = mismatch.sum().item() / train.n
+            summary, arrays["nc4_ncc"] = nc4_per_class(mismatch, train.counts)
+            out |= summary
+    return out, arrays
