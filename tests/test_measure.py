@@ -51,7 +51,7 @@ def test_measure_from_checkpoints_equals_in_training(tiny_runs, capsys):
     assert main(["measure", str(run.path), "--epochs", "2", "--split", "test"]) == 0
     measured = {r["epoch"]: r for r in run.read_jsonl("measure.jsonl")}
     assert sorted(measured) == [1, 2, 3]  # earlier epochs kept
-    assert set(measured[2]) == {"epoch", "test_loss", "test_nc1", "test_ncc_acc", "test_acc"}
+    assert set(measured[2]) == {"epoch", "test_loss", "test_nc1", "test_ncc_acc", "test_acc", "test_nc4_ncc"}
     assert measured[2]["test_acc"] == pytest.approx(logged[2]["test_acc"])
 
 

@@ -9,28 +9,23 @@ without a linear classifier (`model.head` absent or `head.weight` None) get null
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from nclab.distributed import merge_accumulator, sum_over_ranks
+from nclab.errors import ConfigError
 from nclab.losses import Loss
 from nclab.metrics import NCAccumulator, stream_metrics
 from nclab.metrics.multilabel import multilabel_metrics
-from nclab.metrics.scores import (
-    compactness_terms,
-    decision_scores,
-    distinctiveness,
-    nearest_center_accuracy,
-    score_summary,
-    split_scores,
-    uniform_accuracy,
-)
+from nclab.metrics.nc import class_arrays, nc5
+from nclab.metrics.scores import compactness_terms, nearest_center_accuracy, stream_scores
+from nclab.metrics.stream import train_metrics
 from nclab.models.head import additive_bias
 
-__all__ = ["Measurement", "classifier", "measure"]
+__all__ = ["FeatureTap", "Measurement", "classifier", "measure", "pooled"]
 
 Batches = Iterable[tuple[Tensor, Tensor]]
 
@@ -38,11 +33,14 @@ Batches = Iterable[tuple[Tensor, Tensor]]
 @dataclass
 class Measurement:
     """`record`: metric keys; `scores`: samples of positive/negative scores and the biases (violin plots);
-    `features`: per-class subsamples of train/test features and labels, when asked for (CPU tensors)."""
+    `features`: per-class subsamples of train/test features and labels, when asked for; `classes`: per-class
+    vectors of the train split (`metrics.nc.class_arrays`: counts, nc1_class, nc3_cos; nc4_ncc), K long,
+    NaN for empty classes (CPU tensors)."""
 
     record: dict[str, float | None]
     scores: dict[str, Tensor] = field(default_factory=dict)
     features: dict[str, Tensor] = field(default_factory=dict)
+    classes: dict[str, Tensor] = field(default_factory=dict)
 
 
 def classifier(model: nn.Module) -> tuple[Tensor | None, Tensor | None, int]:
@@ -83,9 +81,18 @@ def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> floa
     return correct / n
 
 
-def _pass(model: nn.Module, loss_fn: Loss, batches: Batches, keep: list, acc: NCAccumulator | None) -> float:
-    """Forward one split; features go to `acc` (single-label) or are kept as (h, y) pairs. Returns the mean
-    loss, accumulated on the device in float64 (no host sync per batch)."""
+def _pass(
+    model: nn.Module,
+    loss_fn: Loss,
+    batches: Batches,
+    keep: list,
+    acc: NCAccumulator | None,
+    tap: FeatureTap | None = None,
+    layer_accs: dict[str, NCAccumulator] | None = None,
+) -> float:
+    """Forward one split; features go to `acc` (single-label) or are kept as (h, y) pairs, tapped layer
+    features to their `layer_accs`. Returns the mean loss, accumulated on the device in float64 (no host sync
+    per batch)."""
     total, n = None, 0
     for x, y in batches:
         logits, h = model(x)
@@ -94,19 +101,14 @@ def _pass(model: nn.Module, loss_fn: Loss, batches: Batches, keep: list, acc: NC
         n += len(y)
         if acc is not None:
             acc.update(h, y)
+            for name, layer_acc in (layer_accs or {}).items():
+                layer_acc.update(tap.features.pop(name), y)
         else:
             keep.append((h.detach(), y))
-    if acc is not None:
-        merge_accumulator(acc)  # under torchrun: the whole split's statistics from every rank's shard
+    for merged in [acc, *(layer_accs or {}).values()] if acc is not None else []:
+        merge_accumulator(merged)  # under torchrun: the whole split's statistics from every rank's shard
     total, n = sum_over_ranks(total, n)
     return total / n
-
-
-def _subsample(values: Tensor, count: int) -> Tensor:
-    """`count` evenly strided entries of a flat tensor (deterministic), float32 on the CPU."""
-    v = values.flatten()
-    idx = torch.linspace(0, len(v) - 1, min(count, len(v)), device=v.device).round().long()
-    return v[idx].float().cpu()
 
 
 def _per_class(h: Tensor, y: Tensor, per_class: int | None) -> tuple[Tensor, Tensor]:
@@ -127,26 +129,87 @@ def _cat(kept: list) -> tuple[Tensor, Tensor]:
 def _score_keys(
     train: NCAccumulator, weight: Tensor | None, bias: Tensor | None, sign: int, samples: int
 ) -> tuple[dict[str, float | None], dict[str, Tensor]]:
-    """Score/bias summaries, uniform accuracy, compactness, distinctiveness of the train split."""
+    """Score/bias summaries, uniform accuracy and compactness of the train split (row chunks: any K)."""
     stats = train.stats()
     mu_g = stats.global_mean
-    cos = torch.cat([compactness_terms(h, y, stats.means, mu_g) for h, y, _ in train.kept])
-    out: dict[str, float | None] = {
-        "compactness": cos.mean().item(),
-        "distinctiveness": distinctiveness(stats.means, mu_g),
-    }
+    full_means = torch.zeros(train.num_classes, mu_g.shape[0], dtype=torch.float64, device=mu_g.device)
+    full_means[stats.classes] = stats.means
+    cos = torch.cat([compactness_terms(h, y, full_means, mu_g) for h, y, _ in train.kept])
+    out: dict[str, float | None] = {"compactness": cos.mean().item()}
     if weight is None:
         return out | {"uniform_acc": None, "uniform_threshold": None, "bias_sign": None}, {}
-    s = torch.cat([decision_scores(h, weight) for h, _, _ in train.kept])
-    y = torch.cat([y for _, y, _ in train.kept])
-    out |= score_summary(s, y, bias)
-    out["uniform_acc"], out["uniform_threshold"] = uniform_accuracy(s, y, bias, sign)
+    summary, arrays = stream_scores([(h, y) for h, y, _ in train.kept], weight, bias, sign, samples)
+    out |= summary
     out["bias_sign"] = sign
-    pos, neg = split_scores(s, y)
-    arrays = {"score_pos": _subsample(pos, samples), "score_neg": _subsample(neg, samples)}
     if bias is not None:
         arrays["bias"] = bias.detach().float().cpu()
     return out, arrays
+
+
+def pooled(t: Tensor) -> Tensor:
+    """A layer's output as (B, C) features: (B, C) as is; (B, C, H, W) averaged over space (global average
+    pooling, as a CNN's head sees it); (B, T, C) token sequences averaged over tokens; else flattened."""
+    if t.dim() == 4:
+        return t.mean((2, 3))
+    if t.dim() == 3:
+        return t.mean(1)
+    return t.flatten(1)
+
+
+class FeatureTap:
+    """Forward hooks on named submodules: after a forward, `features[name]` is the module's output as (B, C)
+    (`pooled`), or with `inputs=True` its first input flattened (the features a classifier layer receives).
+    Unknown names raise one ConfigError that lists the model's module names."""
+
+    def __init__(self, model: nn.Module, names: Sequence[str], inputs: bool = False) -> None:
+        modules = dict(model.named_modules())
+        unknown = [n for n in names if n not in modules]
+        if unknown:
+            known = [n for n in modules if n]
+            shown = ", ".join(known[:40]) + (" ..." if len(known) > 40 else "")
+            raise ConfigError(f"no module named {', '.join(unknown)} in the model; its modules: {shown}")
+        self.features: dict[str, Tensor] = {}
+        self.handles = [modules[n].register_forward_hook(self._hook(n, inputs)) for n in names]
+
+    def _hook(self, name: str, inputs: bool) -> Callable:
+        def hook(module: nn.Module, args: tuple, output: Tensor | tuple) -> None:
+            if inputs:
+                self.features[name] = args[0].flatten(1)
+            else:
+                self.features[name] = pooled(output[0] if isinstance(output, tuple) else output)
+
+        return hook
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+
+LAYER_KEYS = [
+    "nc1", "nc1_tr", "nc1_tr_class_max", "nc2_h", "equinorm_h", "equiangle_h", "maxangle_h", "cdnv", "cdnv_std",
+    "cdnv_max", "cdnv4", "nc2_energy_log", "nc2_energy_riesz", "nc2_energy_gauss", "distinctiveness", "ncc_acc",
+    "classes_empty",
+]  # fmt: skip
+
+
+def layer_metrics(
+    train: NCAccumulator | None, test: NCAccumulator | None, prefix: str
+) -> dict[str, float | None]:
+    """The classifier-free metrics of one intermediate layer's features, keyed `<prefix>/<key>`."""
+    out = stream_metrics(train, test)
+    keep = [*(LAYER_KEYS if train is not None else []), *(["test_nc1", "test_ncc_acc"] if test else [])]
+    return {f"{prefix}/{key}": out[key] for key in keep}
+
+
+def _ood_mean(model: nn.Module, batches: Batches) -> Tensor:
+    """Mean penultimate feature (float64) of an out-of-distribution set; its labels are ignored."""
+    total, n = None, 0
+    for x, _ in batches:
+        h = model(x)[1].detach().to(torch.float64).sum(0)
+        total = h if total is None else total + h
+        n += len(x)
+    return total / n
 
 
 @torch.no_grad()
@@ -159,14 +222,20 @@ def measure(
     multilabel: bool = False,
     features_per_class: int | bool | None = False,
     score_samples: int = 2000,
+    layers: Sequence[str] = (),
+    ood_batches: Batches | None = None,
+    strict: bool = False,
 ) -> Measurement:
-    """train_loss, test_loss and every metric of SPEC.md for the model as it is now.
+    """train_loss, test_loss and every metric of the metric table for the model as it is now.
 
     Either split may be None (then its keys are absent). `features_per_class`: False keeps no features, an int
     keeps that many per class of each split, None keeps all. Center-loss runs (`loss_fn.centers`) also get the
     nearest-learned-centre accuracies `center_acc` / `test_center_acc`; losses that ignore the classifier
     (`loss_fn.uses_logits` False) get null W metrics and are scored by nearest learned centre only.
-    The measured loss is the mean per-sample loss whatever `loss.reduction` is.
+    The measured loss is the mean per-sample loss whatever `loss.reduction` is. `layers`: named modules
+    whose (pooled) outputs get the classifier-free metrics as `<layer>/<key>` (single-label only);
+    `ood_batches`: an out-of-distribution set for `nc5`; `strict`: a class without samples is an error
+    instead of being skipped and counted (`classes_empty`).
     """
     was_training = model.training
     model.eval()
@@ -175,7 +244,11 @@ def measure(
     kept: dict[str, list] = {"train": [], "test": []}
     out: dict[str, float | None] = {}
     scores: dict[str, Tensor] = {}
+    classes: dict[str, Tensor] = {}
     train = test = None
+    layers = [] if multilabel else list(layers)
+    tap = FeatureTap(model, layers) if layers else None
+    taps: dict[str, dict[str, NCAccumulator]] = {"train": {}, "test": {}}
     if multilabel:
         if train_batches is not None:
             out["train_loss"] = _pass(model, loss_fn, train_batches, kept["train"], None)
@@ -188,22 +261,34 @@ def measure(
         kept = {k: [(h[t.sum(1) == 1], t[t.sum(1) == 1].argmax(1)) for h, t in v] for k, v in kept.items()}
     else:
         if train_batches is not None:
-            train = NCAccumulator(num_classes, weight, bias, keep_features=True)
-            out["train_loss"] = _pass(model, loss_fn, train_batches, [], train)
+            train = NCAccumulator(num_classes, weight, bias, keep_features=True, strict=strict)
+            taps["train"] = {n: NCAccumulator(num_classes, keep_features=True, strict=strict) for n in layers}
+            out["train_loss"] = _pass(model, loss_fn, train_batches, [], train, tap, taps["train"])
             kept["train"] = [(h, y) for h, y, _ in train.kept]
         if test_batches is not None:
-            means = train.stats().means if train is not None else None
+            centres = train.stats().centres() if train is not None else None
             keep = features_per_class is not False or centers is not None
-            test = NCAccumulator(num_classes, weight, bias, ncc_means=means, keep_features=keep)
-            out["test_loss"] = _pass(model, loss_fn, test_batches, [], test)
+            test = NCAccumulator(num_classes, weight, bias, ncc_means=centres, keep_features=keep, strict=strict)
+            taps["test"] = {
+                n: NCAccumulator(num_classes, ncc_means=taps["train"][n].stats().centres() if train else None)
+                for n in layers
+            }
+            out["test_loss"] = _pass(model, loss_fn, test_batches, [], test, tap, taps["test"])
             kept["test"] = [(h, y) for h, y, _ in test.kept]
-        out |= stream_metrics(train, test)
         if train is not None:
-            raw_bias = (
-                None if bias is None else sign * bias
-            )  # the stored parameter, as the BCE study plots it
+            record, nc4 = train_metrics(train)
+            out |= record
+            classes = class_arrays(train.stats(), weight) | nc4
+            raw_bias = None if bias is None else sign * bias  # the stored parameter, as the BCE study plots it
             summary, scores = _score_keys(train, weight, raw_bias, sign, score_samples)
             out |= summary
+            if ood_batches is not None:
+                out["nc5"] = nc5(train.stats(), _ood_mean(model, ood_batches))
+        out |= stream_metrics(None, test)
+        for name in layers:
+            out |= layer_metrics(taps["train"].get(name), taps["test"].get(name), name)
+    if tap is not None:
+        tap.close()
     if centers is not None and not multilabel:
         for split, prefix in (("train", ""), ("test", "test_")):
             if kept[split]:
@@ -218,4 +303,4 @@ def measure(
                     *_cat(kept[split]), features_per_class
                 )
     model.train(was_training)
-    return Measurement(out, scores, features)
+    return Measurement(out, scores, features, {k: v.float().cpu() for k, v in classes.items()})

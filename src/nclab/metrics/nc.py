@@ -25,6 +25,7 @@ __all__ = [
     "class_arrays",
     "etf_distance",
     "metrics_from_stats",
+    "nc5",
     "nc_metrics",
     "ncc_predict",
     "summarize_split",
@@ -266,6 +267,13 @@ def metrics_from_stats(
         "nc4_bias": (w @ mu_g + b).norm().item(),
         "equinorm_w": _coefficient_of_variation(w.norm(dim=1)),
     }
+
+
+def nc5(stats: ClassStats, ood_mean: Tensor) -> float:
+    """NC5, ID/OOD orthogonality (Ammar et al. 2024, NECO): mean_k |cos(mu_k, mu_G^OOD)| with mu_k the train
+    class means and mu_G^OOD the mean feature of the out-of-distribution set (raw, uncentred, as NECO)."""
+    o = ood_mean.to(stats.means.device, torch.float64)
+    return ((stats.means @ o).abs() / (stats.means.norm(dim=1) * o.norm())).mean().item()
 
 
 def linear_logits(h: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:

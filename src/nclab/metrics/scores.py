@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nclab.metrics.geometry import pair_geometry
-from nclab.metrics.nc import ncc_predict, summarize_split
+from nclab.metrics.geometry import Running, pair_geometry
+from nclab.metrics.nc import ncc_predict, row_chunk, summarize_split
 
 __all__ = [
     "QUANTILES",
@@ -23,6 +23,7 @@ __all__ = [
     "nearest_center_accuracy",
     "score_summary",
     "split_scores",
+    "stream_scores",
     "summary",
     "uniform_accuracy",
 ]
@@ -43,12 +44,78 @@ def split_scores(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     return scores[own], scores[~own].view(len(scores), -1)
 
 
-def summary(values: Tensor, prefix: str) -> dict[str, float]:
-    """mean, std and QUANTILES of a flat sample, keyed `<prefix>_mean`, `<prefix>_std`, `<prefix>_q05`, ..."""
+def summary(values: Tensor, prefix: str, moments: Running | None = None) -> dict[str, float]:
+    """mean, std and QUANTILES of a flat sample, keyed `<prefix>_mean`, `<prefix>_std`, `<prefix>_q05`, ...;
+    with `moments` (of a larger stream that `values` is a strided sample of) mean and std come from those."""
     v = values.detach().flatten().to(torch.float64)
     q = torch.quantile(v, torch.tensor(QUANTILES, dtype=torch.float64, device=v.device))
-    out = {f"{prefix}_mean": v.mean().item(), f"{prefix}_std": v.std().item() if len(v) > 1 else 0.0}
+    if moments is None:
+        out = {f"{prefix}_mean": v.mean().item(), f"{prefix}_std": v.std().item() if len(v) > 1 else 0.0}
+    else:
+        out = {f"{prefix}_mean": moments.mean.item(), f"{prefix}_std": moments.std()}
     return out | {f"{prefix}_q{round(p * 100):02d}": x for p, x in zip(QUANTILES, q.tolist(), strict=False)}
+
+
+QUANTILE_SAMPLE = 1 << 24  # negative scores beyond this many: quantiles from an evenly strided sample of them
+
+
+class StridedSample:
+    """The entries at positions round(linspace(0, total - 1, count)) of a flat stream of `total` values,
+    collected block by block (all of them when count >= total)."""
+
+    def __init__(self, total: int, count: int, device: torch.device) -> None:
+        self.positions = torch.linspace(0, total - 1, min(count, total), dtype=torch.float64, device=device)
+        self.positions = self.positions.round().long()
+        self.offset = 0
+        self.parts: list[Tensor] = []
+
+    def add(self, block: Tensor) -> None:
+        flat = block.flatten()
+        lo, hi = self.offset, self.offset + len(flat)
+        take = self.positions[(self.positions >= lo) & (self.positions < hi)] - lo
+        self.parts.append(flat[take.to(flat.device)])
+        self.offset = hi
+
+    def values(self) -> Tensor:
+        return torch.cat(self.parts)
+
+
+def stream_scores(
+    batches: list[tuple[Tensor, Tensor]], weight: Tensor, bias: Tensor | None, bias_sign: int, samples: int
+) -> tuple[dict[str, float | None], dict[str, Tensor]]:
+    """`score_summary` and `uniform_accuracy` over (features, labels) batches, never holding the N x K scores:
+    row chunks of s = H W^T give the positive scores (all N kept), the largest negative logit per sample, the
+    moments of the negative scores (exact) and their quantiles (exact up to QUANTILE_SAMPLE values, else from
+    an evenly strided sample), and strided samples of `samples` positive/negative scores for violin plots.
+    `bias` is the stored parameter; logits z = s + bias_sign * bias."""
+    w = weight.detach().to(torch.float64)
+    k = len(w)
+    n = sum(len(y) for _, y in batches)
+    dev = w.device
+    shift = None if bias is None else bias_sign * bias.detach().to(dev, torch.float64)
+    neg_moments = Running(dev)
+    neg_q = StridedSample(n * (k - 1), QUANTILE_SAMPLE, dev)
+    neg_v = StridedSample(n * (k - 1), samples, dev)
+    pos, pos_z, top_neg = [], [], []
+    step = row_chunk(k)
+    for h, y in batches:
+        for s in range(0, len(y), step):
+            scores, yc = decision_scores(h[s : s + step], w), y[s : s + step]
+            p, neg = split_scores(scores, yc)
+            neg_moments.add(neg)
+            neg_q.add(neg)
+            neg_v.add(neg)
+            pos.append(p)
+            pz, nz = (p, neg) if shift is None else split_scores(scores + shift, yc)
+            pos_z.append(pz)
+            top_neg.append(nz.max(1).values)
+    pos_s = torch.cat(pos)
+    out: dict[str, float | None] = summary(pos_s, "score_pos") | summary(neg_q.values(), "score_neg", neg_moments)
+    out |= dict.fromkeys(summary(torch.zeros(1), "bias")) if bias is None else summary(bias, "bias")
+    out["uniform_acc"], out["uniform_threshold"] = uniform_accuracy_from(torch.cat(pos_z), torch.cat(top_neg))
+    arrays = {"score_pos": StridedSample(n, samples, dev), "score_neg": neg_v}
+    arrays["score_pos"].add(pos_s)
+    return out, {key: v.values().float().cpu() for key, v in arrays.items()}
 
 
 def score_summary(scores: Tensor, labels: Tensor, bias: Tensor | None) -> dict[str, float | None]:
@@ -66,14 +133,19 @@ def uniform_accuracy(
 ) -> tuple[float, float]:
     """A_Uni = max_t (1/N) sum_i 1[z_{i,y_i} > t and max_{k != y_i} z_ik < t], one threshold t for all
     samples (Li et al. 2024, used by BCE vs CE 2025); z = s + bias_sign * b. Returns (A_Uni, a maximising t).
-
-    Sample i is correct for t in the open interval (a_i, p_i), a_i = max negative logit, p_i = positive logit.
-    The count of intervals containing t is maximal just above some a_j, where it is
-    #{i : a_i <= a_j} - #{i : p_i <= a_j} (intervals with p_i <= a_j also have a_i < a_j). O(N log N).
     """
     z = scores if bias is None else scores + bias_sign * bias.detach().to(scores.device, scores.dtype)
     pos, neg = split_scores(z, labels)
-    top_neg = neg.max(1).values
+    return uniform_accuracy_from(pos, neg.max(1).values)
+
+
+def uniform_accuracy_from(pos: Tensor, top_neg: Tensor) -> tuple[float, float]:
+    """`uniform_accuracy` from each sample's positive logit p_i and largest negative logit a_i.
+
+    Sample i is correct for t in the open interval (a_i, p_i). The count of intervals containing t is maximal
+    just above some a_j, where it is #{i : a_i <= a_j} - #{i : p_i <= a_j} (intervals with p_i <= a_j also
+    have a_i < a_j). O(N log N).
+    """
     valid = top_neg < pos
     a, p = top_neg[valid], pos[valid]
     if len(a) == 0:
@@ -84,7 +156,7 @@ def uniform_accuracy(
     )
     j = int(count.argmax())
     above = torch.cat([a_sorted[a_sorted > a_sorted[j]], p_sorted[p_sorted > a_sorted[j]]]).min()
-    return count[j].item() / len(scores), ((a_sorted[j] + above) / 2).item()
+    return count[j].item() / len(pos), ((a_sorted[j] + above) / 2).item()
 
 
 def compactness_terms(features: Tensor, labels: Tensor, means: Tensor, global_mean: Tensor) -> Tensor:
