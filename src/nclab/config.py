@@ -334,6 +334,24 @@ class MeasureConfig(Section):
         ge=1,
         description="positive and negative decision scores kept per measured epoch for violin plots",
     )
+    layers: list[str] = Field(
+        [],
+        description="named modules (e.g. backbone.layer3) whose pooled outputs get the classifier-free NC "
+        "metrics as <layer>/<key> (NC across depth); names as torch's model.named_modules() gives them",
+    )
+    ood: str | None = Field(
+        None,
+        description="a second dataset's test split measured as out-of-distribution: nc5 (Ammar et al. 2024)",
+    )
+    strict: bool = Field(
+        False,
+        description="a class without samples is an error (default: skipped and counted as classes_empty)",
+    )
+
+    @field_validator("ood")
+    @classmethod
+    def _ood_dataset(cls, v: str | None) -> str | None:
+        return v if v is None else _choice("nclab.data", "DATASETS", v)
 
 
 class RunConfig(Section):

@@ -9,23 +9,23 @@ without a linear classifier (`model.head` absent or `head.weight` None) get null
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from nclab.distributed import merge_accumulator, sum_over_ranks
-from nclab.errors import ConfigError
 from nclab.losses import Loss
 from nclab.metrics import NCAccumulator, stream_metrics
+from nclab.metrics.hooks import FeatureTap
 from nclab.metrics.multilabel import multilabel_metrics
 from nclab.metrics.nc import class_arrays, nc5
 from nclab.metrics.scores import compactness_terms, nearest_center_accuracy, stream_scores
-from nclab.metrics.stream import train_metrics
+from nclab.metrics.stream import layer_metrics, train_metrics
 from nclab.models.head import additive_bias
 
-__all__ = ["FeatureTap", "Measurement", "classifier", "measure", "pooled"]
+__all__ = ["Measurement", "classifier", "measure"]
 
 Batches = Iterable[tuple[Tensor, Tensor]]
 
@@ -146,62 +146,6 @@ def _score_keys(
     return out, arrays
 
 
-def pooled(t: Tensor) -> Tensor:
-    """A layer's output as (B, C) features: (B, C) as is; (B, C, H, W) averaged over space (global average
-    pooling, as a CNN's head sees it); (B, T, C) token sequences averaged over tokens; else flattened."""
-    if t.dim() == 4:
-        return t.mean((2, 3))
-    if t.dim() == 3:
-        return t.mean(1)
-    return t.flatten(1)
-
-
-class FeatureTap:
-    """Forward hooks on named submodules: after a forward, `features[name]` is the module's output as (B, C)
-    (`pooled`), or with `inputs=True` its first input flattened (the features a classifier layer receives).
-    Unknown names raise one ConfigError that lists the model's module names."""
-
-    def __init__(self, model: nn.Module, names: Sequence[str], inputs: bool = False) -> None:
-        modules = dict(model.named_modules())
-        unknown = [n for n in names if n not in modules]
-        if unknown:
-            known = [n for n in modules if n]
-            shown = ", ".join(known[:40]) + (" ..." if len(known) > 40 else "")
-            raise ConfigError(f"no module named {', '.join(unknown)} in the model; its modules: {shown}")
-        self.features: dict[str, Tensor] = {}
-        self.handles = [modules[n].register_forward_hook(self._hook(n, inputs)) for n in names]
-
-    def _hook(self, name: str, inputs: bool) -> Callable:
-        def hook(module: nn.Module, args: tuple, output: Tensor | tuple) -> None:
-            if inputs:
-                self.features[name] = args[0].flatten(1)
-            else:
-                self.features[name] = pooled(output[0] if isinstance(output, tuple) else output)
-
-        return hook
-
-    def close(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles = []
-
-
-LAYER_KEYS = [
-    "nc1", "nc1_tr", "nc1_tr_class_max", "nc2_h", "equinorm_h", "equiangle_h", "maxangle_h", "cdnv", "cdnv_std",
-    "cdnv_max", "cdnv4", "nc2_energy_log", "nc2_energy_riesz", "nc2_energy_gauss", "distinctiveness", "ncc_acc",
-    "classes_empty",
-]  # fmt: skip
-
-
-def layer_metrics(
-    train: NCAccumulator | None, test: NCAccumulator | None, prefix: str
-) -> dict[str, float | None]:
-    """The classifier-free metrics of one intermediate layer's features, keyed `<prefix>/<key>`."""
-    out = stream_metrics(train, test)
-    keep = [*(LAYER_KEYS if train is not None else []), *(["test_nc1", "test_ncc_acc"] if test else [])]
-    return {f"{prefix}/{key}": out[key] for key in keep}
-
-
 def _ood_mean(model: nn.Module, batches: Batches) -> Tensor:
     """Mean penultimate feature (float64) of an out-of-distribution set; its labels are ignored."""
     total, n = None, 0
@@ -268,7 +212,9 @@ def measure(
         if test_batches is not None:
             centres = train.stats().centres() if train is not None else None
             keep = features_per_class is not False or centers is not None
-            test = NCAccumulator(num_classes, weight, bias, ncc_means=centres, keep_features=keep, strict=strict)
+            test = NCAccumulator(
+                num_classes, weight, bias, ncc_means=centres, keep_features=keep, strict=strict
+            )
             taps["test"] = {
                 n: NCAccumulator(num_classes, ncc_means=taps["train"][n].stats().centres() if train else None)
                 for n in layers
@@ -279,7 +225,9 @@ def measure(
             record, nc4 = train_metrics(train)
             out |= record
             classes = class_arrays(train.stats(), weight) | nc4
-            raw_bias = None if bias is None else sign * bias  # the stored parameter, as the BCE study plots it
+            raw_bias = (
+                None if bias is None else sign * bias
+            )  # the stored parameter, as the BCE study plots it
             summary, scores = _score_keys(train, weight, raw_bias, sign, score_samples)
             out |= summary
             if ood_batches is not None:

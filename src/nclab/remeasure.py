@@ -62,6 +62,9 @@ def measure_checkpoints(
             multilabel=data.multilabel,
             features_per_class=cfg.measure.features_per_class if features else False,
             score_samples=cfg.measure.score_samples,
+            layers=cfg.measure.layers,
+            ood_batches=parts.ood,
+            strict=cfg.measure.strict,
         )
         if val is not None:
             measured.record["val_acc"] = accuracy(model, val)
@@ -78,5 +81,7 @@ def measure_run(run: Run, epochs: Sequence[int] | None = None, splits: Sequence[
         run.write_jsonl("measure.jsonl", [records[e] for e in sorted(records)])
         if measured.scores:
             run.save_arrays("scores", epoch, measured.scores)
+        if measured.classes:
+            run.save_arrays("classes", epoch, measured.classes)
         done.append(epoch)
     return done

@@ -73,6 +73,7 @@ class Parts:
     measure_train: DeviceLoader  # un-augmented, eval batch size
     measure_test: DeviceLoader
     val: DeviceLoader | None
+    ood: DeviceLoader | None = None  # measure.ood: another dataset's test split, preprocessed as this one
 
 
 def build_parts(cfg: RunConfig, run_dir: Path | None = None) -> Parts:
@@ -103,7 +104,21 @@ def build_parts(cfg: RunConfig, run_dir: Path | None = None) -> Parts:
     val = None
     if splits.val_x is not None:
         val = eval_loader(splits.val_x, splits.val_y, splits, cfg.measure.batch_size, batches[2])
-    return Parts(splits, model, loss_fn, *batches, val)
+    return Parts(splits, model, loss_fn, *batches, val, ood_loader(cfg, splits, batches[2]))
+
+
+def ood_loader(cfg: RunConfig, splits: Splits, like: DeviceLoader) -> DeviceLoader | None:
+    """The `measure.ood` dataset's test split with this run's normalisation (None when not set)."""
+    if cfg.measure.ood is None:
+        return None
+    ood = load_dataset(cfg.data.model_copy(update={"name": cfg.measure.ood}), cfg.seed)
+    if ood.input_shape != splits.input_shape:
+        raise ConfigError(
+            f"measure.ood={cfg.measure.ood} has inputs {ood.input_shape}, the model takes "
+            f"{splits.input_shape}; "
+            "choose a dataset of the same shape (or data.rgb32=true for MNIST-like sets)"
+        )
+    return eval_loader(ood.test_x, ood.test_y, splits, cfg.measure.batch_size, like)
 
 
 def train(
@@ -163,7 +178,8 @@ def train(
                         measured = measure(
                             model, loss_fn, measure_train, measure_test, k, multilabel=splits.multilabel,
                             features_per_class=cfg.measure.features_per_class if save_features else False,
-                            score_samples=cfg.measure.score_samples,
+                            score_samples=cfg.measure.score_samples, layers=cfg.measure.layers,
+                            ood_batches=parts.ood, strict=cfg.measure.strict,
                         )  # fmt: skip
                         if val is not None:
                             record["val_acc"] = accuracy(model, val)
@@ -173,6 +189,8 @@ def train(
                         on_record(record)
                     if measured.scores:
                         run.save_arrays("scores", epoch, measured.scores)
+                    if measured.classes:
+                        run.save_arrays("classes", epoch, measured.classes)
                     if measured.features:
                         run.save_arrays("features", epoch, measured.features)
                         if projector:

@@ -130,7 +130,9 @@ def pair_geometry(hbar: Tensor, var: Tensor | None = None, weight: Tensor | None
     norms = a.norm(dim=1)
     sq = norms.square()
     cos_h, cdnv = Running(dev), Running(dev)
-    sums = dict.fromkeys(["maxangle_h", "maxangle_w", "cdnv4", *(f"nc2_energy_{e}" for e in ENERGY_KERNELS)], 0.0)
+    sums = dict.fromkeys(
+        ["maxangle_h", "maxangle_w", "cdnv4", *(f"nc2_energy_{e}" for e in ENERGY_KERNELS)], 0.0
+    )
     w = None if weight is None else weight.to(dev, torch.float64)
     cos_w = Running(dev)
     w_norms = None if w is None else w.norm(dim=1)

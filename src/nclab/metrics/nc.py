@@ -75,7 +75,7 @@ def global_mean(counts: Tensor, means: Tensor) -> Tensor:
 
 
 def present_classes(counts: Tensor, strict: bool) -> Tensor:
-    """Indices of the classes with samples; `strict` (the old behaviour) raises if any declared class has none."""
+    """Indices of the classes with samples; `strict` (the old behaviour) raises if a class has none."""
     present = (counts > 0).nonzero().flatten()
     if strict and len(present) < len(counts):
         missing = (counts == 0).nonzero().flatten().tolist()
@@ -98,7 +98,8 @@ def row_chunk(k: int) -> int:
 
 
 class NearestCentre:
-    """argmin_k ||h - c_k|| in centred coordinates: with o = mean_k c_k, argmin_k ||c_k - o||^2 - 2 (h - o).(c_k - o).
+    """argmin_k ||h - c_k|| in centred coordinates: with o = mean_k c_k,
+    argmin_k ||c_k - o||^2 - 2 (h - o).(c_k - o).
 
     The expanded form on raw vectors (||c_k||^2 - 2 h.c_k, or torch.cdist's mm path) cancels digits when the
     centres share a large common component; centring first removes it. `classes` maps rows to class labels.
@@ -292,7 +293,7 @@ def _fraction(mask: Tensor) -> float:
 
 def nc4_per_class(mismatch: Tensor, counts: Tensor) -> tuple[dict[str, float], Tensor]:
     """Per-class NC4: the fraction of class-k samples whose network and nearest-centre predictions differ
-    (NaN for empty classes); scalars `nc4_ncc_class_max` (worst class) and `nc4_ncc_class_mean` (class-balanced)."""
+    (NaN for empty classes); scalars `nc4_ncc_class_max` (worst class), `nc4_ncc_class_mean` (class mean)."""
     frac = mismatch.to(torch.float64) / counts
     seen = frac[counts > 0]
     return {"nc4_ncc_class_max": seen.max().item(), "nc4_ncc_class_mean": seen.mean().item()}, frac

@@ -110,7 +110,9 @@ def stream_scores(
             pos_z.append(pz)
             top_neg.append(nz.max(1).values)
     pos_s = torch.cat(pos)
-    out: dict[str, float | None] = summary(pos_s, "score_pos") | summary(neg_q.values(), "score_neg", neg_moments)
+    out: dict[str, float | None] = summary(pos_s, "score_pos") | summary(
+        neg_q.values(), "score_neg", neg_moments
+    )
     out |= dict.fromkeys(summary(torch.zeros(1), "bias")) if bias is None else summary(bias, "bias")
     out["uniform_acc"], out["uniform_threshold"] = uniform_accuracy_from(torch.cat(pos_z), torch.cat(top_neg))
     arrays = {"score_pos": StridedSample(n, samples, dev), "score_neg": neg_v}

@@ -33,7 +33,7 @@ from nclab.metrics.nc import (
     row_chunk,
 )
 
-__all__ = ["NCAccumulator", "stream_metrics"]
+__all__ = ["LAYER_KEYS", "NCAccumulator", "layer_metrics", "stream_metrics", "train_metrics"]
 
 
 class NCAccumulator:
@@ -110,7 +110,7 @@ class NCAccumulator:
         sums = torch.zeros(r, h.shape[1], dtype=torch.float64, device=h.device).index_add_(0, local, h)
         mu_b = sums / m.clamp(min=1)[:, None]
         centred = h - mu_b[local]
-        ss_b = torch.zeros(r, dtype=torch.float64, device=h.device).index_add_(0, local, centred.square().sum(1))
+        ss_b = torch.zeros_like(m).index_add_(0, local, centred.square().sum(1))
         n, mu = self.counts[rows], self.means[rows]
         total = n + m
         delta = mu_b - mu
@@ -176,3 +176,20 @@ def train_metrics(train: NCAccumulator) -> tuple[dict[str, float | None], dict[s
             summary, arrays["nc4_ncc"] = nc4_per_class(mismatch, train.counts)
             out |= summary
     return out, arrays
+
+
+LAYER_KEYS = [
+    "nc1", "nc1_tr", "nc1_tr_class_max", "nc2_h", "equinorm_h", "equiangle_h", "maxangle_h", "cdnv",
+    "cdnv_std", "cdnv_max", "cdnv4", "nc2_energy_log", "nc2_energy_riesz", "nc2_energy_gauss",
+    "distinctiveness", "ncc_acc",
+    "classes_empty",
+]  # fmt: skip
+
+
+def layer_metrics(
+    train: NCAccumulator | None, test: NCAccumulator | None, prefix: str
+) -> dict[str, float | None]:
+    """The classifier-free metrics of one intermediate layer's features, keyed `<prefix>/<key>`."""
+    out = stream_metrics(train, test)
+    keep = [*(LAYER_KEYS if train is not None else []), *(["test_nc1", "test_ncc_acc"] if test else [])]
+    return {f"{prefix}/{key}": out[key] for key in keep}

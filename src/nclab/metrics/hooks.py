@@ -1,0 +1,51 @@
+"""Features of any named module of any model, by forward hook (NC across depth, bring-your-own model)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import Tensor, nn
+
+from nclab.errors import ConfigError
+
+__all__ = ["FeatureTap", "pooled"]
+
+
+def pooled(t: Tensor) -> Tensor:
+    """A layer's output as (B, C) features: (B, C) as is; (B, C, H, W) averaged over space (global average
+    pooling, as a CNN's head sees it); (B, T, C) token sequences averaged over tokens; else flattened."""
+    if t.dim() == 4:
+        return t.mean((2, 3))
+    if t.dim() == 3:
+        return t.mean(1)
+    return t.flatten(1)
+
+
+class FeatureTap:
+    """Forward hooks on named submodules: after a forward, `features[name]` is the module's output as (B, C)
+    (`pooled`), or with `inputs=True` its first input flattened (the features a classifier layer receives).
+    Unknown names raise one ConfigError that lists the model's module names."""
+
+    def __init__(self, model: nn.Module, names: Sequence[str], inputs: bool = False) -> None:
+        modules = dict(model.named_modules())
+        unknown = [n for n in names if n not in modules]
+        if unknown:
+            known = [n for n in modules if n]
+            shown = ", ".join(known[:40]) + (" ..." if len(known) > 40 else "")
+            raise ConfigError(f"no module named {', '.join(unknown)} in the model; its modules: {shown}")
+        self.features: dict[str, Tensor] = {}
+        self.handles = [modules[n].register_forward_hook(self._hook(n, inputs)) for n in names]
+
+    def _hook(self, name: str, inputs: bool) -> Callable:
+        def hook(module: nn.Module, args: tuple, output: Tensor | tuple) -> None:
+            if inputs:
+                self.features[name] = args[0].flatten(1)
+            else:
+                self.features[name] = pooled(output[0] if isinstance(output, tuple) else output)
+
+        return hook
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
