@@ -58,10 +58,18 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--each-seed", action="store_true", help="one line per run instead of one per setting")
     pl.add_argument("--method", choices=["auto", "tsne", "pca"], default="auto", help="embed: as visualize")
     pl.add_argument("--out", type=Path, help="directory for the figure (default: the first run's figures/)")
-    me = sub.add_parser("measure", help="recompute metrics from a run's checkpoints into measure.jsonl")
-    me.add_argument("run", type=Path)
+    me = sub.add_parser(
+        "measure",
+        help="recompute metrics from a run's checkpoints into measure.jsonl, or measure a timm model: "
+        "nclab measure --model timm:resnet18 data=cifar10 [key=value ...]",
+    )
+    me.add_argument("items", nargs="*", help="a run directory; with --model: key=value settings (data=...)")
     me.add_argument("--epochs", type=_epochs, help="checkpoint epochs, e.g. 10,20,30 (default: all saved)")
     me.add_argument("--split", type=_list, default=["train", "test"], help="train,test (default both)")
+    me.add_argument("--model", help="timm:NAME, weights from --weights or the timm/Hugging Face cache")
+    me.add_argument("--weights", type=Path, help="--model: a state dict (.safetensors, .pth) to load")
+    me.add_argument("--layer", help="--model: the module whose input is h (default: the model's classifier)")
+    me.add_argument("--out", type=Path, help="--model: also write the record as one JSON line to this file")
     vi = sub.add_parser("visualize", help="2-D feature plots per epoch + GIF into figures/embed/")
     vi.add_argument("run", type=Path)
     vi.add_argument("--epochs", type=_epochs, help="epochs (default: those with saved features)")
@@ -174,12 +182,44 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 
 def cmd_measure(args: argparse.Namespace) -> None:
+    if args.model:
+        _measure_model(args)
+        return
     from nclab.remeasure import measure_run
     from nclab.runs import load
 
-    run = load(args.run)
+    if len(args.items) != 1 or "=" in args.items[0]:
+        raise NclabError(
+            "nclab measure takes one run directory (or --model timm:NAME with key=value settings)"
+        )
+    run = load(Path(args.items[0]))
     done = measure_run(run, args.epochs, args.split)
     print(f"measured epochs {done[0]}..{done[-1]} ({len(done)}) into {run.path / 'measure.jsonl'}")
+
+
+def _measure_model(args: argparse.Namespace) -> None:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from nclab.config import resolve
+    from nclab.remeasure import measure_pretrained
+
+    if any("=" not in i for i in args.items):
+        raise NclabError(f"with --model, give settings as key=value (data=cifar10), not {args.items}")
+    cfg = resolve(None, args.items)
+    record, note = measure_pretrained(cfg, args.model, args.weights, args.layer, args.split)
+    table = Table(title=f"{args.model} on {cfg.data.name}" + (f" ({note})" if note else ""))
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in record.items():
+        table.add_row(key, "null" if value is None else f"{value:.6g}")
+    Console().print(table)
+    if args.out:
+        with args.out.open("a") as f:
+            f.write(json.dumps({"model": args.model, "data": cfg.data.name} | record) + "\n")
+        print(f"record appended to {args.out}")
 
 
 def cmd_visualize(args: argparse.Namespace) -> None:

@@ -9,18 +9,29 @@ rewritten atomically after every epoch, so a failure keeps what was measured bef
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import torch
+from torch import nn
 
 from nclab.config import RunConfig
-from nclab.errors import NclabError
+from nclab.data import load_dataset
+from nclab.data.loader import loaders
+from nclab.errors import ConfigError, NclabError
 from nclab.measure import Measurement, accuracy, measure
+from nclab.metrics import measure_model
 from nclab.runs import Run
-from nclab.train import build_parts
+from nclab.train import build_parts, resolve_device
 
-__all__ = ["SPLITS", "measure_checkpoints", "measure_run"]
+__all__ = ["SPLITS", "load_timm", "measure_checkpoints", "measure_pretrained", "measure_run"]
 
 SPLITS = ("train", "test")
+
+
+def _check_splits(splits: Sequence[str]) -> None:
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown or not splits:
+        raise NclabError(f"--split {','.join(splits)}: choose from {','.join(SPLITS)}")
 
 
 def measure_checkpoints(
@@ -30,9 +41,7 @@ def measure_checkpoints(
 
     `features=True` also keeps the per-class feature subsample of `measure.features_per_class`.
     """
-    unknown = [s for s in splits if s not in SPLITS]
-    if unknown or not splits:
-        raise NclabError(f"--split {','.join(splits)}: choose from {','.join(SPLITS)}")
+    _check_splits(splits)
     cfg = run.config()
     if not isinstance(cfg, RunConfig):
         raise NclabError(
@@ -85,3 +94,99 @@ def measure_run(run: Run, epochs: Sequence[int] | None = None, splits: Sequence[
             run.save_arrays("classes", epoch, measured.classes)
         done.append(epoch)
     return done
+
+
+def _cached_weights(name: str, cfg: dict) -> Path | None:
+    """A pretrained file of timm model `name` already on disk: the Hugging Face hub cache (timm >= 0.9) or
+    torch hub's checkpoints directory (older timm URLs). Never downloads."""
+    from huggingface_hub import try_to_load_from_cache
+
+    hub_id = cfg.get("hf_hub_id")
+    for filename in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
+        found = try_to_load_from_cache(hub_id, filename) if hub_id else None
+        if isinstance(found, str):
+            return Path(found)
+    url = cfg.get("url")
+    if url:
+        path = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+        if path.is_file():
+            return path
+    return None
+
+
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def load_timm(spec: str, weights: Path | None, in_chans: int) -> tuple[nn.Module, str, int | None]:
+    """timm model `timm:NAME` with weights from `weights` or the local cache: (model, classifier module name,
+    rows of the loaded classifier or None). One ConfigError line when the name is unknown or no weights are
+    on disk (nclab never downloads them)."""
+    import timm
+
+    name = spec.removeprefix("timm:")
+    if not spec.startswith("timm:") or not timm.is_model(name):
+        raise ConfigError(f"--model {spec}: write timm:NAME with a timm model name (e.g. timm:resnet18)")
+    pretrained_cfg = timm.get_pretrained_cfg(name)
+    cfg = pretrained_cfg.to_dict() if pretrained_cfg is not None else {}
+    path = weights or _cached_weights(name, cfg)
+    if path is None:
+        raise NclabError(
+            f"no weights for timm:{name} on this machine and nclab does not download them (offline); pass "
+            "--weights FILE, or fetch them once online with timm.create_model(name, pretrained=True)"
+        )
+    if not path.is_file():
+        raise ConfigError(f"--weights {path}: no such file")
+    classifier = cfg.get("classifier") or "fc"
+    classifier = classifier[0] if isinstance(classifier, list | tuple) else classifier
+    head = _read_state(path).get(f"{classifier}.weight")
+    rows = None if head is None else int(head.shape[0])
+    kwargs = {"num_classes": rows} if rows else {}
+    try:
+        model = timm.create_model(
+            name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, in_chans=in_chans, **kwargs
+        )
+    except (RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"--weights {path} does not fit timm:{name} ({first})") from None
+    return model, classifier, rows
+
+
+@torch.no_grad()
+def measure_pretrained(
+    cfg: RunConfig, spec: str, weights: Path | None, layer: str | None, splits: Sequence[str] = SPLITS
+) -> tuple[dict[str, float | None], str]:
+    """`nclab measure --model timm:NAME`: every metric of the model on the configured data's un-augmented
+    splits (h = the input of `layer`, default the classifier). The classifier enters the W metrics only when
+    its rows equal the data's K; otherwise they are null and the returned note says why."""
+    _check_splits(splits)
+    if "train" not in splits:
+        raise ConfigError("--model needs the train split (its class means); use --split train or train,test")
+    data = load_dataset(cfg.data, cfg.seed)
+    if len(data.input_shape) != 3:
+        raise ConfigError(
+            f"--model {spec} needs image data; data={cfg.data.name} has shape {data.input_shape}"
+        )
+    device = resolve_device(cfg.train.device)
+    model, head, rows = load_timm(spec, weights, data.input_shape[0])
+    model.to(device)
+    k = data.num_classes
+    note = "" if rows == k else f"classifier has {rows} outputs, the data {k} classes: W metrics null"
+    _, train_batches, test_batches = loaders(
+        data, cfg.measure.batch_size, cfg.measure.batch_size, device, cfg.seed, cfg.data
+    )
+    return measure_model(
+        model,
+        train_batches,
+        layer=layer or head,
+        classifier="layer" if rows == k and (layer is None or layer == head) else None,
+        num_classes=k,
+        test_loader=test_batches if "test" in splits else None,
+        layers=cfg.measure.layers,
+        strict=cfg.measure.strict,
+    ), note
