@@ -58,3 +58,49 @@ def test_stream_on_cuda_with_bf16_features():
     for key, value in want.items():
         if value is not None and key in got:
             assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+def test_many_classes_stream_equals_one_shot():
+    """K = 5,000 classes, d = 64, batches smaller than K (the per-batch update on present classes only)."""
+    k, d = 5000, 64
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(k).repeat(2)[torch.randperm(2 * k, generator=g)]
+    means = torch.randn(k, d, generator=g, dtype=torch.float64)
+    h = (means[y] + 0.5 * torch.randn(len(y), d, generator=g, dtype=torch.float64)).float()
+    w = torch.randn(k, d, generator=g)
+    b = torch.randn(k, generator=g)
+    want = nc_metrics(h, y, w, b)
+    acc = NCAccumulator(k, w, b, keep_features=True)
+    for i in range(0, len(y), 2500):
+        acc.update(h[i : i + 2500], y[i : i + 2500])
+    got = stream_metrics(acc)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+@pytest.mark.parametrize("batch", [3, 50])
+def test_present_class_update_equals_the_dense_update(batch):
+    """Batches below K (only present classes updated) and at or above K (all K rows) agree exactly."""
+    h, y, w, b = random_problem(10, 6, seed=9)
+    dense, sparse = NCAccumulator(10, w, b), NCAccumulator(10, w, b)
+    dense.update(h, y)
+    for i in range(0, len(y), batch):
+        sparse.update(h[i : i + batch], y[i : i + batch])
+    for name in ("counts", "means", "class_ss", "scatter"):
+        assert torch.allclose(getattr(sparse, name), getattr(dense, name), rtol=1e-11, atol=1e-10), name
+
+
+def test_stream_skips_and_counts_empty_classes():
+    h, y, w, b = random_problem(5, 6, seed=1)
+    keep = y != 2
+    want = nc_metrics(h[keep], y[keep], w, b)
+    acc = NCAccumulator(5, w, b, keep_features=True)
+    acc.update(h[keep], y[keep])
+    got = stream_metrics(acc)
+    assert got["classes_empty"] == 1
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    strict = NCAccumulator(5, w, b, strict=True)
+    strict.update(h[keep], y[keep])
+    with pytest.raises(ValueError, match="no samples"):
+        strict.stats()

@@ -69,17 +69,17 @@ def measure_model(
     the train means), `layers` the classifier-free metrics of other modules' (pooled) outputs as
     `<layer>/<key>`, `ood_loader` NC5. The model runs in eval mode on its own device and is restored after.
     """
-    weight, bias = resolve_classifier(model, layer, classifier)
-    k = num_classes or (None if weight is None else int(weight.shape[0]))
-    if k is None:
-        raise ConfigError("measure_model needs num_classes when there is no classifier")
+    tap = FeatureTap(model, [layer], inputs=True)
+    depth = FeatureTap(model, layers) if layers else None
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
     model.eval()
-    tap = FeatureTap(model, [layer], inputs=True)
-    depth = FeatureTap(model, layers) if layers else None
     try:
+        weight, bias = resolve_classifier(model, layer, classifier)
+        k = num_classes or (None if weight is None else int(weight.shape[0]))
+        if k is None:
+            raise ConfigError("measure_model needs num_classes when there is no classifier")
         accs = {"train": NCAccumulator(k, weight, bias, keep_features=True, strict=strict)}
         accs |= {f"train:{n}": NCAccumulator(k, keep_features=True, strict=strict) for n in layers}
         _run(model, loader, tap, depth, layer, accs, "train", device)
