@@ -1,6 +1,8 @@
 """Measurement: in-training values equal the one-shot metrics, `nclab measure` reproduces them from
 checkpoints, bf16 features and head-less models are handled, multi-hot targets use the multi-label metrics."""
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -9,6 +11,7 @@ from nclab.cli import main
 from nclab.config import resolve
 from nclab.data import load_dataset
 from nclab.data.loader import loaders
+from nclab.errors import ConfigError
 from nclab.losses import Loss, build_loss
 from nclab.measure import measure
 from nclab.metrics import nc_metrics
@@ -219,3 +222,74 @@ def test_measure_restores_learned_centers(tmp_path):
     trained, measured = run.metrics()[-1], run.read_jsonl("measure.jsonl")[-1]
     for key in ["center_acc", "test_center_acc", "train_loss", "nc1"]:
         assert measured[key] == pytest.approx(trained[key], rel=1e-6), key
+
+
+def test_layers_get_the_classifier_free_metrics_and_ood_gets_nc5():
+    torch.manual_seed(0)
+    net = Net()
+    x, y = data()
+    xt, yt = data(seed=1)
+    xo, _ = data(seed=2)
+    got = measure(
+        net, FeatureLoss(3), batches(x, y), batches(xt, yt), 3, layers=["body"], ood_batches=batches(xo, y)
+    )
+    with torch.no_grad():
+        pre, pre_t = net.body(x), net.body(xt)  # the hooked module's output (before the ReLU)
+        h, ho = net(x)[1].double(), net(xo)[1].double()
+    want = nc_metrics(pre, y, None, None, pre_t, yt)
+    for key in ["nc1", "nc2_h", "cdnv", "ncc_acc", "test_nc1", "test_ncc_acc"]:
+        assert got.record[f"body/{key}"] == pytest.approx(want[key], rel=1e-9), key
+    mu = torch.stack([h[y == c].mean(0) for c in range(3)])
+    o = ho.mean(0)
+    assert got.record["nc5"] == pytest.approx(((mu @ o).abs() / (mu.norm(dim=1) * o.norm())).mean().item())
+    assert got.classes["counts"].tolist() == [30, 30, 30] and got.classes["nc4_ncc"].shape == (3,)
+    with pytest.raises(ConfigError, match="no module named trunk"):
+        measure(net, FeatureLoss(3), batches(x, y), None, 3, layers=["trunk"])
+
+
+def test_strict_measurement_refuses_a_missing_class():
+    net = Net()
+    x, y = data()
+    keep = y != 1
+    got = measure(net, FeatureLoss(3), batches(x[keep], y[keep]), None, 3).record
+    assert got["classes_empty"] == 1 and got["nc1"] > 0
+    with pytest.raises(ValueError, match="no samples"):
+        measure(net, FeatureLoss(3), batches(x[keep], y[keep]), None, 3, strict=True)
+
+
+def test_training_with_layers_and_ood_saves_them(tmp_path):
+    common = [f"out={tmp_path}", "name=r", "epochs=1", "model.width=16", "model.depth=1"]
+    assert main(["train", *common, "measure.layers=[backbone.0]", "measure.ood=digits", "--quiet"]) == 0
+    run = load(tmp_path / "r")
+    record = run.metrics()[-1]
+    assert record["backbone.0/nc1"] > 0 and 0 <= record["nc5"] <= 1
+    assert run.load_arrays("classes", 1)["nc1_class"].shape == (10,)
+
+
+def test_ood_of_another_shape_is_one_error_line(tmp_path, capsys):
+    common = [f"out={tmp_path}", "epochs=1", "measure.ood=gaussian", "--quiet"]
+    assert main(["train", *common]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: measure.ood=gaussian") and err.count("\n") == 1
+
+
+def test_measure_a_timm_model_from_a_weights_file(tmp_path, capsys):
+    import timm
+    from safetensors.torch import save_file
+
+    if not (load_dataset(resolve(None, ["data=fashion_mnist", "data.per_class=3"]).data, 0).train_x.numel()):
+        pytest.skip("fashion-mnist not available")
+    model = timm.create_model("test_resnet", num_classes=10, in_chans=1)
+    weights = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, weights)
+    out = tmp_path / "m.jsonl"
+    args = ["measure", "--model", "timm:test_resnet", "--weights", str(weights), "--split", "train"]
+    settings = ["data=fashion_mnist", "data.per_class=3", "train.device=cpu", "--out", str(out)]
+    assert main([*args, *settings]) == 0
+    record = json.loads(out.read_text())
+    assert record["nc1"] > 0 and record["nc2_w"] is not None and record["classes_empty"] == 0
+    assert main(["measure", "--model", "timm:resnet18", "data=fashion_mnist"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no weights for timm:resnet18") and err.count("\n") == 1
+    assert main(["measure", "--model", "resnet18", "data=fashion_mnist"]) == 2
+    assert "timm:NAME" in capsys.readouterr().err

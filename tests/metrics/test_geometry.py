@@ -112,7 +112,10 @@ def test_a_simplex_has_lower_riesz_energy_than_a_random_configuration():
     k = 6
     simplex = torch.eye(k, dtype=torch.float64) - 1 / k
     random = rand(k, k, 9)
-    assert pair_geometry(simplex)["nc2_energy_riesz"] < pair_geometry(random - random.mean(0))["nc2_energy_riesz"]
+    assert (
+        pair_geometry(simplex)["nc2_energy_riesz"]
+        < pair_geometry(random - random.mean(0))["nc2_energy_riesz"]
+    )
 
 
 def test_cdnv_is_exact_far_from_the_origin():
