@@ -110,7 +110,7 @@ ENERGY_KERNELS = {
 
 
 def _upper(rows: int, cols: int, device: torch.device) -> Tensor:
-    """Mask of a block whose row r is class s + r and column c class s + c: keep c > r (pairs k < j)."""
+    """Mask of a diagonal block (row r is class s + r, column c class s + c): keep c > r (pairs k < j)."""
     return torch.arange(cols, device=device)[None, :] > torch.arange(rows, device=device)[:, None]
 
 
@@ -137,26 +137,36 @@ def pair_geometry(hbar: Tensor, var: Tensor | None = None, weight: Tensor | None
     cos_w = Running(dev)
     w_norms = None if w is None else w.norm(dim=1)
     shift = 1.0 / (k - 1)
-    t = block_rows(k)
-    for s in range(0, k, t):
-        e = min(s + t, k)
-        keep = _upper(e - s, k - s, dev)
-        g = (a[s:e] @ a[s:].T)[keep]
-        cos = g / (norms[s:e, None] * norms[None, s:])[keep]
+
+    def add(rows: slice, cols: slice, keep: Tensor | None) -> None:
+        """The pairs of one block; `keep` masks a diagonal block to k < j (off-diagonal blocks are whole)."""
+
+        def pick(m: Tensor) -> Tensor:
+            return m.flatten() if keep is None else m[keep]
+
+        g = pick(a[rows] @ a[cols].T)
+        cos = g / pick(norms[rows, None] * norms[None, cols])
         cos_h.add(cos)
         sums["maxangle_h"] += (cos + shift).abs().sum()
         d2u = (2 - 2 * cos).clamp(min=0)
         for name, kernel in ENERGY_KERNELS.items():
             sums[f"nc2_energy_{name}"] += kernel(d2u).sum()
         if var is not None:
-            d2 = ((sq[s:e, None] + sq[None, s:])[keep] - 2 * g).clamp(min=0)
-            num = (var[s:e, None] + var[None, s:])[keep] / 2
+            d2 = (pick(sq[rows, None] + sq[None, cols]) - 2 * g).clamp(min=0)
+            num = pick(var[rows, None] + var[None, cols]) / 2
             cdnv.add(num / d2)
             sums["cdnv4"] += (num / d2.square()).sum()
         if w is not None:
-            cw = (w[s:e] @ w[s:].T)[keep] / (w_norms[s:e, None] * w_norms[None, s:])[keep]
+            cw = pick(w[rows] @ w[cols].T) / pick(w_norms[rows, None] * w_norms[None, cols])
             cos_w.add(cw)
             sums["maxangle_w"] += (cw + shift).abs().sum()
+
+    t = block_rows(k)
+    for s in range(0, k, t):
+        e = min(s + t, k)
+        add(slice(s, e), slice(s, e), _upper(e - s, e - s, dev))
+        if e < k:
+            add(slice(s, e), slice(e, k), None)
     pairs = k * (k - 1) // 2
     out = {key: float(v) / pairs for key, v in sums.items()}
     out["equiangle_h"] = cos_h.std()
