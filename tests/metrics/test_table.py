@@ -80,3 +80,13 @@ def test_register_adds_a_key_once(monkeypatch):
     assert table.keys("curve")[-1] == "margin"
     with pytest.raises(ValueError, match="declared twice"):
         table.register_metric("margin", "nc", "again")
+
+
+def test_every_key_of_a_measurement_with_layers_and_ood_is_declared():
+    x, y = data()
+    record = measure(
+        Net(), FeatureLoss(3), batches(x, y), batches(x, y), 3, layers=["body"], ood_batches=batches(x, y)
+    ).record
+    assert {"body/nc1", "body/test_ncc_acc", "nc5", "nc1_tr", "cdnv4", "test_nc4_ncc"} <= set(record)
+    assert undeclared(record) == []
+    assert table.tag("body/nc1") == "depth/body/nc1" and table.metric("body/nc1").log

@@ -18,6 +18,7 @@ from fnmatch import fnmatchcase
 from typing import Literal
 
 from nclab.errors import NclabError
+from nclab.metrics.stream import LAYER_KEYS
 
 __all__ = ["METRICS", "Metric", "keys", "metric", "register_metric", "tag"]
 
@@ -166,10 +167,47 @@ register_metric(
     log=True,
     summary=True,
 )
+# neural collapse, issue 11 (formulas and sources: docs/metrics.md)
+register_metric("nc1_tr", "nc", "tr(Sigma_W) / tr(Sigma_B)", "Tirer et al. 2023", log=True, curve=True)
+register_metric(
+    "nc1_tr_class_max", "nc", "max_k V_k / tr(Sigma_B), V_k = tr(Sigma_k) (vector nc1_class in classes/)",
+    "Tirer et al. 2023", log=True,
+)  # fmt: skip
+register_metric("cdnv_std", "nc", "std (ddof=1) over pairs k<j of the CDNV", "Galanti et al. 2022", log=True)
+register_metric("cdnv_max", "nc", "max over pairs k<j of the CDNV", "Galanti et al. 2022", log=True)
+register_metric(
+    "cdnv4", "nc", "mean_{k<j} (V_k + V_j) / (2 ||mu_k - mu_j||^4): distance exponent 4",
+    "Galanti et al. 2023; Wu & Papyan 2024", log=True,
+)  # fmt: skip
+HUG = "Liu et al. 2023 (HUG)"
+register_metric("nc2_energy_log", "nc", "mean_{k<j} log(1 / ||u_k - u_j||), u_k = (mu_k - mu_G)/||.||", HUG)
+register_metric("nc2_energy_riesz", "nc", "mean_{k<j} ||u_k - u_j||^-1 (Riesz s-energy, s = 1)", HUG)
+register_metric("nc2_energy_gauss", "nc", "mean_{k<j} exp(-2 ||u_k - u_j||^2) (Gaussian kernel)", HUG)
+register_metric(
+    "nc3_uniform", "nc", "|std_k / mean_k| of w_k . (mu_k - mu_G): uniform duality", "Wu & Papyan 2024"
+)
+register_metric("nc3_cos_mean", "nc", "mean_k cos(w_k, mu_k - mu_G) (vector nc3_cos in classes/)", P20)
+register_metric("nc3_cos_min", "nc", "min_k cos(w_k, mu_k - mu_G)", P20)
+register_metric(
+    "nc4_ncc_class_max", "nc", "max over classes of the class's nc4_ncc (vector nc4_ncc in classes/)", P20
+)
+register_metric("nc4_ncc_class_mean", "nc", "class-balanced mean of the per-class nc4_ncc", P20)
+register_metric("test_nc4_ncc", "nc", "nc4_ncc on the test split, nearest centre with the train means", P20)
+register_metric(
+    "nc5",
+    "nc",
+    "mean_k |cos(mu_k, mu_G^OOD)|: ID/OOD orthogonality (measure.ood)",
+    "Ammar et al. 2024 (NECO)",
+)
+register_metric(
+    "classes_empty", "run", "declared classes without train samples, skipped (measure.strict)", OURS
+)
 # geometry
 for side, rows in (("h", "centred class means"), ("w", "classifier rows")):
     register_metric(f"equinorm_{side}", "geometry", f"std/mean of the norms of the {rows}", P20)
-    register_metric(f"equiangle_{side}", "geometry", f"std of the pairwise cosines of the {rows}", P20)
+    register_metric(
+        f"equiangle_{side}", "geometry", f"std (ddof=1) of the cosines of the {rows} over pairs k<j", P20
+    )
     register_metric(f"maxangle_{side}", "geometry", f"mean | cos + 1/(K-1) | over pairs of {rows}", P20)
 register_metric("compactness", "geometry", "mean_i cos(h_i - mu_G, mu_{y_i} - mu_G)", OURS)
 register_metric("distinctiveness", "geometry", "min angle (degrees) between centred class means", OURS)
@@ -191,3 +229,10 @@ register_metric(
 register_metric("tagwise_coef", "multilabel", "mean c_S = <mu_S, mu_a + mu_b> / ||mu_a + mu_b||^2", LI23)
 register_metric("tagwise_coef_std", "multilabel", "std of c_S over pair sets", LI23)
 register_metric("tagwise_residual", "multilabel", "mean ||mu_S - c_S (mu_a + mu_b)|| / ||mu_S||", LI23)
+# NC across depth (measure.layers): the classifier-free keys of a tapped module's pooled output
+for base in [*LAYER_KEYS, "test_nc1", "test_ncc_acc"]:
+    declared = METRICS[base]
+    register_metric(
+        f"*/{base}", "depth", f"{base} of the layer's output: {declared.description}",
+        f"{declared.source}; depth: Rangamani et al. 2023, He & Su 2023", log=declared.log,
+    )  # fmt: skip
