@@ -5,14 +5,15 @@ nclab: `NCAccumulator` fed batch by batch (features float32), then `stream_metri
 computation, one shot, as the original scripts and metric libraries write it: H in float64, d x d Sigma_W
 and Sigma_B with a pseudo-inverse, N x K logits and N x K torch.cdist distances for the predictions, K x K
 Gram, cosine and cdist matrices for NC2/NC3/equiangle/maxangle/CDNV. Each configuration runs in a fresh
-process and reports its peak resident memory (ru_maxrss, data included) and wall time.
+process and reports its wall time and the peak resident memory of the measurement itself (ru_maxrss minus
+the resident size once torch, nclab and the float32 input data are loaded).
 
-Per-sample predictions (train_acc, ncc_acc, nc4_ncc) cost O(N K d) in any implementation (N x K logits and
-distances); `--geometry-only` leaves them out (classifier used only for the W metrics) so that the K = 50,000
-measurement fits a couple of minutes on 2 CPU cores.
+The comparison (`--naive-classes`, where the naive K x K matrices fit) measures everything. The large-K run
+leaves out the per-sample predictions (train_acc, ncc_acc, nc4_ncc: O(N K d) in any implementation, N x K
+logits and distances; the classifier still enters every W metric) unless `--predictions`.
 
-    python benchmarks/metrics_bigk.py                               # K=50000 d=1024 geometry; K=5000 both
-    python benchmarks/metrics_bigk.py --classes 10000 --naive-classes 10000 --per-class 2
+    python benchmarks/metrics_bigk.py                               # K=50000 d=1024; K=5000 both
+    python benchmarks/metrics_bigk.py --classes 10000 --naive-classes 2000 --predictions
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def naive_measure(h, y, w, b, k, geometry_only):
 def child(kind: str, k: int, d: int, per_class: int, geometry_only: bool, queue: mp.Queue) -> None:
     torch.set_num_threads(torch.get_num_threads())
     h, y, w, b = problem(k, d, per_class)
+    with open("/proc/self/statm") as f:  # resident pages now: the process, torch and the input data
+        before = int(f.read().split()[1]) * resource.getpagesize() / 2**30
     fn = nclab_measure if kind == "nclab" else naive_measure
     try:
         start = time.perf_counter()
@@ -101,7 +104,7 @@ def child(kind: str, k: int, d: int, per_class: int, geometry_only: bool, queue:
     except RuntimeError as exc:  # out of memory
         queue.put((kind, None, None, str(exc).splitlines()[0]))
         return
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20 - before
     queue.put((kind, seconds, peak_gib, out))
 
 
@@ -122,19 +125,21 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--per-class", type=int, default=2, help="samples per class (N = K x this)")
     parser.add_argument("--naive-classes", type=int, default=5_000, help="K where both run (the naive fits)")
-    parser.add_argument("--geometry-only", action="store_true", help="leave out the O(N K d) predictions")
+    parser.add_argument(
+        "--predictions", action="store_true", help="large-K run: also the O(N K d) predictions"
+    )
     args = parser.parse_args()
     print(f"torch threads {torch.get_num_threads()}, d={args.dim}, {args.per_class} samples per class")
-    print("| K | N | implementation | time (s) | peak memory (GiB) |")
+    print("| K | N | implementation | time (s) | peak memory above the inputs (GiB) |")
     print("|---:|---:|---|---:|---:|")
     results = {}
-    for k, kinds in ((args.naive_classes, ("naive", "nclab")), (args.classes, ("nclab",))):
+    plan = ((args.naive_classes, ("naive", "nclab"), False), (args.classes, ("nclab",), not args.predictions))
+    for k, kinds, geometry_only in plan:
         for kind in kinds:
-            _, seconds, peak, out = results[(kind, k)] = run(
-                kind, k, args.dim, args.per_class, args.geometry_only
-            )
+            _, seconds, peak, out = results[(kind, k)] = run(kind, k, args.dim, args.per_class, geometry_only)
             shown = f"{seconds:.1f} | {peak:.2f}" if seconds is not None else f"- | {out}"
-            print(f"| {k:,} | {k * args.per_class:,} | {kind} | {shown} |", flush=True)
+            label = f"{kind} (no predictions)" if geometry_only else kind
+            print(f"| {k:,} | {k * args.per_class:,} | {label} | {shown} |", flush=True)
     naive, ours = results[("naive", args.naive_classes)], results[("nclab", args.naive_classes)]
     if naive[1] is not None:
         time_ratio, memory_ratio = naive[1] / ours[1], naive[2] / ours[2]

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from nclab.errors import NclabError
 from nclab.metrics.geometry import TILE, etf_distance, pair_geometry, product_etf_distance
 
 __all__ = [
     "ClassStats",
+    "MissingClasses",
     "NearestCentre",
     "class_arrays",
     "etf_distance",
@@ -74,18 +76,22 @@ def global_mean(counts: Tensor, means: Tensor) -> Tensor:
     return (counts[:, None] * means).sum(0) / counts.sum()
 
 
+class MissingClasses(NclabError, ValueError):
+    """Strict measurement of a split in which a declared class has no sample (one CLI error line)."""
+
+
 def present_classes(counts: Tensor, strict: bool) -> Tensor:
     """Indices of the classes with samples; `strict` (the old behaviour) raises if a class has none."""
     present = (counts > 0).nonzero().flatten()
     if strict and len(present) < len(counts):
         missing = (counts == 0).nonzero().flatten().tolist()
         shown = missing if len(missing) <= 10 else [*missing[:10], "..."]
-        raise ValueError(
+        raise MissingClasses(
             f"classes {shown} have no samples; NC metrics need every class present in strict mode "
             "(measure.strict=false skips and counts them)"
         )
     if len(present) < 2:
-        raise ValueError(f"only {len(present)} class has samples; NC metrics need at least 2")
+        raise MissingClasses(f"only {len(present)} class has samples; NC metrics need at least 2")
     return present
 
 
