@@ -161,9 +161,11 @@ def merge_accumulator(acc: NCAccumulator) -> None:
     dist.all_reduce(class_ss)
     dist.all_reduce(scatter)
     acc.counts, acc.means, acc.class_ss, acc.scatter = counts, means, class_ss, scatter
-    hits = torch.stack([torch.as_tensor(v, device=counts.device) for v in (acc.correct, acc.ncc_correct)])
+    counters = (acc.correct, acc.ncc_correct, acc.ncc_mismatch)
+    hits = torch.stack([torch.as_tensor(v, device=counts.device) for v in counters])
     dist.all_reduce(hits)
-    acc.correct, acc.ncc_correct = hits[0], hits[1]
+    acc.correct, acc.ncc_correct, acc.ncc_mismatch = hits[0], hits[1], hits[2]
+    acc.invalidate()
     if acc.keep_features:
         h, y = (torch.cat([k[i] for k in acc.kept]) for i in (0, 1))
         with_pred = acc.kept[0][2] is not None

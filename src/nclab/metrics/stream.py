@@ -81,7 +81,7 @@ class NCAccumulator:
         y = labels.to(h.device, torch.long)
         if self.counts is None:
             self._init(h.shape[1], h.device)
-        self._stats = None
+        self.invalidate()
         if self.num_classes <= len(y):  # all K rows: no data-dependent shapes, no host sync
             rows, local = torch.arange(self.num_classes, device=h.device), y
         else:  # only the classes in this batch: O(B d^2) whatever K is
@@ -120,6 +120,10 @@ class NCAccumulator:
         self.class_ss[rows] += ss_b + coef * delta.square().sum(1)
         self.means[rows] = mu + delta * (m / total.clamp(min=1))[:, None]
         self.counts[rows] = total
+
+    def invalidate(self) -> None:
+        """Forget the cached `stats()` (after the running statistics were changed from outside)."""
+        self._stats = None
 
     def stats(self) -> ClassStats:
         """Class statistics over the present classes (computed once until the next update)."""
