@@ -97,9 +97,10 @@ def test_bad_input_exits_2_with_one_line_and_no_run_dir(tmp_path, capsys, args, 
 
 
 def test_checkpoint_cadence():
+    """Default: about 10 log-spaced epochs, the last always; or every save_every plus the last."""
     assert checkpoint_epochs(5, None) == {1, 2, 3, 4, 5}
-    long = checkpoint_epochs(800, None)
-    assert len(long) == 100 and min(long) == 8 and max(long) == 800
+    assert sorted(checkpoint_epochs(200, None)) == [1, 2, 3, 6, 11, 19, 34, 62, 111, 200]
+    assert len(checkpoint_epochs(800, None)) == 10 and max(checkpoint_epochs(800, None)) == 800
     assert checkpoint_epochs(10, 4) == {4, 8, 10}
 
 
@@ -117,7 +118,7 @@ def test_plot_overlays_runs(run_dir, tmp_path, capsys):
 
 
 def test_plot_of_a_missing_run_is_one_error_line(tmp_path, capsys):
-    assert main(["plot", str(tmp_path / "nope")]) == 1
+    assert main(["plot", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not a run directory" in err and err.count("\n") == 1
 
@@ -214,3 +215,22 @@ def test_bias_sign_minus_gives_w_h_minus_b():
     b = model.head.bias
     assert torch.allclose(logits, h @ model.head.weight.T - b, atol=1e-6)
     assert torch.equal(additive_bias(model.head), -b)
+
+
+def test_default_checkpoints_of_a_200_epoch_resnet18_fit_in_a_gigabyte():
+    """The disk use of the default policy, from tensor sizes on the meta device (nothing trained or written):
+    10 analysis checkpoints (model) + the resume state (model + SGD momentum) and its temp copy."""
+    cfg = resolve(None, ["model=resnet18", "data=cifar10"])
+    assert cfg.train.epochs == 200 and cfg.train.save_every is None
+    with torch.device("meta"):
+        model = build_model(cfg, (3, 32, 32), 10)
+        loss_fn = build_loss(cfg.loss, 10, model.feature_dim)
+    plan = train_module.disk_plan(cfg, model, loss_fn)
+    weights = sum(t.nbytes for t in model.state_dict().values())
+    trainable = sum(p.nbytes for p in model.parameters())
+    assert plan.epochs == [1, 2, 3, 6, 11, 19, 34, 62, 111, 200]
+    assert plan.checkpoint_bytes == weights and 44e6 < weights < 46e6  # 11.2 M float32 parameters + BN stats
+    assert plan.state_bytes == weights + trainable  # one momentum buffer per parameter
+    assert plan.total == 10 * weights + 2 * plan.state_bytes and plan.total < 0.65e9
+    assert 200 * weights > 8.9e9  # the old policy: a checkpoint every epoch
+    assert "10 analysis" in plan.describe() and "GB" in plan.describe()

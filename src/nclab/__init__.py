@@ -1,7 +1,20 @@
-"""nclab: train, measure and compare neural collapse."""
+"""nclab: train, measure and compare neural collapse.
+
+`nclab.train(config)` and `nclab.resume(run_dir)` load the training code on first use, so commands that only
+read run directories (plot, compare, visualize, runs) import nothing of it."""
+
+from typing import Any
 
 from nclab.config import RunConfig, resolve
-from nclab.train import train
 
-__all__ = ["RunConfig", "resolve", "train"]
+__all__ = ["RunConfig", "resolve", "resume", "train"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("train", "resume"):
+        import nclab.train as module
+
+        globals().update(train=module.train, resume=module.resume)  # the functions, not the module
+        return globals()[name]
+    raise AttributeError(f"module 'nclab' has no attribute {name!r}")

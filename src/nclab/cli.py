@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from nclab.errors import NclabError
+from nclab.errors import ConfigError, NclabError
 
 
 def _list(text: str) -> list[str]:
@@ -31,13 +32,28 @@ def _resources(text: str) -> dict[str, float]:
         raise argparse.ArgumentTypeError(f"{text!r}: write resources as cpu=1,gpu=0.25") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are one `error: ...` line too (argparse would print the usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nclab", description="Neural collapse lab")
+    parser = _Parser(prog="nclab", description="Neural collapse lab")
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train one run: nclab train [CONFIG.yaml] [key=value ...]")
     tr.add_argument("items", nargs="*", help="an optional YAML config file, then key=value overrides")
     tr.add_argument("--preset", help="start from a named preset (see `nclab presets`)")
     tr.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    tr.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue a run from its newest resume state; only epochs=N may be given (extend a run)",
+    )
+    ru = sub.add_parser("runs", help="one row per run: status, epochs, final accuracy and nc1, disk use")
+    ru.add_argument("dir", nargs="?", type=Path, default=Path("runs"), help="default: runs")
     pl = sub.add_parser("plot", help="figures of runs (seeds averaged), into the first run's figures/")
     pl.add_argument("runs", nargs="+", type=Path)
     pl.add_argument(
@@ -146,11 +162,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     from nclab import distributed
     from nclab.config import resolve
     from nclab.report.plots import plot
-    from nclab.train import train
+    from nclab.train import resume, train
 
-    cfg = resolve(*_file_and_overrides(args.items), preset=args.preset)
+    file, overrides = _file_and_overrides(args.items)
     try:
-        run = train(cfg, progress=not args.quiet)
+        if args.resume:
+            epochs = _resume_epochs([file] if file else [], overrides, args.preset)
+            run = resume(args.resume, epochs, progress=not args.quiet)
+        else:
+            cfg = resolve(file, overrides, preset=args.preset)
+            run = train(cfg, progress=not args.quiet)
     finally:
         distributed.finish()
     if not distributed.is_main():
@@ -167,6 +188,53 @@ def cmd_ufm(args: argparse.Namespace) -> None:
     sim = simulate(resolve_ufm(*_file_and_overrides(args.items)), progress=not args.quiet)
     print(sim.report())
     print(f"figure: {plot([sim.run])[0]}")
+
+
+def _resume_epochs(files: list[str], overrides: list[str], preset: str | None) -> int | None:
+    """The one override --resume takes: epochs=N (or train.epochs=N); anything else would change the run."""
+    from nclab.config import parse_override
+
+    extra = files + ([f"--preset {preset}"] if preset else [])
+    epochs = None
+    for text in overrides:
+        key, value = parse_override(text)
+        if key not in ("epochs", "train.epochs"):
+            extra.append(text)
+        elif type(value) is not int or value < 1:
+            raise ConfigError(f"{text}: epochs takes a whole number >= 1")
+        else:
+            epochs = value
+    if extra:
+        raise ConfigError(
+            "--resume continues a run with its own config; only epochs=N may be given, not "
+            + _clip(" ".join(extra))
+        )
+    return epochs
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def cmd_runs(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from nclab.report.tables import run_rows
+
+    rows = run_rows(args.dir)
+    table = Table(title=f"runs in {args.dir}")
+    for column in rows[0] if rows else ["run"]:
+        table.add_column(column, justify="left" if column in ("run", "status") else "right")
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row.values()))
+    Console().print(table)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -315,7 +383,7 @@ def cmd_data(args: argparse.Namespace) -> None:
         Console().print(table)
         return
     if not args.items or "=" in args.items[0]:
-        raise NclabError(f"nclab data info needs a dataset name, one of: {', '.join(DATASET_INFO)}")
+        raise ConfigError(f"nclab data info needs a dataset name, one of: {', '.join(DATASET_INFO)}")
     name, overrides = args.items[0], args.items[1:]
     cfg = resolve(None, [f"data.name={name}", *overrides]).data
     info = DATASET_INFO[name]
@@ -369,12 +437,12 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         commands = {
             "train": cmd_train, "plot": cmd_plot, "measure": cmd_measure, "visualize": cmd_visualize,
             "compare": cmd_compare, "sweep": cmd_sweep, "presets": cmd_presets, "data": cmd_data,
-            "models": cmd_models, "ufm": cmd_ufm,
+            "models": cmd_models, "ufm": cmd_ufm, "runs": cmd_runs,
         }  # fmt: skip
         commands[args.command](args)
     except NclabError as exc:

@@ -21,7 +21,11 @@ from nclab.errors import ConfigError
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+SEED_RANGE = 2**32  # seeds are unsigned 32-bit (NumPy's legacy seeding takes [0, 2^32))
+NAME_MAX = 255  # bytes of one path component on the common file systems
 
 
 def _choice(registry_module: str, registry_name: str, value: str) -> str:
@@ -61,7 +65,11 @@ class DataConfig(Section):
     )
     download: bool = Field(True, description="fetch missing torchvision datasets")
     seed: int | None = Field(
-        None, description="seed of splits, subsets, random labels, composition; default: run seed"
+        None,
+        ge=0,
+        lt=SEED_RANGE,
+        strict=True,
+        description="seed of splits, subsets, random labels, composition; default: run seed",
     )
     test_fraction: float = Field(0.2, gt=0, lt=1, description="test share of datasets without a fixed split")
     normalize: Literal["dataset", "imagenet", "none"] = Field(
@@ -355,9 +363,10 @@ class MeasureConfig(Section):
 
 
 class RunConfig(Section):
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_RANGE, strict=True, description="an integer in [0, 2^32)")
     name: str | None = Field(
-        None, description="run directory name; default <data>-<model>-<loss>-s<seed>-<time>"
+        None,
+        description="run directory name (one path component); default <data>-<model>-<loss>-s<seed>-<time>",
     )
     out: str = "runs"
     data: DataConfig = DataConfig()
@@ -367,6 +376,24 @@ class RunConfig(Section):
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     measure: MeasureConfig = MeasureConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _one_component(cls, v: str | None) -> str | None:
+        if v is not None and (v in ("", ".", "..") or "/" in v or "\0" in v or v.startswith(".")):
+            raise ValueError("a run name is one directory name: no '/', not empty, not starting with '.'")
+        if v is not None and len(v.encode()) > NAME_MAX:
+            raise ValueError(f"a run name has at most {NAME_MAX} bytes (a file system limit)")
+        return v
+
+    @model_validator(mode="after")
+    def _feature_epochs(self) -> RunConfig:
+        outside = [e for e in self.measure.save_features_at if not 1 <= e <= self.train.epochs]
+        if outside:
+            raise ValueError(
+                f"measure.save_features_at: epochs {outside} are outside 1..train.epochs={self.train.epochs}"
+            )
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(), sort_keys=False)
@@ -420,12 +447,27 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (line {key_node.start_mark.line + 1})", None
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
@@ -469,12 +511,17 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
         for part in loc[:-1]:
             section = section.model_fields[part].annotation
         return f"{key}: unknown key; allowed: {', '.join(section.model_fields)}"
-    msg = error["msg"].removeprefix("Value error, ")
-    if not loc:  # a check across the keys of the top-level config
-        return msg
+    msg = _clip(error["msg"].removeprefix("Value error, "))
     if error["type"] == "model_type" or error["type"] == "dict_type":
-        return f"{key}: expected a section of keys, got {error['input']!r}"
-    return f"{key}: {msg} (got {error['input']!r})"
+        return f"{key}: expected a section of keys, got {_clip(repr(error['input']))}"
+    if error["loc"] == ():  # a check across sections: its message names the keys
+        return msg
+    return f"{key}: {msg} (got {_clip(repr(error['input']))})"
+
+
+def _clip(text: str, limit: int = 100) -> str:
+    """A value shown in an error line, cut to `limit` characters (a pasted blob must not fill the screen)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def validate(tree: dict[str, Any], model: type[M] = RunConfig) -> M:

@@ -40,6 +40,7 @@ class Loss(nn.Module):
     needs_inputs = (
         False  # True: the loss reads the input batch (images), so the UFM (free features) cannot run it
     )
+    multilabel = False  # True: defined for multi-hot targets (one label per sample: the one-hot row)
 
     def __init__(self, num_classes: int, reduction: str = "mean", feature_decay: float = 0.0) -> None:
         super().__init__()
@@ -114,13 +115,17 @@ class BinaryCrossEntropy(Loss):
     """bce: sum_k [-t_k log sigmoid(z_k) - (1 - t_k) log(1 - sigmoid(z_k))], summed over the K one-vs-all
     problems (the BCE-vs-CE study; its z = W h - b is `head.bias_sign=-1`)."""
 
+    multilabel = True
+
     def sample_loss(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
         return F.binary_cross_entropy_with_logits(logits, self.rows(targets, logits), reduction="none").sum(1)
 
 
 class PickAllLabel(Loss):
     """pick_all_label: sum_{k in Y_i} -log p_k for multi-hot rows (Li et al. 2023); `normalize` divides by
-    |Y_i|, which is what the original's 1/m target rows did."""
+    |Y_i|, which is what the original's 1/m target rows did. With one label per sample it is ce."""
+
+    multilabel = True
 
     def __init__(self, num_classes: int, normalize: bool = False, **kw) -> None:
         super().__init__(num_classes, **kw)

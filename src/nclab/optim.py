@@ -28,6 +28,7 @@ __all__ = [
     "build_scheduler",
     "lr_factor",
     "param_groups",
+    "state_slots",
     "step_scheduler",
 ]
 
@@ -108,6 +109,16 @@ def lbfgs(cfg: OptimConfig, groups: Groups) -> torch.optim.Optimizer:
 
 def build_optimizer(cfg: OptimConfig, groups: Groups) -> torch.optim.Optimizer:
     return OPTIMIZERS.get(cfg.name)(cfg, groups)
+
+
+def state_slots(cfg: OptimConfig) -> int:
+    """Tensors of each parameter's size the optimizer keeps (its share of a resume state): sgd's momentum
+    buffer, adam/adamw's two moments, lbfgs's 2 x history_size directions, its direction and last gradient."""
+    if cfg.name == "sgd":
+        return int(cfg.momentum > 0)
+    if cfg.name == "lbfgs":
+        return 2 * cfg.history_size + 2
+    return 2
 
 
 def lr_factor(cfg: OptimConfig, epochs: int, t: int) -> float:

@@ -17,11 +17,11 @@ from torch import nn
 from nclab.config import RunConfig
 from nclab.data import load_dataset
 from nclab.data.loader import loaders
-from nclab.errors import ConfigError, NclabError
+from nclab.errors import ConfigError, CorruptFile, NclabError, RunError, warn
 from nclab.measure import Measurement, accuracy, measure
 from nclab.metrics import measure_model
+from nclab.parts import build_parts, resolve_device
 from nclab.runs import Run
-from nclab.train import build_parts, resolve_device
 
 __all__ = ["SPLITS", "load_timm", "measure_checkpoints", "measure_pretrained", "measure_run"]
 
@@ -31,7 +31,7 @@ SPLITS = ("train", "test")
 def _check_splits(splits: Sequence[str]) -> None:
     unknown = [s for s in splits if s not in SPLITS]
     if unknown or not splits:
-        raise NclabError(f"--split {','.join(splits)}: choose from {','.join(SPLITS)}")
+        raise ConfigError(f"--split {','.join(splits)}: choose from {','.join(SPLITS)}")
 
 
 def measure_checkpoints(
@@ -44,24 +44,28 @@ def measure_checkpoints(
     _check_splits(splits)
     cfg = run.config()
     if not isinstance(cfg, RunConfig):
-        raise NclabError(
+        raise RunError(
             f"{run.path} is an `nclab {cfg.kind}` run: metrics.jsonl is final, there is no model to measure"
         )
     saved = run.checkpoints()
     epochs = sorted(set(epochs)) if epochs else sorted(saved)
     if not epochs:
-        raise NclabError(f"{run.path} has no checkpoints; train with train.save_every=N to save some")
+        raise RunError(f"{run.path} has no checkpoints; train with train.save_every=N to save some")
     missing = [e for e in epochs if e not in saved]
     if missing:
-        raise NclabError(
+        raise RunError(
             f"no checkpoint for epochs {missing} in {run.path}/checkpoints; saved: {sorted(saved)}"
         )
-    parts = build_parts(cfg, run.path)
+    parts = build_parts(cfg, run.labels())
     data, model, loss_fn, k = parts.splits, parts.model, parts.loss_fn, parts.splits.num_classes
     train_batches, test_batches = parts.measure_train, parts.measure_test
     val = parts.val if "train" in splits else None
     for epoch in epochs:
-        run.restore(epoch, model, loss_fn)
+        try:
+            run.restore(epoch, model, loss_fn)
+        except CorruptFile as exc:
+            warn(f"{exc}; skipped")
+            continue
         measured = measure(
             model,
             loss_fn,
@@ -93,6 +97,8 @@ def measure_run(run: Run, epochs: Sequence[int] | None = None, splits: Sequence[
         if measured.classes:
             run.save_arrays("classes", epoch, measured.classes)
         done.append(epoch)
+    if not done:
+        raise RunError(f"no checkpoint of {run.path} could be read (see the warnings above)")
     return done
 
 

@@ -1,53 +1,59 @@
-"""The run directory, the contract every command shares (docs/architecture.md):
+"""The run directory, the contract every command shares (docs/architecture.md). `Run` owns every file in it:
 
-    runs/<name>/config.yaml  metrics.jsonl  status.json  checkpoints/epoch_0001.safetensors
-                figures/*.png|pdf|svg  events.* (TensorBoard)  measure.jsonl (nclab measure)
-                scores/epoch_0001.safetensors (score samples)  features/epoch_0001.safetensors
-                projector/ (TensorBoard embedding projector, at measure.save_features_at)
+    runs/<name>/config.yaml  status.json  metrics.jsonl  events.* (TensorBoard)  labels.safetensors
+                checkpoints/state.safetensors       the resume state (every Stateful part), newest only
+                checkpoints/epoch_0010.safetensors  sparse analysis checkpoints (model, loss tensors)
+                scores/ features/ classes/ epoch_XXXX.safetensors   measure.jsonl (nclab measure)
+                figures/*.png|pdf|svg               projector/ (TensorBoard embedding projector)
+                .lock                               held (flock) by the process writing the run
 
-Whole-file writes are atomic (temp file + rename), so a killed run never leaves a half-written file.
-Under torchrun only rank 0 writes (the other ranks' writes return without touching the directory).
+Crash safety: a whole-file write is temp file + fsync + rename + fsync of the directory, so a kill leaves the
+old file or the new one; metrics.jsonl lines are appended with one write + fsync each, and a torn last line
+(a kill during the append) is dropped on resume and ignored, with a warning, by readers. Every safetensors
+file carries a CRC-32 of its tensors in its header, checked on load. Write failures (disk full, permission
+denied) raise `WriteError` naming the file; the previous complete file stays. Under torchrun only rank 0
+writes: the other ranks' writes, lock and TensorBoard writer return without touching the directory.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import math
 import os
+import re
+import shutil
 import time
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from pydantic import BaseModel
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from nclab import distributed
 from nclab.config import RunConfig, read_yaml, validate
-from nclab.errors import NclabError
+from nclab.errors import ConfigError, CorruptFile, RunError, RunLocked, WriteError, warn
+from nclab.state import Stateful, decode, encode
 
-__all__ = ["Run", "checkpoint_epochs", "load"]
+__all__ = ["DEFAULT_CHECKPOINTS", "Run", "checkpoint_epochs", "load"]
 
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+DEFAULT_CHECKPOINTS = 10  # analysis checkpoints of the default policy (log-spaced, the last included)
+STATE = "state"  # checkpoints/state.safetensors
 
 
 def checkpoint_epochs(epochs: int, save_every: int | None) -> set[int]:
-    """Epochs that get a checkpoint: every `save_every`, or by default every epoch up to 200 epochs and
-    100 evenly spaced ones beyond; the last epoch always."""
-    if save_every is None:
-        every = (
-            set(range(1, epochs + 1))
-            if epochs <= 200
-            else {math.ceil(i * epochs / 100) for i in range(1, 101)}
-        )
-    else:
-        every = set(range(save_every, epochs + 1, save_every))
-    return every | {epochs}
+    """Epochs that get an analysis checkpoint: every `save_every`, or by default about 10 log-spaced
+    ones, round(E^(i/9)) for i = 0..9 (1, 2, 3, 6, 11, 19, 34, 62, 111, 200 for E = 200); the last always."""
+    if save_every is not None:
+        return set(range(save_every, epochs + 1, save_every)) | {epochs}
+    n = DEFAULT_CHECKPOINTS - 1
+    return {round(epochs ** (i / n)) for i in range(n + 1)} | {epochs}
 
 
 def _json_value(value: Any) -> Any:
@@ -57,22 +63,115 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def _write_error(path: Path, exc: OSError | SafetensorError) -> WriteError:
+    """One line naming the file, the reason and the remedy; safetensors reports `... (os error N)`."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code is None and (found := re.search(r"os error (\d+)", str(exc))):
+        code = int(found.group(1))
+    hint = {
+        errno.ENOSPC: "free disk space",
+        errno.EDQUOT: "free disk space (quota)",
+        errno.EFBIG: "the file size limit (ulimit -f) was reached",
+        errno.EACCES: f"check the permissions of {path.parent}",
+        errno.EPERM: f"check the permissions of {path.parent}",
+        errno.EROFS: "the file system is read-only",
+    }.get(code, "check the disk")
+    reason = os.strerror(code) if code else str(exc).splitlines()[0][:120]
+    return WriteError(f"cannot write {path}: {reason}; {hint}; the previous complete file is kept")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace(path: Path, fill: Callable[[Path], None]) -> None:
+    """Replace `path` atomically: `fill` writes a temp file beside it, then fsync, rename, fsync of the
+    directory. On failure the temp file is removed and WriteError raised; `path` is untouched."""
+    if not distributed.is_main():
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fill(tmp)
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _fsync(path.parent)
+    except (OSError, SafetensorError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(path, exc) from None
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Replace `path` with `data` (text or bytes) atomically."""
+    _replace(path, lambda tmp: tmp.write_bytes(data.encode() if isinstance(data, str) else data))
+
+
+def _checksum(tensors: Mapping[str, torch.Tensor]) -> str:
+    """CRC-32 of the names and bytes of the tensors, in name order (detects truncation and flipped bits)."""
+    crc = 0
+    for key in sorted(tensors):
+        crc = zlib.crc32(key.encode(), crc)
+        crc = zlib.crc32(tensors[key].reshape(-1).view(torch.uint8).numpy(), crc)
+    return f"{crc:08x}"
+
+
+def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """A safetensors file with the CRC-32 of its tensors in the header, written atomically (safetensors
+    writes the temp file itself: no copy of the whole file in Python)."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    metadata = {**metadata, "crc32": _checksum(tensors)}
+    _replace(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a file written by `save_tensors`; CorruptFile naming the file if it is
+    truncated, corrupt (checksum mismatch) or carries no checksum."""
+    if not path.is_file():
+        raise RunError(f"{path} not found")
+    try:
+        with safe_open(path, "pt") as f:
+            metadata = f.metadata() or {}
+            names = f.keys()
+            tensors = {k: f.get_tensor(k) for k in names}
+    except Exception as exc:  # any parse failure of untrusted bytes means the same thing
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise CorruptFile(f"{path} is corrupt or truncated ({reason}); delete it or restore it") from None
+    if "crc32" not in metadata:
+        raise CorruptFile(f"{path} has no checksum (not written by nclab); delete it or restore it")
+    if _checksum(tensors) != metadata["crc32"]:
+        raise CorruptFile(f"{path} is corrupt (checksum mismatch); delete it or restore it")
+    return tensors, metadata
+
+
 class Run:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._warned: set[str] = set()  # files whose torn last line was reported (once per Run)
 
     @classmethod
     def create(cls, cfg: RunConfig | BaseModel, stem: str | None = None) -> Run:
-        """A new run directory `<cfg.out>/<cfg.name>`, or `<stem>-<time>` by default (stem for a RunConfig:
-        `<data>-<model>-<loss>-s<seed>`); `cfg` is any top-level config with `out`, `name` and `to_yaml`.
-        Under torchrun rank 0 creates it and every rank gets its path."""
+        """The new run directory `out/name`, or `<stem>-<time>` by default (stem for a RunConfig:
+        `<data>-<model>-<loss>-s<seed>`), with its config.yaml and status; refuses an existing one. `cfg` is
+        any top-level config with `out`, `name` and `to_yaml`. Nothing is left behind if this fails. Under
+        torchrun rank 0 creates it and every rank gets its path."""
         if not distributed.is_main():
             return cls(distributed.broadcast(None))
         root = Path(cfg.out)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise ConfigError(f"out={cfg.out} is a file; give a directory for the runs") from None
+        except OSError as exc:
+            raise ConfigError(
+                f"out={cfg.out} cannot be created ({exc.strerror}); give a writable directory"
+            ) from None
+        if not root.is_dir():
+            raise ConfigError(f"out={cfg.out} is not a directory; give a directory for the runs")
         if cfg.name:
             path = root / cfg.name
-            if path.exists():
-                raise NclabError(f"run directory {path} exists; choose another name=... or delete it")
         else:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             stem = stem or f"{cfg.data.name}-{cfg.model.name}-{cfg.loss.name}-s{cfg.seed}"
@@ -81,11 +180,25 @@ class Run:
             while path.exists():
                 i += 1
                 path = root / f"{base}-{i}"
-        (path / "checkpoints").mkdir(parents=True)
-        (path / "figures").mkdir()
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise ConfigError(
+                f"run directory {path} exists; continue it with `nclab train --resume {path}` or choose "
+                "another name=..."
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot create {path} ({exc.strerror}); give a writable out=...") from None
         run = cls(path)
-        write_atomic(path / "config.yaml", cfg.to_yaml())
-        run.set_status("running", epochs_done=0)
+        try:
+            for sub in ("checkpoints", "figures"):
+                (path / sub).mkdir()
+            run.write_config(cfg)
+            total = cfg.train.epochs if isinstance(cfg, RunConfig) else getattr(cfg, "iterations", None)
+            run.set_status("running", epochs_done=0, epochs=total)
+        except (OSError, WriteError):
+            shutil.rmtree(path, ignore_errors=True)
+            raise
         distributed.broadcast(path)
         return run
 
@@ -93,52 +206,184 @@ class Run:
     def name(self) -> str:
         return self.path.name
 
+    # --- config, status, lock -------------------------------------------------------------------------
     def config(self) -> RunConfig | BaseModel:
         """The run's validated config: a RunConfig, or the config of the command named by its `kind` key
         (`kind: ufm` for `nclab ufm` runs, a `ufm.UFMConfig`)."""
-        tree = read_yaml(self.path / "config.yaml")
-        if tree.get("kind") == "ufm":
-            from nclab.ufm import UFMConfig
+        try:
+            tree = read_yaml(self.path / "config.yaml")
+            if isinstance(tree, dict) and tree.get("kind") == "ufm":
+                from nclab.ufm import UFMConfig
 
-            return validate(tree, UFMConfig)
-        return validate(tree)
+                return validate(tree, UFMConfig)
+            return validate(tree)
+        except ConfigError as exc:
+            raise RunError(f"{self.path}/config.yaml is not a valid run config ({exc})") from None
 
-    def append_metrics(self, record: dict[str, Any]) -> None:
+    def write_config(self, cfg: RunConfig) -> None:
+        write_atomic(self.path / "config.yaml", cfg.to_yaml())
+
+    def status(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / "status.json").read_text())
+        except (OSError, ValueError):
+            return {"state": "unknown", "epochs_done": 0}
+
+    def set_status(
+        self, state: str, epochs_done: int, epochs: int | None = None, error: str | None = None
+    ) -> None:
+        """status.json: running | finished | failed | interrupted, epochs done of `epochs` (default: as
+        before), the error line."""
+        if epochs is None:
+            epochs = self.status().get("epochs")
+        status = {
+            "state": state,
+            "epochs_done": epochs_done,
+            "epochs": epochs,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "pid": os.getpid(),
+        }
+        if error:
+            status["error"] = error
+        write_atomic(self.path / "status.json", json.dumps(status, indent=1) + "\n")
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's OS file lock (flock) while writing. The kernel drops it when the holder dies, so a
+        lock file left by a dead process is taken over; a live holder gives RunLocked naming its pid."""
+        if not distributed.is_main():
+            yield
+            return
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _write_error(self.lock_path, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise RunLocked(
+                f"{self.path} is being written by process {holder} (it holds {self.lock_path}); wait for it "
+                f"to finish or stop it (kill {holder})"
+            ) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            yield
+        finally:
+            os.close(fd)
+
+    def locked(self) -> bool:
+        """True while a live process holds the lock."""
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
+    def state_name(self) -> str:
+        """The status, with `running` whose lock is free shown as `killed` (the process died)."""
+        state = self.status().get("state", "unknown")
+        return "killed" if state == "running" and not self.locked() else state
+
+    # --- metrics --------------------------------------------------------------------------------------
+    def append_metrics(
+        self, record: dict[str, Any], tag: Callable[[str], str] | None = None, writer: Any = None
+    ) -> None:
+        """One whole line in metrics.jsonl (one write, fsync); the numbers also go to TensorBoard under
+        `tag(key)` (computed first: a tag function that refuses a key stops before anything is written)."""
+        tags = {k: tag(k) if tag else k for k in record}
         if not distributed.is_main():
             return
-        line = json.dumps({k: _json_value(v) for k, v in record.items()})
-        with open(self.path / "metrics.jsonl", "a") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        line = (json.dumps({k: _json_value(v) for k, v in record.items()}) + "\n").encode()
+        path = self.path / "metrics.jsonl"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if os.write(fd, line) != len(line):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise _write_error(path, exc) from None
+        if writer is not None:
+            for key, value in record.items():
+                if key != "epoch" and isinstance(value, int | float):
+                    writer.add_scalar(tags[key], value, record["epoch"])
+
+    def tensorboard(self, purge_step: int | None = None, folder: str = "") -> Any:
+        """The run's TensorBoard writer (into `folder` of the run dir when given: the projector's);
+        `purge_step` hides events of epochs >= it left by a killed run. None on ranks other than 0."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        if not distributed.is_main():
+            return None
+        return SummaryWriter(log_dir=str(self.path / folder), purge_step=purge_step)
 
     def metrics(self) -> list[dict[str, Any]]:
         return self.read_jsonl("metrics.jsonl")
 
     def read_jsonl(self, name: str) -> list[dict[str, Any]]:
+        """The records of a JSONL file; a torn last line (a kill during an append) is ignored with a warning,
+        any other unreadable line is a RunError naming the file and line."""
+        return self._jsonl(name)[0]
+
+    def _jsonl(self, name: str, quiet: bool = False) -> tuple[list[dict[str, Any]], bool]:
         path = self.path / name
         if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            return [], False
+        text = path.read_text(errors="replace")
+        lines = text.split("\n")
+        records, torn = [], False
+        for i, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                if i == len(lines):  # no newline after it: the append was cut
+                    torn = True
+                    if not quiet and name not in self._warned:
+                        self._warned.add(name)
+                        warn(f"{path}: ignoring a torn last line (the run was killed while appending)")
+                    continue
+                raise RunError(f"{path} line {i} is not a JSON record; fix or delete that line") from None
+            records.append(record)
+        return records, torn
 
     def write_jsonl(self, name: str, records: list[dict[str, Any]]) -> None:
-        """Replace a whole JSONL file atomically (nclab measure's measure.jsonl)."""
+        """Replace a whole JSONL file atomically (nclab measure's measure.jsonl, resume's trimmed metrics)."""
         lines = [json.dumps({k: _json_value(v) for k, v in r.items()}) + "\n" for r in records]
         write_atomic(self.path / name, "".join(lines))
 
+    # --- arrays and checkpoints -----------------------------------------------------------------------
     def array_path(self, kind: str, epoch: int) -> Path:
         return self.path / kind / f"epoch_{epoch:04d}.safetensors"
 
     def save_arrays(self, kind: str, epoch: int, tensors: dict[str, torch.Tensor]) -> Path:
-        """`<kind>/epoch_0001.safetensors` (checkpoints/, features/, scores/), written atomically."""
+        """`<kind>/epoch_0001.safetensors` (checkpoints/, features/, scores/), atomic and checksummed."""
         path = self.array_path(kind, epoch)
         if not distributed.is_main():
             return path
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-        save_file(tensors, tmp, metadata={"epoch": str(epoch)})
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise _write_error(path.parent, exc) from None
+        save_tensors(path, tensors, {"epoch": str(epoch)})
         return path
 
     def array_epochs(self, kind: str) -> list[int]:
@@ -147,22 +392,18 @@ class Run:
     def load_arrays(self, kind: str, epoch: int) -> dict[str, torch.Tensor]:
         path = self.array_path(kind, epoch)
         if not path.is_file():
-            raise NclabError(f"{path} not found; {kind} exist for epochs {self.array_epochs(kind)}")
-        try:
-            return load_file(path)
-        except (SafetensorError, OSError) as exc:
-            raise NclabError(f"{path} is corrupt ({exc}); delete it and re-create it") from None
+            raise RunError(f"{path} not found; {kind} exist for epochs {self.array_epochs(kind)}")
+        return load_tensors(path)[0]
 
-    def status(self) -> dict[str, Any]:
-        return json.loads((self.path / "status.json").read_text())
-
-    def set_status(self, state: str, epochs_done: int, error: str | None = None) -> None:
-        if not distributed.is_main():
-            return
-        status = {"state": state, "epochs_done": epochs_done, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        if error:
-            status["error"] = error
-        write_atomic(self.path / "status.json", json.dumps(status, indent=1) + "\n")
+    def readable_arrays(self, kind: str, epochs: list[int]) -> dict[int, dict[str, torch.Tensor]]:
+        """The arrays of `epochs` that load; a corrupt or truncated file is skipped with a warning."""
+        found = {}
+        for epoch in epochs:
+            try:
+                found[epoch] = self.load_arrays(kind, epoch)
+            except CorruptFile as exc:
+                warn(f"{exc}; skipped")
+        return found
 
     def checkpoint_path(self, epoch: int) -> Path:
         return self.array_path("checkpoints", epoch)
@@ -170,7 +411,8 @@ class Run:
     def save_checkpoint(
         self, epoch: int, model: torch.nn.Module, loss_fn: torch.nn.Module | None = None
     ) -> Path:
-        """The model's state dict, plus the loss's own tensors (learned centers) under `loss.`."""
+        """An analysis checkpoint: the model's state dict, plus the loss's own tensors (learned centers)
+        under `loss.`; no optimizer (that is in the resume state)."""
         state = model.state_dict()
         if loss_fn is not None:
             state |= {f"loss.{k}": v for k, v in loss_fn.state_dict().items()}
@@ -185,14 +427,73 @@ class Run:
     def restore(self, epoch: int, model: torch.nn.Module, loss_fn: torch.nn.Module | None = None) -> None:
         """Load a checkpoint written by `save_checkpoint` into the model (and the loss's `loss.` tensors)."""
         state = self.load_checkpoint(epoch)
-        model.load_state_dict({k: v for k, v in state.items() if not k.startswith("loss.")})
-        if loss_fn is not None:
-            loss_fn.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("loss.")})
+        try:
+            model.load_state_dict({k: v for k, v in state.items() if not k.startswith("loss.")})
+            if loss_fn is not None:
+                loss_fn.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("loss.")})
+        except RuntimeError as exc:
+            detail = next((ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()), str(exc))[:200]
+            raise RunError(
+                f"{self.checkpoint_path(epoch)} does not fit the model of {self.path}/config.yaml "
+                f"({detail}); restore the run's original config.yaml"
+            ) from None
+
+    def save_labels(self, train_y: torch.Tensor) -> None:
+        """The run's train labels (data.random_labels), read back by measure and resume."""
+        save_tensors(self.path / "labels.safetensors", {"train_y": train_y}, {})
+
+    def labels(self) -> torch.Tensor | None:
+        path = self.path / "labels.safetensors"
+        return load_tensors(path)[0]["train_y"] if path.is_file() else None
+
+    # --- the resume state -----------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.path / "checkpoints" / f"{STATE}.safetensors"
+
+    def save_state(self, parts: Mapping[str, Stateful], epoch: int) -> None:
+        """Every part's state dict in one file, replacing the previous one atomically."""
+        tensors, skeleton = encode({name: part.state_dict() for name, part in parts.items()})
+        save_tensors(self.state_path, tensors, {"epoch": str(epoch), "state": skeleton})
+
+    def load_state(self, parts: Mapping[str, Stateful]) -> int:
+        """Load the newest resume state into the parts; returns its epoch (0: none yet, parts as built)."""
+        if not self.state_path.is_file():
+            return 0
+        tensors, metadata = load_tensors(self.state_path)
+        state = decode(tensors, metadata["state"])
+        missing = sorted(set(parts) - set(state))
+        if missing:
+            raise RunError(f"{self.state_path} lacks the state of {', '.join(missing)} (another version)")
+        for name, part in parts.items():
+            part.load_state_dict(state[name])
+        return int(metadata["epoch"])
+
+    def rewind(self, epoch: int) -> None:
+        """Drop what a killed run wrote after its resume state of `epoch`: metrics lines of later epochs (and
+        a torn last line), later checkpoints, scores and features, leftover temp files."""
+        if not distributed.is_main():
+            return
+        records, torn = self._jsonl("metrics.jsonl", quiet=True)
+        kept = [r for r in records if r.get("epoch", 0) <= epoch]
+        if torn or len(kept) != len(records):
+            self.write_jsonl("metrics.jsonl", kept)
+        for kind in ("checkpoints", "scores", "features"):
+            for e in self.array_epochs(kind):
+                if e > epoch:
+                    self.array_path(kind, e).unlink()
+            for tmp in (self.path / kind).glob(".*.tmp"):
+                tmp.unlink()
+        for tmp in self.path.glob(".*.tmp"):
+            tmp.unlink()
+
+    def disk_use(self) -> int:
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
 
 def load(path: str | Path) -> Run:
     """Open an existing run directory."""
     run = Run(path)
     if not (run.path / "config.yaml").is_file():
-        raise NclabError(f"{run.path} is not a run directory (no config.yaml)")
+        raise RunError(f"{run.path} is not a run directory (no config.yaml)")
     return run

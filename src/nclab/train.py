@@ -1,10 +1,15 @@
-"""The epoch loop: train steps, a measured epoch every `measure.every` epochs, checkpoints, status."""
+"""The epoch loop: train steps, a measured epoch every `measure.every` epochs, sparse analysis checkpoints,
+the resume state after every epoch, status. `resume` continues a run from its newest resume state, so a
+killed run ends with the same files and numbers as an uninterrupted one (docs/architecture.md, "Resume")."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
-from collections.abc import Callable, Iterable
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,40 +18,29 @@ from typing import Any
 import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from torch import Tensor
-from torch.utils.tensorboard import SummaryWriter
+from torch import Tensor, nn
 
 from nclab import distributed
-from nclab.config import RunConfig
-from nclab.data import Splits, class_names, load_dataset
-from nclab.data.loader import DeviceLoader, eval_loader, loaders
-from nclab.data.multilabel import require_single_label_classes
-from nclab.data.variants import save_labels
-from nclab.errors import ConfigError, NclabError, TrainingDiverged
-from nclab.losses import Loss, build_loss
+from nclab.config import RunConfig, validate
+from nclab.data import class_names
+from nclab.errors import ConfigError, Interrupted, NclabError, RunError, TrainingDiverged
 from nclab.measure import accuracy, measure
 from nclab.metrics import table
-from nclab.models import Classifier, build_model
-from nclab.optim import LBFGS, build_optimizer, build_scheduler, param_groups, step_scheduler
-from nclab.runs import Run, checkpoint_epochs
-from nclab.step import autocast, build_step, prepare_model
+from nclab.optim import LBFGS, build_optimizer, build_scheduler, param_groups, state_slots, step_scheduler
+from nclab.parts import Parts, build_parts
+from nclab.report.board import log_features, log_figures
+from nclab.runs import Run, checkpoint_epochs, load
+from nclab.state import Progress as TrainProgress
+from nclab.state import RNGState, Stateful
+from nclab.step import TrainStep, autocast, build_step, prepare_model
 
-__all__ = ["Parts", "build_parts", "resolve_device", "seed_everything", "train"]
+__all__ = ["DiskPlan", "disk_plan", "resume", "seed_everything", "train"]
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str, key: str = "train.device") -> torch.device:
-    """`name` (auto | cpu | cuda) as a device; `key` is the setting named in the error."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise NclabError(f"{key}=cuda but no CUDA device is visible; use {key}=cpu or auto")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def _progress(enabled: bool) -> Progress | nullcontext:
@@ -63,169 +57,279 @@ def _progress(enabled: bool) -> Progress | nullcontext:
 
 
 @dataclass
-class Parts:
-    """What a run is built from, for training and for `nclab measure` alike."""
+class DiskPlan:
+    """The checkpoint files of a run under its policy: analysis checkpoints (model + loss tensors) at
+    `epochs`, and one resume state (those plus the optimizer's buffers), written beside its old copy."""
 
-    splits: Splits
-    model: Classifier
-    loss_fn: Loss
-    train_batches: DeviceLoader  # shuffled, augmented
-    measure_train: DeviceLoader  # un-augmented, eval batch size
-    measure_test: DeviceLoader
-    val: DeviceLoader | None
-    ood: DeviceLoader | None = None  # measure.ood: another dataset's test split, preprocessed as this one
+    epochs: list[int]
+    checkpoint_bytes: int
+    state_bytes: int
 
+    @property
+    def total(self) -> int:
+        return len(self.epochs) * self.checkpoint_bytes + 2 * self.state_bytes
 
-def build_parts(cfg: RunConfig, run_dir: Path | None = None) -> Parts:
-    """Data (with a run's stored random labels when `run_dir` is given), model and loss on the configured
-    device, and the loaders; one error line for a head-less model with a loss that needs logits, or a
-    multi-label set with a class lacking single-label samples (before any run directory exists)."""
-    device = distributed.setup(resolve_device(cfg.train.device))
-    splits = load_dataset(cfg.data, cfg.seed, run_dir)
-    if splits.multilabel:
-        require_single_label_classes(splits, cfg.data.name)
-    k = splits.num_classes
-    model = build_model(cfg, splits.input_shape, k).to(device)
-    loss_fn = build_loss(cfg.loss, k, model.feature_dim).to(device)
-    if model.head is None and loss_fn.uses_logits:
-        raise ConfigError(
-            f"head.kind=none leaves no logits for loss={cfg.loss.name}; use a loss on the features "
-            "(loss=standalone_center) or head.kind=linear"
+    def describe(self) -> str:
+        shown = ", ".join(map(str, self.epochs[:12])) + (", ..." if len(self.epochs) > 12 else "")
+        return (
+            f"checkpoints: {len(self.epochs)} analysis ({self.checkpoint_bytes / 1e6:.3g} MB each; epochs "
+            f"{shown}) + the resume state ({self.state_bytes / 1e6:.3g} MB): "
+            f"at most {self.total / 1e9:.3g} GB"
         )
-    batches = loaders(
-        splits,
-        cfg.train.batch_size,
-        cfg.measure.batch_size,
-        device,
-        cfg.seed,
-        cfg.data,
-        cfg.train.channels_last,
-    )
-    val = None
-    if splits.val_x is not None:
-        val = eval_loader(splits.val_x, splits.val_y, splits, cfg.measure.batch_size, batches[2])
-    return Parts(splits, model, loss_fn, *batches, val, ood_loader(cfg, splits, batches[2]))
 
 
-def ood_loader(cfg: RunConfig, splits: Splits, like: DeviceLoader) -> DeviceLoader | None:
-    """The `measure.ood` dataset's test split with this run's normalisation (None when not set)."""
-    if cfg.measure.ood is None:
-        return None
-    ood = load_dataset(cfg.data.model_copy(update={"name": cfg.measure.ood}), cfg.seed)
-    if ood.input_shape != splits.input_shape:
-        raise ConfigError(
-            f"measure.ood={cfg.measure.ood} has inputs {ood.input_shape}, the model takes "
-            f"{splits.input_shape}; "
-            "choose a dataset of the same shape (or data.rgb32=true for MNIST-like sets)"
-        )
-    return eval_loader(ood.test_x, ood.test_y, splits, cfg.measure.batch_size, like)
+def disk_plan(cfg: RunConfig, model: nn.Module, loss_fn: nn.Module) -> DiskPlan:
+    """The checkpoint disk use of `cfg`'s policy, from tensor sizes alone (works on the meta device)."""
+    tensors = [*model.state_dict().values(), *loss_fn.state_dict().values()]
+    trainable = [p for p in [*model.parameters(), *loss_fn.parameters()] if p.requires_grad]
+    checkpoint = sum(t.nbytes for t in tensors)
+    state = checkpoint + state_slots(cfg.optim) * sum(p.nbytes for p in trainable)
+    return DiskPlan(sorted(checkpoint_epochs(cfg.train.epochs, cfg.train.save_every)), checkpoint, state)
 
 
-def train(
-    cfg: RunConfig, progress: bool = False, on_record: Callable[[dict[str, Any]], None] | None = None
-) -> Run:
-    """Train one run as configured; returns its run directory (finished, or failed with the reason).
-    `on_record` sees each measured epoch's metrics.jsonl record (a sweep reports it to Ray Tune)."""
-    seed_everything(cfg.seed)
-    parts = build_parts(cfg)
-    splits, model, loss_fn, k = parts.splits, parts.model, parts.loss_fn, parts.splits.num_classes
-    optimizer = build_optimizer(cfg.optim, param_groups(cfg, model, loss_fn))
+def _optimization(
+    cfg: RunConfig, parts: Parts
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | Any]:
+    optimizer = build_optimizer(cfg.optim, param_groups(cfg, parts.model, parts.loss_fn))
     if isinstance(optimizer, LBFGS) and cfg.train.clip_grad_norm:
         raise ConfigError(
             "train.clip_grad_norm would break lbfgs's line search; unset it or use another optim"
         )
-    scheduler = build_scheduler(cfg.optim, optimizer, cfg.train.epochs)
-    device = next(model.parameters()).device
-    if device.type == "cuda":
+    return optimizer, build_scheduler(cfg.optim, optimizer, cfg.train.epochs)
+
+
+def _step(cfg: RunConfig, parts: Parts, optimizer: torch.optim.Optimizer, progress: bool) -> TrainStep:
+    """The train step of `train.*` (nclab.step): channels_last / compile in place, DDP under torchrun."""
+    model, loss_fn = parts.model, parts.loss_fn
+    if next(model.parameters()).device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     prepare_model(model, cfg.train)
-    if cfg.train.compile != "false" and progress:
+    if cfg.train.compile != "false" and progress and distributed.is_main():
         print(f"torch.compile (mode {cfg.train.compile}): the first epoch includes the compile time")
     stepped, reduce = model, loss_fn.reduce  # under torchrun: DDP and the global batch's reduction
     if distributed.world() > 1:
-        stepped = distributed.wrap(model, loss_fn, optimizer, splits.multilabel)
+        stepped = distributed.wrap(model, loss_fn, optimizer, parts.splits.multilabel)
         reduce = distributed.global_reduce(cfg.loss.reduction)
-    step = build_step(stepped, loss_fn, optimizer, cfg.train, reduce)
-    precision = autocast(cfg.train.precision, device)
-    train_batches, measure_train, measure_test, val = (
-        parts.train_batches,
-        parts.measure_train,
-        parts.measure_test,
-        parts.val,
-    )
-    save_at = checkpoint_epochs(cfg.train.epochs, cfg.train.save_every)
+    return build_step(stepped, loss_fn, optimizer, cfg.train, reduce)
+
+
+def _stateful(
+    parts: Parts, optimizer: Any, scheduler: Any, progress: TrainProgress, step: TrainStep
+) -> dict[str, Stateful]:
+    """Every part whose state a resumed run needs, by name (one entry per component)."""
+    return {
+        "step": step,  # fp16's GradScaler
+        "model": parts.model,
+        "loss": parts.loss_fn,
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+        "rng": RNGState(),
+        "loader": parts.train_batches,
+        "progress": progress,
+    }
+
+
+OnRecord = Callable[[dict[str, Any]], None]
+
+
+def train(cfg: RunConfig, progress: bool = False, on_record: OnRecord | None = None) -> Run:
+    """Train one run as configured into a new run directory (refused if it exists); returns it finished.
+    Raises TrainingDiverged / Interrupted / WriteError with the run dir marked failed or interrupted.
+    `on_record` sees each measured epoch's metrics.jsonl record (a sweep reports it to Ray Tune)."""
+    seed_everything(cfg.seed)
+    parts = build_parts(cfg)
+    optimizer, scheduler = _optimization(cfg, parts)
+    step = _step(cfg, parts, optimizer, progress)
+    plan = disk_plan(cfg, parts.model, parts.loss_fn)
     run = Run.create(cfg)
-    if (
-        cfg.data.random_labels and distributed.is_main()
-    ):  # measure and resume read them back (data.load_dataset(..., run_dir))
-        save_labels(run.path, splits)
-    writer = SummaryWriter(log_dir=str(run.path)) if distributed.is_main() else None
+    with run.lock():
+        if cfg.data.random_labels:  # measure and resume read them back (Run.labels)
+            run.save_labels(parts.splits.train_y)
+        if progress and distributed.is_main():
+            print(plan.describe())
+        _fit(cfg, run, parts, optimizer, scheduler, step, TrainProgress(), progress, on_record)
+    return run
+
+
+def resume(
+    path: str | Path, epochs: int | None = None, progress: bool = False, on_record: OnRecord | None = None
+) -> Run:
+    """Continue the run in `path` from its newest resume state (from the start if it has none) to its
+    configured epochs, or to `epochs` (extend a finished run: config.yaml is updated, LambdaLR schedules are
+    re-planned over the new total). CPU results equal those of an uninterrupted run exactly."""
+    run = load(path)
+    with run.lock():
+        cfg = run.config()
+        if epochs is not None:
+            cfg = validate(cfg.model_dump() | {"train": cfg.train.model_dump() | {"epochs": epochs}})
+        seed_everything(cfg.seed)
+        parts = build_parts(cfg, run.labels())
+        optimizer, scheduler = _optimization(cfg, parts)
+        step = _step(cfg, parts, optimizer, progress)
+        state = TrainProgress()
+        done = run.load_state(_stateful(parts, optimizer, scheduler, state, step))
+        if done >= cfg.train.epochs:
+            more = f"epochs={done} is not more than the {done} epochs done" if epochs else "it is finished"
+            raise RunError(
+                f"{run.path} has trained {done} of {cfg.train.epochs} epochs: nothing to resume ({more}); "
+                f"extend it with `nclab train --resume {run.path} epochs=N` with N > {done}"
+            )
+        if epochs is not None and epochs != run.config().train.epochs:
+            run.write_config(cfg)
+            if hasattr(scheduler, "lr_lambdas"):  # the lr of the next epoch under the new total
+                for group, base, fn in zip(
+                    optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
+                ):
+                    group["lr"] = base * fn(scheduler.last_epoch)
+                scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+        run.rewind(done)
+        if cfg.data.random_labels and run.labels() is None:
+            run.save_labels(parts.splits.train_y)
+        if progress and distributed.is_main():
+            print(f"resuming {run.path} after epoch {done} of {cfg.train.epochs}")
+            print(disk_plan(cfg, parts.model, parts.loss_fn).describe())
+        _fit(cfg, run, parts, optimizer, scheduler, step, state, progress, on_record)
+    return run
+
+
+class _Interrupts:
+    """SIGINT/SIGTERM raise Interrupted at once, except inside `held()` (an epoch's writes), where they wait
+    for the block to finish; so the run dir always holds complete epochs. Main thread only (signals)."""
+
+    def __enter__(self) -> _Interrupts:
+        self.pending: int | None = None
+        self.holding = False
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.holding:
+            self.pending = signum
+        else:
+            raise Interrupted(signum)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.pending is not None:
+            raise Interrupted(self.pending)
+
+
+def _fit(
+    cfg: RunConfig,
+    run: Run,
+    parts: Parts,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    step: TrainStep,
+    state: TrainProgress,
+    progress: bool,
+    on_record: OnRecord | None = None,
+) -> None:
+    """Epochs state.epoch + 1 .. cfg.train.epochs. After each: the metrics line (measured epochs), arrays,
+    the scheduler step, an analysis checkpoint (policy epochs), the resume state, status: one held block.
+    Under torchrun every rank trains (DDP, the global batch's reduction) and rank 0 writes (runs.Run)."""
+    model, loss_fn, k = parts.model, parts.loss_fn, parts.splits.num_classes
+    precision = autocast(cfg.train.precision, next(model.parameters()).device)
+    stateful = _stateful(parts, optimizer, scheduler, state, step)
+    save_at = checkpoint_epochs(cfg.train.epochs, cfg.train.save_every)
+    total, saved = cfg.train.epochs, state.epoch
+    writer = run.tensorboard(purge_step=saved + 1 if saved else None)
     projector = None  # the embedding projector's per-epoch folders go to <run>/projector/
     if writer and cfg.measure.save_features_at:
-        projector = SummaryWriter(log_dir=str(run.path / "projector"))
-    epoch = 0
+        projector = run.tensorboard(purge_step=saved + 1 if saved else None, folder="projector")
     try:
-        with _progress(progress and distributed.is_main()) as bar:
-            task = bar.add_task("train", total=cfg.train.epochs, info="") if bar else None
-            for epoch in range(1, cfg.train.epochs + 1):
+        with _progress(progress and distributed.is_main()) as bar, _Interrupts() as interrupts:
+            task = bar.add_task("train", total=total, completed=saved, info="") if bar else None
+            for epoch in range(saved + 1, total + 1):
                 lr = float(optimizer.param_groups[0]["lr"])  # a tensor under train.cuda_graph
                 model.train()
-                step_loss, step_acc = _train_epoch(step, train_batches, epoch)
+                step_loss, step_acc = _train_epoch(step, parts.train_batches, epoch)
                 record = {"epoch": epoch, "lr": lr, "step_loss": step_loss, "step_acc": step_acc}
                 save_features = epoch in cfg.measure.save_features_at
-                if epoch % cfg.measure.every == 0 or epoch == cfg.train.epochs or save_features:
+                measured = None
+                if epoch % cfg.measure.every == 0 or epoch == total or save_features:
                     with precision:  # the measured epoch in the training precision; sums stay float64
                         measured = measure(
-                            model, loss_fn, measure_train, measure_test, k, multilabel=splits.multilabel,
+                            model, loss_fn, parts.measure_train, parts.measure_test, k,
+                            multilabel=parts.splits.multilabel,
                             features_per_class=cfg.measure.features_per_class if save_features else False,
                             score_samples=cfg.measure.score_samples, layers=cfg.measure.layers,
                             ood_batches=parts.ood, strict=cfg.measure.strict,
                         )  # fmt: skip
-                        if val is not None:
-                            record["val_acc"] = accuracy(model, val)
+                        if parts.val is not None:
+                            record["val_acc"] = accuracy(model, parts.val)
                     record |= measured.record
-                    run.append_metrics(record)
-                    if on_record:
-                        on_record(record)
-                    if measured.scores:
-                        run.save_arrays("scores", epoch, measured.scores)
-                    if measured.classes:
-                        run.save_arrays("classes", epoch, measured.classes)
-                    if measured.features:
-                        run.save_arrays("features", epoch, measured.features)
-                        if projector:
-                            from nclab.report.board import log_features
-
-                            names = class_names(cfg.data, k)
-                            log_features(projector, writer, epoch, measured.features, names)
-                    for key, value in record.items():
-                        tag = table.tag(key)  # an undeclared key stops the run here, at its first record
-                        if writer and key != "epoch" and isinstance(value, int | float):
-                            writer.add_scalar(tag, value, epoch)
-                    if bar:
+                with interrupts.held():
+                    if measured is not None:
+                        run.append_metrics(record, table.tag, writer)
+                        if on_record:
+                            on_record(record)
+                        if measured.scores:
+                            run.save_arrays("scores", epoch, measured.scores)
+                        if measured.classes:
+                            run.save_arrays("classes", epoch, measured.classes)
+                        if measured.features:
+                            run.save_arrays("features", epoch, measured.features)
+                            if projector:
+                                names = class_names(cfg.data, k)
+                                log_features(projector, writer, epoch, measured.features, names)
+                    step_scheduler(scheduler, cfg.optim, record)
+                    state.update(epoch, record if measured is not None else None)
+                    if epoch in save_at:
+                        run.save_checkpoint(epoch, model, loss_fn)
+                    run.save_state(stateful, epoch)
+                    saved = epoch
+                    run.set_status("running", epochs_done=epoch, epochs=total)
+                if bar:
+                    if measured is not None:
                         shown = [k for k in table.keys("progress") if record.get(k) is not None]
                         info = "  ".join(f"{k} {record[k]:.4g}" for k in shown)
                         bar.update(task, info=info)
-                step_scheduler(scheduler, cfg.optim, record)
-                if epoch in save_at:
-                    run.save_checkpoint(epoch, model, loss_fn)
-                run.set_status("running", epochs_done=epoch)
-                if bar:
                     bar.advance(task)
         if writer:
-            from nclab.report.board import log_figures
-
-            log_figures(writer, run, cfg.train.epochs)
+            log_figures(writer, run, total)
     except TrainingDiverged as exc:
-        run.set_status("failed", epochs_done=epoch - 1, error=str(exc))
+        kept = (
+            f"kept: epochs 1-{saved} (metrics.jsonl, their checkpoints, the resume state of epoch {saved})"
+            if saved
+            else "no epoch finished, so only config.yaml and status.json are kept"
+        )
+        message = f"{exc}; {kept}"
+        _mark(run, "failed", saved, total, message)
+        raise TrainingDiverged(message) from None
+    except Interrupted as exc:
+        message = (
+            f"interrupted by {signal.Signals(exc.signum).name} after {saved} of {total} epochs; "
+            f"continue with `nclab train --resume {run.path}`"
+        )
+        _mark(run, "interrupted", saved, total, message)
+        raise Interrupted(exc.signum, message) from None
+    except BaseException as exc:  # a write failure (disk full, ...) or a bug: the status says so
+        _mark(run, "failed", saved, total, str(exc) if isinstance(exc, NclabError) else type(exc).__name__)
         raise
     finally:
-        if writer:
-            writer.close()
-        if projector:
-            projector.close()
-    run.set_status("finished", epochs_done=cfg.train.epochs)
-    return run
+        for board in (writer, projector):
+            if board:
+                board.close()
+    run.set_status("finished", epochs_done=total, epochs=total)
+
+
+def _mark(run: Run, state: str, saved: int, total: int, message: str) -> None:
+    """Best effort: a full disk may refuse even status.json, and the original error is the one to report."""
+    with contextlib.suppress(NclabError):
+        run.set_status(state, epochs_done=saved, epochs=total, error=message)
 
 
 CHECK_EVERY = 64  # steps between host-side checks of the running loss (one sync per this many steps)
@@ -257,6 +361,6 @@ def _train_epoch(
 def _check_finite(mean_loss: float, epoch: int) -> None:
     if not math.isfinite(mean_loss):
         raise TrainingDiverged(
-            f"loss became {mean_loss} in epoch {epoch}; the run stopped and keeps its last good checkpoint "
-            "(lower optim.lr or set train.clip_grad_norm)"
+            f"loss became {mean_loss} in epoch {epoch}; the run stopped (lower optim.lr or set "
+            "train.clip_grad_norm)"
         )

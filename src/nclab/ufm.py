@@ -242,7 +242,7 @@ def simulate(config: UFMConfig | dict, progress: bool = False) -> Simulation:
     One ConfigError (nothing written) for bad input; a non-finite objective stops the run (status failed,
     the records so far kept) with TrainingDiverged."""
     from nclab.config import validate
-    from nclab.train import resolve_device
+    from nclab.parts import resolve_device
 
     cfg = config if isinstance(config, UFMConfig) else validate(config, UFMConfig)
     device, dtype = resolve_device(cfg.device, key="device"), getattr(torch, cfg.dtype)
@@ -301,7 +301,7 @@ def simulate(config: UFMConfig | dict, progress: bool = False) -> Simulation:
             done = _steps(optimizer, objective, data_term, steps)
             iteration += done
             record = measured(iteration)
-            run.set_status("running", epochs_done=iteration)
+            run.set_status("running", epochs_done=iteration, epochs=cfg.iterations)
             if progress:
                 print(
                     f"iteration {iteration}: objective {record['objective']:.10g}, "

@@ -85,8 +85,6 @@ def test_random_labels_are_stored_and_read_back(tmp_path):
     assert 0.0 <= run.metrics()[-1]["val_acc"] <= 1.0
     # measure/resume read the stored labels, even if the generator would now give others
     changed = torch.roll(stored, 1)
-    from safetensors.torch import save_file
-
-    save_file({"train_y": changed}, run.path / "labels.safetensors")
-    again = load_dataset(load(run.path).config().data, cfg.seed, run_dir=run.path)
+    run.save_labels(changed)
+    again = load_dataset(load(run.path).config().data, cfg.seed, load(run.path).labels())
     assert torch.equal(again.train_y, changed)

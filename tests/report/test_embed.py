@@ -42,8 +42,22 @@ def test_embed_2d():
     assert centre_gap > 3 * max(xy[:20].std(0).max(), xy[20:].std(0).max())  # the two blobs stay apart
 
 
+def test_a_truncated_features_file_is_skipped_with_a_warning(tiny_runs, tmp_path, capsys):
+    import shutil
+
+    copy = shutil.copytree(tiny_runs[0], tmp_path / "copy")
+    path = copy / "features" / "epoch_0002.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+    assert main(["visualize", str(copy), "--method", "pca"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: ") and "epoch_0002" in err and err.count("\n") == 1
+    assert sorted(p.name for p in (copy / "figures" / "embed").glob("*.png")) == [
+        "epoch_0001.png", "epoch_0003.png"
+    ]  # fmt: skip
+
+
 def test_missing_epoch_is_one_error_line(tiny_runs, capsys):
-    assert main(["visualize", str(tiny_runs[0]), "--epochs", "9"]) == 1
+    assert main(["visualize", str(tiny_runs[0]), "--epochs", "9"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "[9]" in err and err.count("\n") == 1
 

@@ -198,14 +198,27 @@ def test_every_kind_in_vector_formats(make_run, tmp_path, capsys, kind, fmt):
 
 def test_heatmap_needs_both_keys(make_run, capsys):
     runs = [make_run(f"r{w}", [f"model.width={w}"]) for w in (8, 16)]
-    assert main(["plot", *(str(r.path) for r in runs), "--kind", "heatmap", "--x", "model.width"]) == 1
+    assert main(["plot", *(str(r.path) for r in runs), "--kind", "heatmap", "--x", "model.width"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --y is missing") and "model.width" in err and err.count("\n") == 1
 
 
+def test_a_torn_metrics_line_is_ignored_with_a_warning(tiny_runs, tmp_path, capsys):
+    import shutil
+
+    copy = shutil.copytree(tiny_runs[0], tmp_path / "copy")
+    with open(copy / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 4, "nc1": 0.')
+    assert main(["plot", str(copy), "--kind", "curves"]) == 0
+    assert main(["compare", str(copy)]) == 0
+    out, err = capsys.readouterr()
+    assert err.count("warning: ") == 2 and "torn last line" in err
+    assert "| 3 |" in out  # compare's last epoch is the last complete line
+
+
 def test_unknown_metric_is_one_error_line(make_run, capsys):
     run = make_run("r")
-    assert main(["plot", str(run.path), "--kind", "curves", "--metrics", "nc1,nope"]) == 1
+    assert main(["plot", str(run.path), "--kind", "curves", "--metrics", "nc1,nope"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --metrics nope") and err.count("\n") == 1
 

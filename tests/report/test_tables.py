@@ -63,3 +63,32 @@ def test_seeds_are_one_row_with_mean_and_std(make_run, capsys):
     assert main(["compare", "--each-seed", "--format", "csv", *(str(r.path) for r in runs)]) == 0
     each = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [r["run"] for r in each] == ["s0", "s1", "s2", "other"] and each[1]["seed"] == "1"
+
+
+def test_runs_table_statuses_epochs_and_a_torn_line(tiny_runs, tmp_path, capsys):
+    """`nclab runs DIR`: finished runs, a killed one (status running, lock free) whose metrics.jsonl ends in a
+    torn line (ignored with a warning), an interrupted one; directories without config.yaml are not runs."""
+    import shutil
+
+    from nclab.report.tables import run_rows
+
+    for name in ("a", "b"):
+        shutil.copytree(tiny_runs[0].parent / name, tmp_path / name)
+    status = json.loads((tmp_path / "b" / "status.json").read_text())
+    (tmp_path / "b" / "status.json").write_text(json.dumps(status | {"state": "running", "epochs_done": 2}))
+    with open(tmp_path / "b" / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 4, "nc1"')
+    shutil.copytree(tmp_path / "a", tmp_path / "c")
+    interrupted = status | {"state": "interrupted", "epochs_done": 1}
+    (tmp_path / "c" / "status.json").write_text(json.dumps(interrupted))
+    (tmp_path / "figures").mkdir()
+    rows = run_rows(tmp_path)
+    assert [(r["run"], r["status"], r["epochs"]) for r in rows] == [
+        ("a", "finished", "3/3"), ("b", "killed", "2/3"), ("c", "interrupted", "1/3")
+    ]  # fmt: skip
+    last = load(tiny_runs[0]).metrics()[-1]
+    assert rows[0]["test_acc"] == last["test_acc"] and rows[0]["nc1"] == last["nc1"] and rows[0]["MB"] > 0
+    assert capsys.readouterr().err.count("torn last line") == 1
+    assert main(["runs", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "killed" in out and "interrupted" in out and err.count("torn last line") == 1

@@ -7,14 +7,14 @@ int64 class indices, or float32 N x K multi-hot rows for the multi-label sets.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from torch import Tensor
 
 from nclab.config import DataConfig
-from nclab.errors import ConfigError
+from nclab.errors import ConfigError, DataError
 from nclab.registry import Registry
 
 __all__ = [
@@ -86,11 +86,14 @@ def class_names(cfg: DataConfig, num_classes: int) -> list[str]:
     return names if len(names) == num_classes else [str(k) for k in range(num_classes)]
 
 
-def load_dataset(cfg: DataConfig, seed: int, run_dir: str | Path | None = None) -> Splits:
+def load_dataset(cfg: DataConfig, seed: int, labels: Tensor | None = None) -> Splits:
     """The named dataset, normalised as configured, with the variants of `cfg` applied (data/variants.py).
 
-    With `run_dir` holding stored random labels (train.py writes them), those labels are used."""
-    from nclab.data.variants import apply_variants, read_labels
+    `labels`: a run's stored random train labels (runs.Run.labels), used instead of drawing them again."""
+    from nclab.data.variants import apply_variants, with_labels
+
+    if os.path.isfile(cfg.root):
+        raise DataError(f"data.root={cfg.root} is a file; give the directory that holds the datasets")
 
     splits = DATASETS.get(cfg.name)(cfg, cfg.data_seed(seed))
     if cfg.normalize == "none":
@@ -102,8 +105,8 @@ def load_dataset(cfg: DataConfig, seed: int, run_dir: str | Path | None = None) 
             )
         splits = replace(splits, mean=IMAGENET_STATS[0], std=IMAGENET_STATS[1])
     splits = apply_variants(splits, cfg, cfg.data_seed(seed))
-    if cfg.random_labels and run_dir is not None:
-        splits = read_labels(Path(run_dir), splits)
+    if cfg.random_labels and labels is not None:
+        splits = with_labels(splits, labels)
     return splits
 
 

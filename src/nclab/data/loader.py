@@ -125,6 +125,14 @@ class DeviceLoader:
         self.mean = None if mean is None else torch.tensor(mean, device=self.device).view(shape)
         self.std = None if std is None else torch.tensor(std, device=self.device).view(shape)
 
+    def state_dict(self) -> dict[str, int]:
+        """The permutation stream's position: epoch e's order and augmentation generator are seeded by
+        (seed, e), so the counter is the whole generator state."""
+        return {"epoch": self.epoch, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.seed = state["epoch"], state["seed"]
+
     def __len__(self) -> int:
         n = len(self.x)
         return n // self.batch_size if self.mix is not None else -(-n // self.batch_size)

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from nclab.config import DataConfig
 from nclab.data import Splits
 from nclab.errors import ConfigError, DataError
 
-LABELS_FILE = "labels.safetensors"
 _SUBSET, _VAL, _LABELS = 1, 2, 3  # one generator stream per variant: enabling one leaves the others unchanged
 
 
@@ -75,7 +72,13 @@ def apply_variants(splits: Splits, cfg: DataConfig, seed: int) -> Splits:
         )
         x, y = x[keep], y[keep]
     if cfg.val_fraction > 0:
-        val_counts = [round(cfg.val_fraction * int(n)) for n in torch.bincount(y, minlength=k)]
+        counts = [int(n) for n in torch.bincount(y, minlength=k)]
+        val_counts = [round(cfg.val_fraction * n) for n in counts]
+        if any(n - v < 1 for n, v in zip(counts, val_counts, strict=True)):
+            raise ConfigError(
+                f"data.val_fraction={cfg.val_fraction} leaves a class without train images "
+                f"(smallest class: {min(counts)}); use a smaller fraction such as 0.1"
+            )
         val, train = class_subset(y, val_counts, _generator(seed, _VAL))
         splits = replace(splits, val_x=x[val], val_y=y[val])
         x, y = x[train], y[train]
@@ -84,22 +87,11 @@ def apply_variants(splits: Splits, cfg: DataConfig, seed: int) -> Splits:
     return replace(splits, train_x=x, train_y=y)
 
 
-def save_labels(run_dir: Path, splits: Splits) -> Path:
-    """Store the train labels (the random ones) in the run directory."""
-    path = Path(run_dir) / LABELS_FILE
-    save_file({"train_y": splits.train_y.contiguous()}, path)
-    return path
-
-
-def read_labels(run_dir: Path, splits: Splits) -> Splits:
-    """Replace the train labels by the ones stored in `run_dir`, if any."""
-    path = Path(run_dir) / LABELS_FILE
-    if not path.is_file():
-        return splits
-    stored = load_file(path)["train_y"]
+def with_labels(splits: Splits, stored: Tensor) -> Splits:
+    """Replace the train labels by a run's stored ones (runs.Run.labels)."""
     if stored.shape != splits.train_y.shape:
         raise DataError(
-            f"{path} holds {len(stored)} labels but the configured train split has {len(splits.train_y)}; "
-            "the run's data settings changed since it was trained"
+            f"the run's labels.safetensors holds {len(stored)} labels but the configured train split has "
+            f"{len(splits.train_y)}; the run's data settings changed since it was trained"
         )
     return replace(splits, train_y=stored)

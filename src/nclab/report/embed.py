@@ -22,7 +22,7 @@ from PIL import Image
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
-from nclab.errors import NclabError
+from nclab.errors import ConfigError, RunError
 from nclab.report.plots import COLUMN, PALETTE, paper_style, pick_evenly, render_png, save
 from nclab.runs import Run
 
@@ -38,7 +38,7 @@ def embed_2d(features: np.ndarray, method: str = "auto", seed: int = 0) -> tuple
     """(N, 2) coordinates and the method used: the features themselves when d = 2 and method=auto, else t-SNE
     or PCA, min-max normalised per axis."""
     if method not in METHODS:
-        raise NclabError(f"--method {method}: choose from {', '.join(METHODS)}")
+        raise ConfigError(f"--method {method}: choose from {', '.join(METHODS)}")
     if features.shape[1] == 2 and method == "auto":
         return features, "features"
     if method == "pca" or features.shape[1] < 2:
@@ -67,7 +67,7 @@ def _features(run: Run, epochs: list[int] | None) -> dict[int, dict[str, np.ndar
     missing = [e for e in epochs if e not in saved]
     unavailable = [e for e in missing if e not in checkpoints]
     if unavailable or not epochs:
-        raise NclabError(
+        raise RunError(
             f"no features or checkpoint for epochs {unavailable or 'any'} in {run.path}; features: {saved}, "
             f"checkpoints: {checkpoints}; train with measure.save_features_at=[...] or pick other --epochs"
         )
@@ -76,7 +76,10 @@ def _features(run: Run, epochs: list[int] | None) -> dict[int, dict[str, np.ndar
 
         for epoch, measured in measure_checkpoints(run, missing, features=True):
             run.save_arrays("features", epoch, measured.features)
-    return {e: {k: v.numpy() for k, v in run.load_arrays("features", e).items()} for e in epochs}
+    readable = run.readable_arrays("features", epochs)
+    if not readable:
+        raise RunError(f"no readable features in {run.path}/features (see the warnings above)")
+    return {e: {k: v.numpy() for k, v in arrays.items()} for e, arrays in readable.items()}
 
 
 def class_colors(num_classes: int) -> list:

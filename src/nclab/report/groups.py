@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from nclab.errors import NclabError
+from nclab.errors import ConfigError
 from nclab.runs import Run
 
 __all__ = ["Group", "flat_config", "group_runs", "setting_keys"]
@@ -91,7 +91,7 @@ def group_runs(runs: list[Run], by_seed: bool = True) -> list[Group]:
     """Groups in first-seen order: with `by_seed`, runs equal up to `seed` share one group; otherwise one
     group per run. Labels: `key=value` of the differing keys, or the run name when no key differs."""
     if not runs:
-        raise NclabError("no runs given; pass one or more run directories")
+        raise ConfigError("no runs given; pass one or more run directories")
     groups: dict[str, Group] = {}
     for run in runs:
         config = flat_config(run)

@@ -37,7 +37,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from nclab.errors import NclabError
+from nclab.errors import ConfigError, RunError
 from nclab.metrics import table
 from nclab.report.groups import Group, group_runs, setting_keys, short
 from nclab.runs import Run
@@ -178,7 +178,7 @@ def curves_figure(groups: list[Group], panels: list[list[str]], band: str = "min
     """One panel per entry of `panels` (a list of metrics.jsonl keys drawn together), groups overlaid; a key
     no run has leaves its panel empty."""
     if band not in BANDS:
-        raise NclabError(f"--band {band}: choose from {', '.join(BANDS)}")
+        raise ConfigError(f"--band {band}: choose from {', '.join(BANDS)}")
     fig, axes = _subplots(len(panels), 2 if len(panels) == 4 else None)
     _draw_panels(axes, groups, panels, band)
     widest = max(panels, key=len)  # a panel of two keys (accuracy): solid and dashed in the legend
@@ -191,7 +191,7 @@ def _check_metrics(groups: list[Group], metrics: list[str]) -> None:
     known = set().union(*(r.keys() for g in groups for recs in g.records for r in recs))
     unknown = [k for k in metrics if k not in known]
     if unknown:
-        raise NclabError(
+        raise ConfigError(
             f"--metrics {','.join(unknown)}: not in metrics.jsonl; available: {', '.join(sorted(known))}"
         )
 
@@ -214,7 +214,7 @@ def _check_keys(groups: list[Group], keys: dict[str, str | None]) -> None:
         if key is None or key not in available:
             differ = ", ".join(setting_keys(groups)) or "none: the runs differ only in seed"
             what = "is missing" if key is None else f"{key}: not a config key of these runs"
-            raise NclabError(f"{flag} {what}; give a dotted config key (differing here: {differ})")
+            raise ConfigError(f"{flag} {what}; give a dotted config key (differing here: {differ})")
 
 
 def _facets(groups: list[Group], used: list[str]) -> list[tuple[str, list[Group]]]:
@@ -277,7 +277,7 @@ def pick_evenly(epochs: list[int], count: int) -> list[int]:
 
 def _pooled(runs: list[Run], epoch: dict[Run, int]) -> dict[str, np.ndarray]:
     """Score samples of the runs (seeds pooled), each run at its `epoch[run]`."""
-    arrays = [run.load_arrays("scores", epoch[run]) for run in runs]
+    arrays = [run.readable_arrays("scores", [epoch[run]]).get(epoch[run], {}) for run in runs]
     return {
         key: np.concatenate([a[key].numpy() for a in arrays if key in a])
         for key, _, _ in SCORE_POPULATIONS
@@ -306,8 +306,8 @@ def _score_epochs(runs: list[Run]) -> list[int]:
     return sorted(set.intersection(*(set(run.array_epochs("scores")) for run in runs)))
 
 
-def _no_scores(what: str, epochs: list[int] | None, saved: list[int]) -> NclabError:
-    return NclabError(
+def _no_scores(what: str, epochs: list[int] | None, saved: list[int]) -> RunError:
+    return RunError(
         f"{what} has no score samples for epochs {epochs or 'any'} (scores/ holds {saved}); runs with a "
         "linear classifier store them every measured epoch, or run `nclab measure` first"
     )
@@ -389,9 +389,9 @@ def plot(
     """Write the figure of `kind` as `<out or first run's figures>/<kind>.<fmt>`; returns the written paths
     (for `embed`: each run's frames and GIF, in `<out>/<run name>/` or the run's figures/embed/)."""
     if kind not in KINDS:
-        raise NclabError(f"--kind {kind}: choose from {', '.join(KINDS)}")
+        raise ConfigError(f"--kind {kind}: choose from {', '.join(KINDS)}")
     if fmt not in FORMATS:
-        raise NclabError(f"--format {fmt}: choose from {', '.join(FORMATS)}")
+        raise ConfigError(f"--format {fmt}: choose from {', '.join(FORMATS)}")
     if kind == "embed":
         from nclab.report.embed import visualize
 
@@ -399,6 +399,13 @@ def plot(
             p for run in runs for p in visualize(run, epochs, method, fmt=fmt, out=out and out / run.name)
         ]
     groups = group_runs(runs, by_seed)
+    if kind != "scores":
+        for group in groups:
+            for run, records in zip(group.runs, group.records, strict=True):
+                if not records:
+                    raise RunError(
+                        f"{run.path} has no metrics yet (no complete metrics.jsonl line); nothing to plot"
+                    )
     if metrics:
         _check_metrics(groups, metrics)
     with paper_style():

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nclab.errors import RunError
 from nclab.metrics import table
 from nclab.report.groups import group_runs, setting_keys
 from nclab.runs import Run
 
-__all__ = ["FORMATS", "compare", "compare_rows"]
+__all__ = ["FORMATS", "compare", "compare_rows", "run_rows"]
 
 FORMATS = ("md", "csv")
 
@@ -95,3 +97,30 @@ def compare(runs: list[Run], fmt: str = "md", by_seed: bool = True) -> str:
     lines = ["| " + " | ".join(shown) + " |", "|" + " --- |" * len(shown)]
     lines += ["| " + " | ".join(cell(row, c) for c in shown) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def run_rows(root: Path) -> list[dict[str, Any]]:
+    """`nclab runs`: per run directory under `root` (sorted by name) its status (running, finished, failed,
+    interrupted; killed = running with a free lock), epochs done/total, the last record's train/test accuracy
+    and nc1, and its disk use in MB."""
+    if not root.is_dir():
+        raise RunError(f"{root} is not a directory of runs")
+    rows = []
+    for path in sorted(p for p in root.iterdir() if (p / "config.yaml").is_file()):
+        run = Run(path)
+        status = run.status()
+        records = run.metrics()
+        last = records[-1] if records else {}
+        total = status.get("epochs")
+        rows.append({
+            "run": run.name,
+            "status": run.state_name(),
+            "epochs": f"{status.get('epochs_done', 0)}/{total if total is not None else '?'}",
+            "train_acc": last.get("train_acc"),
+            "test_acc": last.get("test_acc"),
+            "nc1": last.get("nc1"),
+            "MB": round(run.disk_use() / 1e6, 1),
+        })  # fmt: skip
+    if not rows:
+        raise RunError(f"no run directories (with config.yaml) in {root}")
+    return rows
