@@ -197,7 +197,7 @@ def test_cli_run_dir_works_with_plot_and_compare(tmp_path, capsys):
     assert main(["plot", *runs, "--kind", "grid"]) == 0
     assert (tmp_path / "ce" / "figures" / "grid.png").stat().st_size > 0
     assert set(run.load_arrays("features", records[-1]["epoch"])) == {"train_features", "train_labels"}
-    assert main(["measure", runs[0]]) == 1
+    assert main(["measure", runs[0]]) == 2
     assert "nclab ufm` run" in capsys.readouterr().err
 
 

@@ -154,7 +154,7 @@ def _file_and_overrides(items: list[str]) -> tuple[str | None, list[str]]:
     """`[CONFIG.yaml] key=value ...` -> (the file or None, the overrides)."""
     files = [i for i in items if "=" not in i]
     if len(files) > 1:
-        raise NclabError(f"one config file at most, got {files}; write other settings as key=value")
+        raise ConfigError(f"one config file at most, got {files}; write other settings as key=value")
     return (files[0] if files else None), [i for i in items if "=" in i]
 
 
@@ -257,7 +257,7 @@ def cmd_measure(args: argparse.Namespace) -> None:
     from nclab.runs import load
 
     if len(args.items) != 1 or "=" in args.items[0]:
-        raise NclabError(
+        raise ConfigError(
             "nclab measure takes one run directory (or --model timm:NAME with key=value settings)"
         )
     run = load(Path(args.items[0]))
@@ -275,7 +275,7 @@ def _measure_model(args: argparse.Namespace) -> None:
     from nclab.remeasure import measure_pretrained
 
     if any("=" not in i for i in args.items):
-        raise NclabError(f"with --model, give settings as key=value (data=cifar10), not {args.items}")
+        raise ConfigError(f"with --model, give settings as key=value (data=cifar10), not {args.items}")
     cfg = resolve(None, args.items)
     record, note = measure_pretrained(cfg, args.model, args.weights, args.layer, args.split)
     table = Table(title=f"{args.model} on {cfg.data.name}" + (f" ({note})" if note else ""))
@@ -309,7 +309,6 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
     from nclab.config import _describe
-    from nclab.errors import ConfigError
     from nclab.sweep import Resources, SweepResult, load_sweep, report, run_sweep
 
     sweep, trials, sweep_dir = load_sweep(args.file, args.out)
@@ -400,7 +399,6 @@ def cmd_models(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     from nclab.config import parse_override, resolve
-    from nclab.errors import ConfigError
     from nclab.models import MODELS, describe
 
     cfg = resolve(None, args.items)

@@ -39,7 +39,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nclab.config import RunConfig, _describe, read_yaml, resolve, validate
-from nclab.errors import ConfigError, NclabError
+from nclab.errors import ConfigError, NclabError, RunError
 from nclab.runs import Run
 
 __all__ = ["Sweep", "SweepResult", "Trial", "load_sweep", "report", "run_sweep"]
@@ -415,9 +415,9 @@ def report(result: SweepResult, plots: bool = True) -> tuple[str, list[Path]]:
     from nclab.report.plots import plot
     from nclab.report.tables import compare
 
-    runs = result.runs
-    if not any(r.metrics() for r in runs):
-        raise NclabError(f"{result.sweep_dir} holds no measured runs yet; run the sweep first")
+    runs = [run for run in result.runs if run.metrics()]  # a trial that failed before its first measure
+    if not runs:
+        raise RunError(f"{result.sweep_dir} holds no measured runs yet; run the sweep first")
     table = compare(runs, "md")
     (result.sweep_dir / "compare.md").write_text(table)
     (result.sweep_dir / "compare.csv").write_text(compare(runs, "csv"))
