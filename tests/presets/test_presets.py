@@ -73,6 +73,8 @@ def tiny(name: str) -> list[str]:
         out.append("data.val_fraction=0.5")  # one of two images per class held out
     if cfg.model.name in SMALL:
         out.append(f"model.width={SMALL[cfg.model.name]}")
+    if cfg.measure.save_features_at:  # the preset's epochs are past the one epoch run here
+        out.append("measure.save_features_at=[1]")
     return out
 
 
