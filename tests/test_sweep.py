@@ -181,3 +181,13 @@ def test_grid_zip_and_random_expand_to_named_trials(tmp_path):
     decays = {t.config.optim.weight_decay for t in trials}
     assert len(decays) == 3 and all(1e-4 <= d <= 1e-2 for d in decays)
     assert [t.name for t in load_sweep(path)[1]] == [t.name for t in trials]  # seeded: same trials again
+
+
+def test_bad_resources_is_one_error_before_any_trial(tmp_path, capsys):
+    path = sweep_file(tmp_path, base=TINY, grid={"seed": [0, 1]})
+    assert main(["sweep", str(path), "--resources", "cpu=1,gpu=1.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "error: --resources gpu: a trial takes a fraction of one GPU or a whole number of GPUs (got 1.5)"
+    ]
+    assert not (tmp_path / "out").exists()

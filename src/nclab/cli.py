@@ -308,7 +308,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
 def cmd_sweep(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
-    from nclab.config import _describe
+    from nclab.config import describe
     from nclab.sweep import Resources, SweepResult, load_sweep, report, run_sweep
 
     sweep, trials, sweep_dir = load_sweep(args.file, args.out)
@@ -317,9 +317,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         try:
             resources = Resources.model_validate(resources.model_dump() | args.resources)
         except ValidationError as exc:
-            raise ConfigError(
-                "--resources " + "; ".join(_describe(e, Resources) for e in exc.errors())
-            ) from None
+            raise ConfigError(f"--resources {describe(exc, Resources)}") from None
     if args.report:
         result = SweepResult(sweep_dir, trials, [], {})
     else:

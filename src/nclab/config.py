@@ -524,12 +524,17 @@ def _clip(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
+def describe(exc: ValidationError, model: type[BaseModel]) -> str:
+    """A pydantic validation error of `model` as one line: `key: problem; key: problem`."""
+    return "; ".join(_describe(e, model) for e in exc.errors())
+
+
 def validate(tree: dict[str, Any], model: type[M] = RunConfig) -> M:
     """`model` (RunConfig, or another top-level config such as ufm.UFMConfig) from a key tree."""
     try:
         return model.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError("; ".join(_describe(e, model) for e in exc.errors())) from None
+        raise ConfigError(describe(exc, model)) from None
 
 
 def resolve(

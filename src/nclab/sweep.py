@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nclab.config import RunConfig, _describe, read_yaml, resolve, validate
+from nclab.config import RunConfig, describe, read_yaml, resolve, validate
 from nclab.errors import ConfigError, NclabError, RunError
 from nclab.runs import Run
 
@@ -191,7 +191,7 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> tuple[Sweep, 
     try:
         sweep = Sweep.model_validate(read_yaml(path))
     except ValidationError as exc:
-        raise ConfigError(f"{where}: " + "; ".join(_describe(e, Sweep) for e in exc.errors())) from None
+        raise ConfigError(f"{where}: {describe(exc, Sweep)}") from None
     axes = _axes(sweep)
     if not axes:
         raise ConfigError(f"{where}: the grid is empty; give lists of values, e.g. grid: {{seed: [0, 1]}}")
