@@ -176,7 +176,10 @@ class DeviceLoader:
             seed = self.seed * 1_000_003 + self.epoch
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
             if self.augment != "none":
-                gen = torch.Generator(device=self.device).manual_seed(seed + 500_000_003)
+                stream = (
+                    seed + 500_000_003 + (7_919 * distributed.rank() if self.split else 0)
+                )  # own per rank
+                gen = torch.Generator(device=self.device).manual_seed(stream)
             self.epoch += 1
         else:
             order = torch.arange(n)[distributed.shard(n) if self.split else slice(None)]
