@@ -1,5 +1,6 @@
 """`torchrun --nproc-per-node 2 -m nclab train` on the CPU (gloo): the same metrics as one process with the
-same global batch, one run directory written by rank 0; the exact merge of per-rank NC accumulators."""
+same global batch, one run directory written by rank 0, `--resume` under torchrun; the exact merge of
+per-rank NC accumulators."""
 
 import json
 import os
@@ -29,11 +30,11 @@ def test_two_gloo_processes_match_one(tmp_path):
     env = os.environ | {"PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
     env["OMP_NUM_THREADS"] = "1"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    done = subprocess.run(
-        [*torchrun, "-m", "nclab", "train", f"out={tmp_path}", "name=ddp", *ARGS],
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    first = [*torchrun, "-m", "nclab", "train", f"out={tmp_path}", "name=ddp", *ARGS, "epochs=2"]
+    then = [*torchrun, "-m", "nclab", "train", "--resume", str(tmp_path / "ddp"), "epochs=3", "--quiet"]
+    for cmd in (first, then):  # two epochs, then the third by extending the run under torchrun
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
     torch.set_num_threads(1)
     assert main(["train", f"out={tmp_path}", "name=one", *ARGS]) == 0
 

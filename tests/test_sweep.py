@@ -17,6 +17,7 @@ from nclab.cli import main
 from nclab.runs import Run
 
 TINY = {"preset": "demo", "epochs": 3, "model.width": 16, "model.depth": 1}
+UFM = {"kind": "ufm", "K": 4, "d": 8, "n": 5, "iterations": 300, "measure.every": 100}
 SRC = str(Path(nclab.__file__).parents[1])
 
 
@@ -102,21 +103,34 @@ def test_killed_sweep_finishes_only_the_rest(local_ray, tmp_path, capsys):
         stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 300
-    try:
-        while len(finished(tmp_path / "out")) < 2 and time.time() < deadline and proc.poll() is None:
+    out = tmp_path / "out"
+    try:  # kill it once two trials are finished and the third has measured a few epochs
+        while time.time() < deadline and proc.poll() is None:
+            running = [Run(p) for p in out.glob("seed=*") if p.name not in finished(out)]
+            if len(finished(out)) >= 2 and any(len(r.metrics()) >= 3 for r in running):
+                break
             time.sleep(0.2)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    before = finished(tmp_path / "out")
+    before = finished(out)
     assert 2 <= len(before) < 4
+    interrupted = {
+        p.name: ((p / "config.yaml").stat().st_mtime_ns, Run(p).metrics())
+        for p in out.glob("seed=*")
+        if p.name not in before and (p / "status.json").is_file()
+    }
+    assert any(len(records) >= 3 for _, records in interrupted.values())
 
     assert main(["sweep", str(path)]) == 0
     assert f"skipped {len(before)} finished trials" in capsys.readouterr().out
-    after = finished(tmp_path / "out")
+    after = finished(out)
     assert set(after) == {f"seed={s}" for s in range(4)}
     assert {k: after[k] for k in before} == before  # the finished trials were not trained again
-    assert all([r["epoch"] for r in Run(tmp_path / "out" / n).metrics()] == list(range(1, 41)) for n in after)
+    assert all([r["epoch"] for r in Run(out / n).metrics()] == list(range(1, 41)) for n in after)
+    for name, (created, records) in interrupted.items():  # continued with --resume: same dir, same epochs
+        assert (out / name / "config.yaml").stat().st_mtime_ns == created
+        assert Run(out / name).metrics()[: len(records)] == records
 
 
 def test_failing_trial_is_retried_reported_and_the_others_finish(local_ray, tmp_path, capsys):
@@ -153,6 +167,13 @@ def test_trial_under_torchrun(local_ray, tmp_path):
             "zipped lists must have the same length",
         ),
         ({"base": TINY | {"name": "x"}, "grid": {"seed": [0, 1]}}, "name is set by the sweep"),
+        ({"base": {"kind": "sim"}, "grid": {"seed": [0, 1]}}, "base.kind='sim': give kind: ufm"),
+        ({"base": UFM, "grid": {"seed": [0, 1]}, "ranks": 2}, "a UFM sweep takes no ranks > 1"),
+        ({"base": UFM, "grid": {"lr": [0.1]}}, "lr: unknown key; allowed: kind, K, d"),
+        (
+            {"base": TINY, "grid": {"seed": [0, 1]}, "report": {"heatmap": ["model.width", "seed"]}},
+            "report.heatmap: model.width does not vary between the trials; give two of: seed",
+        ),
     ],
 )
 def test_bad_sweep_file_is_one_error_before_any_trial(tmp_path, capsys, sweep, fragment):
@@ -191,3 +212,26 @@ def test_bad_resources_is_one_error_before_any_trial(tmp_path, capsys):
         "error: --resources gpu: a trial takes a fraction of one GPU or a whole number of GPUs (got 1.5)"
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_ufm_sweep_with_a_heat_map(local_ray, tmp_path, capsys):
+    """`base: {kind: ufm}` grids UFM simulations; `report.heatmap` draws final metrics over two keys."""
+    from nclab.report.groups import group_runs
+    from nclab.report.plots import heatmap_figure
+    from nclab.ufm import UFMConfig
+
+    grid = {"d": [4, 8], "lambda_H": [1.0e-3, 1.0e-2]}
+    report = {"heatmap": ["d", "lambda_H"], "metrics": ["nc1", "nc2_w"]}
+    path = sweep_file(tmp_path, base=UFM, grid=grid, report=report)
+    assert main(["sweep", str(path)]) == 0
+    out = tmp_path / "out"
+    runs = [Run(out / f"d={d},lambda_H={lam:.4g}") for d in (4, 8) for lam in (1e-3, 1e-2)]
+    for run in runs:
+        assert isinstance(run.config(), UFMConfig) and run.status()["state"] == "finished"
+        lines = (out / ".tune" / "trials" / run.name / "result.json").read_text().splitlines()
+        assert [json.loads(line)["nc1"] for line in lines] == [r["nc1"] for r in run.metrics()]
+    assert (out / "figures" / "heatmap.png").stat().st_size > 10_000
+    fig = heatmap_figure(group_runs(runs), "d", "lambda_H", ["nc1"])
+    cells = fig.axes[0].collections[0].get_array()
+    assert cells[1, 0] == runs[1].metrics()[-1]["nc1"]  # row lambda_H=1e-2, column d=4
+    assert len((out / "compare.md").read_text().splitlines()) == 2 + 4

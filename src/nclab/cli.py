@@ -325,7 +325,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         result = run_sweep(sweep, trials, sweep_dir, args.address, resources, args.retries, args.verbose)
         if result.skipped:
             print(f"skipped {len(result.skipped)} finished trials: {', '.join(result.skipped)}")
-    table, figures = report(result)
+    table, figures = report(result, sweep.report)
     print(table, end="")
     print(f"table: {sweep_dir / 'compare.md'} (.csv); figures: {', '.join(map(str, figures))}")
     if result.failed:

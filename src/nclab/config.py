@@ -412,11 +412,14 @@ def sections(model: type[BaseModel]) -> list[str]:
     ]
 
 
-def _set_dotted(tree: dict[str, Any], key: str, value: Any, model: type[BaseModel] = RunConfig) -> None:
+def canonical_key(key: str, model: type[BaseModel] = RunConfig) -> str:
+    """The dotted key a short one stands for: `epochs` -> `train.epochs`, a section `loss` -> `loss.name`."""
     key = ALIASES.get(key, key) if model is RunConfig else key
-    parts = key.split(".")
-    if parts[0] in sections(model) and len(parts) == 1 and not isinstance(value, dict):
-        parts.append("name")
+    return f"{key}.name" if key in sections(model) else key
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any, model: type[BaseModel] = RunConfig) -> None:
+    parts = (key if isinstance(value, dict) else canonical_key(key, model)).split(".")  # dict: a section
     node = tree
     for part in parts[:-1]:
         child = node.setdefault(part, {})
@@ -527,6 +530,16 @@ def _clip(text: str, limit: int = 100) -> str:
 def describe(exc: ValidationError, model: type[BaseModel]) -> str:
     """A pydantic validation error of `model` as one line: `key: problem; key: problem`."""
     return "; ".join(_describe(e, model) for e in exc.errors())
+
+
+def validate_any(tree: dict[str, Any]) -> BaseModel:
+    """A RunConfig, or the config of the command named by the tree's `kind` key (`kind: ufm`: a
+    ufm.UFMConfig, the `nclab ufm` simulator's)."""
+    if isinstance(tree, dict) and tree.get("kind") == "ufm":
+        from nclab.ufm import UFMConfig
+
+        return validate(tree, UFMConfig)
+    return validate(tree)
 
 
 def validate(tree: dict[str, Any], model: type[M] = RunConfig) -> M:

@@ -11,13 +11,17 @@ A sweep file names a base configuration and the values to vary:
     retries: 1                                           # attempts after a trial's first failure
     max_concurrent: null                                 # trials at once (default: as resources allow)
     ranks: 1                                             # > 1: each trial is one torchrun DDP run
+    report: {heatmap: [model.width, epochs], metrics: [nc1, test_acc]}   # heat maps besides curves and grid
+
+`base: {kind: ufm, ...}` makes the trials UFM simulations (`nclab ufm`, ufm.UFMConfig), not training runs.
 
 The trials are the product of the grid's lists, the zipped lists (one axis) and the random samples (one
 axis, drawn with Ray Tune's distributions from `random.seed`). Every trial's config is resolved and
 validated before Ray starts, so a bad key fails the whole sweep with one error line and no trial runs.
 Trial `loss=ce,seed=0` writes `<out>/loss=ce,seed=0/` (named by the keys that differ between trials) by
 calling `nclab.train.train`; each measured epoch's metrics go to `tune.report` (the Tune table shows nc1 and
-test accuracy). Rerunning a sweep skips finished trials and resumes interrupted ones from their run state.
+test accuracy). Rerunning a sweep skips finished trials and continues interrupted ones from their resume
+state (`train.resume`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nclab.config import RunConfig, describe, read_yaml, resolve, validate
+from nclab.config import RunConfig, canonical_key, describe, read_yaml, resolve, validate_any
 from nclab.errors import ConfigError, NclabError, RunError
 from nclab.runs import Run
 
@@ -92,6 +96,19 @@ class RandomSpec(_Strict):
     keys: dict[str, Distribution] = Field(min_length=1)
 
 
+class ReportSpec(_Strict):
+    """What `report` draws besides the compare table: curves and NC grid always, heat maps when asked."""
+
+    heatmap: tuple[str, str] | None = Field(
+        None,
+        description="[x, y]: final metrics over two config keys, one row per setting of the other keys "
+        "(Zhou et al. 2022: [model.width, train.epochs])",
+    )
+    metrics: list[str] | None = Field(
+        None, description="the heat maps' and curves' metrics (default: nc1, nc2_h, nc3, nc4_ncc, test_acc)"
+    )
+
+
 class Sweep(_Strict):
     base: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
@@ -102,6 +119,7 @@ class Sweep(_Strict):
     retries: int = Field(0, ge=0)
     max_concurrent: int | None = Field(None, ge=1)
     ranks: int = Field(1, ge=1, description="processes per trial; > 1 runs the trial under torchrun (DDP)")
+    report: ReportSpec = ReportSpec()
 
     @field_validator("grid", "zip")
     @classmethod
@@ -124,7 +142,7 @@ class Sweep(_Strict):
 class Trial:
     name: str
     values: dict[str, Any]  # the varied keys
-    config: RunConfig
+    config: RunConfig | BaseModel  # a ufm.UFMConfig when the base has `kind: ufm`
 
 
 def _flat_items(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -197,6 +215,7 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> tuple[Sweep, 
         raise ConfigError(f"{where}: the grid is empty; give lists of values, e.g. grid: {{seed: [0, 1]}}")
     base = dict(sweep.base)
     preset, config_file = base.pop("preset", None), base.pop("config", None)
+    model = _config_model(base.get("kind"), preset, sweep.ranks, where)
     if config_file is not None:
         config_file = path.parent / config_file
     fixed = _flat_items(base)
@@ -210,11 +229,49 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> tuple[Sweep, 
     for name, combo in zip(_names(combos), combos, strict=True):
         overrides = [*fixed, *_flat_items(combo), ("out", str(sweep_dir)), ("name", name)]
         try:
-            cfg = resolve(config_file, overrides, preset=preset)
+            cfg = resolve(config_file, overrides, preset=preset, model=model)
         except ConfigError as exc:
             raise ConfigError(f"{where}, trial {name}: {exc}") from None
         trials.append(Trial(name, combo, cfg))
+    _check_report(sweep.report, trials, model, where)
     return sweep, trials, sweep_dir
+
+
+def _config_model(kind: Any, preset: str | None, ranks: int, where: str) -> type[BaseModel]:
+    """RunConfig, or ufm.UFMConfig for `base: {kind: ufm, ...}` (UFM simulations, one process each)."""
+    if kind is None:
+        return RunConfig
+    if kind != "ufm":
+        raise ConfigError(f"{where}: base.kind={kind!r}: give kind: ufm (UFM simulations) or leave it out")
+    if preset or ranks > 1:
+        what = "preset" if preset else "ranks > 1"
+        raise ConfigError(f"{where}: a UFM sweep takes no {what} (presets and torchrun are for training)")
+    from nclab.ufm import UFMConfig
+
+    return UFMConfig
+
+
+def _check_report(spec: ReportSpec, trials: list[Trial], model: type[BaseModel], where: str) -> None:
+    """The heat map's keys must be config keys that differ between the trials (short forms accepted)."""
+    if spec.heatmap is None:
+        return
+    varied = [k for k in _flat_keys(trials) if len({repr(_flat(t.config).get(k)) for t in trials}) > 1]
+    keys = tuple(canonical_key(k, model) for k in spec.heatmap)
+    for key in keys:
+        if key not in varied:
+            raise ConfigError(
+                f"{where}: report.heatmap: {key} does not vary between the trials; give two of: "
+                + (", ".join(varied) or "none (one trial)")
+            )
+    spec.heatmap = keys
+
+
+def _flat(config: BaseModel) -> dict[str, Any]:
+    return dict(_flat_items(config.model_dump()))
+
+
+def _flat_keys(trials: list[Trial]) -> list[str]:
+    return sorted(set().union(*(_flat(t.config) for t in trials)))
 
 
 def _state(run_dir: Path) -> str:
@@ -267,22 +324,33 @@ def _torchrun(cfg: RunConfig, ranks: int, continuing: bool) -> None:
 
 
 def _trial(params: dict[str, Any], configs: dict[str, dict[str, Any]], ranks: int = 1) -> None:
-    """A Tune trial: train (or continue) the run `params["trial"]`, reporting each measured epoch."""
-    from nclab.train import train
+    """A Tune trial: train the run `params["trial"]`, or continue it from its resume state (an earlier
+    attempt was killed, preempted or failed), reporting each measured epoch."""
+    from nclab.train import resume, train
 
-    cfg = validate(configs[params["trial"]])
+    cfg = validate_any(configs[params["trial"]])
     run_dir = Path(cfg.out) / cfg.name
     state = _state(run_dir)
     if state == "finished":  # finished while the sweep was being killed: nothing to redo
         _report_record(Run(run_dir).metrics()[-1])
         return
-    if state == "interrupted":
-        shutil.rmtree(run_dir)  # replaced by the run-state resume once it lands
+    if state == "new" and run_dir.exists():  # killed while creating it: no epoch to keep
+        shutil.rmtree(run_dir)
+    if not isinstance(cfg, RunConfig):  # a UFM simulation: seconds long, no resume state: start it again
+        from nclab.ufm import simulate
+
+        if state == "interrupted":
+            shutil.rmtree(run_dir)
+        simulate(cfg, on_record=_report_record)
+        return
     if ranks > 1:
-        _torchrun(cfg, ranks, continuing=False)
+        _torchrun(cfg, ranks, continuing=state == "interrupted")
         return
     try:
-        train(cfg, on_record=_report_record)
+        if state == "interrupted":
+            resume(run_dir, on_record=_report_record)
+        else:
+            train(cfg, on_record=_report_record)
     except Exception as exc:
         if (run_dir / "status.json").is_file() and Run(run_dir).status()["state"] != "failed":
             Run(run_dir).set_status("failed", Run(run_dir).status()["epochs_done"], error=str(exc))
@@ -408,10 +476,10 @@ def _tune_name(trial) -> str:
     return trial.config["trial"]
 
 
-def report(result: SweepResult, plots: bool = True) -> tuple[str, list[Path]]:
-    """The compare table of the sweep's runs (written as compare.md and compare.csv in the sweep directory)
-    and its figures (curves.png and grid.png with one line per setting, seeds averaged, in the sweep's
-    figures/)."""
+def report(result: SweepResult, spec: ReportSpec | None = None, plots: bool = True) -> tuple[str, list[Path]]:
+    """The compare table of the sweep's measured runs (compare.md and compare.csv in the sweep directory)
+    and its figures in the sweep's figures/: curves.png and grid.png (one line per setting, seeds averaged)
+    and, with `spec.heatmap = (x, y)`, heatmap.png (final metrics over x and y, a row per other setting)."""
     from nclab.report.plots import plot
     from nclab.report.tables import compare
 
@@ -424,5 +492,9 @@ def report(result: SweepResult, plots: bool = True) -> tuple[str, list[Path]]:
     figures: list[Path] = []
     if plots:
         out = result.sweep_dir / "figures"
-        figures = [*plot(runs, "curves", out=out), *plot(runs, "grid", out=out)]
+        spec = spec or ReportSpec()
+        figures = [*plot(runs, "curves", out=out, metrics=spec.metrics), *plot(runs, "grid", out=out)]
+        if spec.heatmap:
+            x, y = spec.heatmap
+            figures += plot(runs, "heatmap", out=out, x=x, y=y, metrics=spec.metrics)
     return table, figures

@@ -46,6 +46,7 @@ Closed forms checked at the end (balanced classes, d >= K - 1, lambda_W, lambda_
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -236,8 +237,11 @@ def build_ufm_loss(cfg: UFMConfig) -> Loss:
     return loss_fn
 
 
-def simulate(config: UFMConfig | dict, progress: bool = False) -> Simulation:
+def simulate(
+    config: UFMConfig | dict, progress: bool = False, on_record: Callable[[dict], None] | None = None
+) -> Simulation:
     """Run the UFM as configured into a new run directory; returns the final state and the closed-form checks.
+    `on_record` sees each metrics.jsonl record (a sweep reports it to Ray Tune).
 
     One ConfigError (nothing written) for bad input; a non-finite objective stops the run (status failed,
     the records so far kept) with TrainingDiverged."""
@@ -291,6 +295,8 @@ def simulate(config: UFMConfig | dict, progress: bool = False) -> Simulation:
         record["grad_norm"] = grad_norm
         record |= _metrics(cfg, H, W, b, targets)
         run.append_metrics(record)
+        if on_record:
+            on_record(record)
         return record
 
     iteration = 0
