@@ -30,7 +30,17 @@ def test_two_gloo_processes_match_one(tmp_path):
     env = os.environ | {"PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
     env["OMP_NUM_THREADS"] = "1"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    first = [*torchrun, "-m", "nclab", "train", f"out={tmp_path}", "name=ddp", *ARGS, "epochs=2"]
+    first = [
+        *torchrun,
+        "-m",
+        "nclab",
+        "train",
+        f"out={tmp_path}",
+        "name=ddp",
+        *ARGS[:-1],
+        "epochs=2",
+        "--quiet",
+    ]
     then = [*torchrun, "-m", "nclab", "train", "--resume", str(tmp_path / "ddp"), "epochs=3", "--quiet"]
     for cmd in (first, then):  # two epochs, then the third by extending the run under torchrun
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

@@ -255,7 +255,8 @@ def _check_report(spec: ReportSpec, trials: list[Trial], model: type[BaseModel],
     """The heat map's keys must be config keys that differ between the trials (short forms accepted)."""
     if spec.heatmap is None:
         return
-    varied = [k for k in _flat_keys(trials) if len({repr(_flat(t.config).get(k)) for t in trials}) > 1]
+    keys = [k for k in _flat_keys(trials) if k not in ("name", "out")]  # the sweep's own
+    varied = [k for k in keys if len({repr(_flat(t.config).get(k)) for t in trials}) > 1]
     keys = tuple(canonical_key(k, model) for k in spec.heatmap)
     for key in keys:
         if key not in varied:

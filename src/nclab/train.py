@@ -27,7 +27,7 @@ from nclab.errors import ConfigError, Interrupted, NclabError, RunError, Trainin
 from nclab.measure import accuracy, measure
 from nclab.metrics import table
 from nclab.optim import LBFGS, build_optimizer, build_scheduler, param_groups, state_slots, step_scheduler
-from nclab.parts import Parts, build_parts
+from nclab.parts import Parts, build_parts, resolve_device
 from nclab.report.board import log_features, log_figures
 from nclab.runs import Run, checkpoint_epochs, load
 from nclab.state import Progress as TrainProgress
@@ -158,8 +158,11 @@ def resume(
     configured epochs, or to `epochs` (extend a finished run: config.yaml is updated, LambdaLR schedules are
     re-planned over the new total). CPU results equal those of an uninterrupted run exactly."""
     run = load(path)
+    cfg = run.config()
+    if not isinstance(cfg, RunConfig):
+        raise RunError(f"{run.path} is an `nclab {cfg.kind}` run, which keeps no resume state; run it again")
+    distributed.setup(resolve_device(cfg.train.device))  # under torchrun: join first, so only rank 0 locks
     with run.lock():
-        cfg = run.config()
         if epochs is not None:
             cfg = validate(cfg.model_dump() | {"train": cfg.train.model_dump() | {"epochs": epochs}})
         seed_everything(cfg.seed)
@@ -169,7 +172,7 @@ def resume(
         state = TrainProgress()
         done = run.load_state(_stateful(parts, optimizer, scheduler, state, step))
         if done >= cfg.train.epochs:
-            more = f"epochs={done} is not more than the {done} epochs done" if epochs else "it is finished"
+            more = f"epochs={epochs} is not more than the {done} epochs done" if epochs else "it is finished"
             raise RunError(
                 f"{run.path} has trained {done} of {cfg.train.epochs} epochs: nothing to resume ({more}); "
                 f"extend it with `nclab train --resume {run.path} epochs=N` with N > {done}"
