@@ -199,6 +199,8 @@ def test_cli_run_dir_works_with_plot_and_compare(tmp_path, capsys):
     assert set(run.load_arrays("features", records[-1]["epoch"])) == {"train_features", "train_labels"}
     assert main(["measure", runs[0]]) == 2
     assert "nclab ufm` run" in capsys.readouterr().err
+    assert main(["train", "--resume", runs[0]]) == 2
+    assert "nclab ufm` run, which keeps no resume state" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("loss", ["ce", "pick_all_label", "standalone_center"])
