@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--epochs", type=_epochs, help="epochs for scores and embed (default: evenly spaced)")
     pl.add_argument("--x", help="config key on the x axis of heatmap and scores, e.g. model.width")
     pl.add_argument("--y", help="config key on the y axis of heatmap, e.g. train.epochs")
+    pl.add_argument("--baseline", help="heatmap: |row - this row| per cell, e.g. loss=ce (Zhou et al. 2022)")
     pl.add_argument(
         "--band", choices=["minmax", "std", "none"], default="minmax", help="seed band: min-max or mean+-std"
     )
@@ -244,7 +245,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
     paths = plot(
         [load(p) for p in args.runs], args.kind, args.format, args.out, band=args.band,
         by_seed=not args.each_seed, metrics=args.metrics, epochs=args.epochs, x=args.x, y=args.y,
-        method=args.method,
+        baseline=args.baseline, method=args.method,
     )  # fmt: skip
     print("\n".join(map(str, paths)))
 

@@ -107,6 +107,10 @@ class ReportSpec(_Strict):
     metrics: list[str] | None = Field(
         None, description="the heat maps' and curves' metrics (default: nc1, nc2_h, nc3, nc4_ncc, test_acc)"
     )
+    baseline: str | None = Field(
+        None,
+        description="key=value (loss=ce): heat maps of |setting - baseline| per cell, as Zhou et al. 2022",
+    )
 
 
 class Sweep(_Strict):
@@ -497,5 +501,5 @@ def report(result: SweepResult, spec: ReportSpec | None = None, plots: bool = Tr
         figures = [*plot(runs, "curves", out=out, metrics=spec.metrics), *plot(runs, "grid", out=out)]
         if spec.heatmap:
             x, y = spec.heatmap
-            figures += plot(runs, "heatmap", out=out, x=x, y=y, metrics=spec.metrics)
+            figures += plot(runs, "heatmap", out=out, x=x, y=y, metrics=spec.metrics, baseline=spec.baseline)
     return table, figures

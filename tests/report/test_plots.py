@@ -118,6 +118,30 @@ def test_heatmap_cells_are_the_final_metrics(make_run):
     plt.close(fig)
 
 
+def test_heatmap_baseline_rows_are_absolute_differences(make_run, capsys):
+    """`--baseline loss=ce`: each other loss's cell is |its value - ce's| (Zhou et al. 2022's maps)."""
+    runs, finals = [], {}
+    for loss in ("ce", "mse", "focal"):
+        for i, width in enumerate((16, 32)):
+            offset = len(runs)
+            runs.append(make_run(f"{loss}{width}", [f"loss={loss}", f"model.width={width}", "epochs=2"],
+                                 epochs=2, offset=offset))  # fmt: skip
+            finals[loss, i] = curve(KEYS.index("test_acc"), offset, 2)
+    with paper_style():
+        fig = heatmap_figure(group_runs(runs), "model.width", "train.epochs", ["test_acc"], "loss=ce")
+    assert len(fig.axes) == 2 and fig.axes[0].get_title() == "|test_acc - loss=ce|"
+    for ax, loss in zip(fig.axes, ("mse", "focal"), strict=True):
+        assert f"loss={loss}" in ax.get_ylabel()
+        cells = ax.collections[0].get_array()
+        assert cells.tolist() == [[abs(finals[loss, i] - finals["ce", i]) for i in (0, 1)]]
+    plt.close(fig)
+    args = ["plot", *(str(r.path) for r in runs), "--kind", "heatmap", "--x", "model.width"]
+    assert main([*args, "--y", "train.epochs", "--baseline", "loss=nll"]) == 2
+    assert "--baseline loss=nll: not one row of the heat maps (rows: loss=ce; loss=mse; loss=focal)" in (
+        capsys.readouterr().err
+    )
+
+
 def test_heatmap_averages_seeds(make_run):
     runs = [make_run(f"s{s}", [f"seed={s}", "model.width=8", "epochs=3"], epochs=3, offset=s) for s in (0, 1)]
     with paper_style():

@@ -5,7 +5,8 @@
 - curves: any metrics.jsonl keys, one panel each (default: the keys the metric table marks `curve`);
 - grid: the 2x2 NC1-NC4 figure of Zhu et al. 2021 / Zhou et al. 2022, one line per optimizer / setting;
 - heatmap: final NC metrics and test accuracy over two config keys (`--x model.width --y train.epochs`), one
-  row of panels per remaining setting (per loss in Zhou et al. 2022's heat maps);
+  row of panels per remaining setting (per loss in Zhou et al. 2022's heat maps); `--baseline loss=ce` draws
+  each other row's absolute difference to that row (the paper's |Acc_CE - Acc_loss| maps);
 - scores: violins of positive scores s_{i,y_i}, negative scores s_{i,k!=y_i} and biases b_k (BCE vs CE, 2025),
   per epoch, or against a config key across runs (`--x head.bias_mean`, the initial bias mean);
 - embed: the 2-D feature frames of `nclab visualize` for each run (report/embed.py).
@@ -226,25 +227,57 @@ def _facets(groups: list[Group], used: list[str]) -> list[tuple[str, list[Group]
     return list(facets.items())
 
 
+def _cells(members: list[Group], x: str, y: str, xs: list, ys: list, metric: str) -> np.ndarray:
+    """(len(ys), len(xs)): per (x value, y value) the mean over seeds of the members' final `metric`."""
+    cells = np.full((len(ys), len(xs)), np.nan)
+    for (i, yv), (j, xv) in product(enumerate(ys), enumerate(xs)):
+        finals = [g.final(metric) for g in members if g.config[x] == xv and g.config[y] == yv]
+        if finals and not np.isnan(np.concatenate(finals)).all():
+            cells[i, j] = np.nanmean(np.concatenate(finals))
+    return cells
+
+
+def _split_baseline(
+    groups: list[Group], facets: list[tuple[str, list[Group]]], text: str
+) -> tuple[list[Group], list[tuple[str, list[Group]]]]:
+    """`--baseline key=value` (`loss=ce`): (the facet whose settings have that value, the other facets)."""
+    from nclab.config import canonical_key, parse_override
+
+    key, value = parse_override(text)
+    key = canonical_key(key)
+    _check_keys(groups, {"--baseline": key})
+    chosen = [f for f in facets if all(g.config[key] == value for g in f[1])]
+    if len(chosen) != 1 or len(facets) < 2:
+        rows = "; ".join(title for title, _ in facets) or "one row"
+        raise ConfigError(f"--baseline {text}: not one row of the heat maps (rows: {rows})")
+    return chosen[0][1], [f for f in facets if f is not chosen[0]]
+
+
 def heatmap_figure(
-    groups: list[Group], x: str | None, y: str | None, metrics: list[str] | None = None
+    groups: list[Group],
+    x: str | None,
+    y: str | None,
+    metrics: list[str] | None = None,
+    baseline: str | None = None,
 ) -> Figure:
     """Per facet (row) and metric (column): a heat map whose cell (x value, y value) is the mean over seeds of
     the runs' final value of the metric, annotated (log colour scale where the metric has one). Zhou et al.
-    2022 plot width x epochs per loss."""
+    2022 plot width x epochs per loss. With `baseline` (`loss=ce`) each other row shows |row - baseline| per
+    cell, the paper's |Acc_CE - Acc_loss| maps, and the baseline row itself is not drawn."""
     _check_keys(groups, {"--x": x, "--y": y})
     metrics = metrics or HEATMAP
     xs, ys = _levels(groups, x), _levels(groups, y)
     facets = _facets(groups, [x, y])
+    reference = None
+    if baseline:
+        reference, facets = _split_baseline(groups, facets, baseline)
     fig, axes = _subplots(len(facets) * len(metrics), len(metrics))
     for row, (title, members) in enumerate(facets):
         for col, metric in enumerate(metrics):
             ax = axes[row * len(metrics) + col]
-            cells = np.full((len(ys), len(xs)), np.nan)
-            for (i, yv), (j, xv) in product(enumerate(ys), enumerate(xs)):
-                finals = [g.final(metric) for g in members if g.config[x] == xv and g.config[y] == yv]
-                if finals and not np.isnan(np.concatenate(finals)).all():
-                    cells[i, j] = np.nanmean(np.concatenate(finals))
+            cells = _cells(members, x, y, xs, ys, metric)
+            if reference is not None:
+                cells = np.abs(cells - _cells(reference, x, y, xs, ys, metric))
             positive = cells[np.isfinite(cells)]
             norm = LogNorm() if table.metric(metric).log and len(positive) and (positive > 0).all() else None
             image = ax.pcolormesh(np.ma.masked_invalid(cells), cmap="viridis", norm=norm)  # vector cells
@@ -264,7 +297,7 @@ def heatmap_figure(
             if col == 0:
                 ax.set_ylabel(f"{_wrap(title)}\n{y}" if title else y)
             if row == 0:
-                ax.set_title(metric_label(metric))
+                ax.set_title(f"|{metric} - {baseline}|" if baseline else metric_label(metric))
     return fig
 
 
@@ -384,6 +417,7 @@ def plot(
     epochs: list[int] | None = None,
     x: str | None = None,
     y: str | None = None,
+    baseline: str | None = None,
     method: str = "auto",
 ) -> list[Path]:
     """Write the figure of `kind` as `<out or first run's figures>/<kind>.<fmt>`; returns the written paths
@@ -410,7 +444,7 @@ def plot(
         _check_metrics(groups, metrics)
     with paper_style():
         if kind == "heatmap":
-            fig = heatmap_figure(groups, x, y, metrics)
+            fig = heatmap_figure(groups, x, y, metrics, baseline)
         elif kind == "scores":
             fig = scores_figure(groups, epochs, x)
         else:
