@@ -56,3 +56,33 @@ def test_two_gloo_processes_match_one(tmp_path):
             assert a[key] == pytest.approx(value, rel=1e-6, abs=1e-6), key
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "one"]  # rank 1 wrote nothing of its own
     assert json.loads((tmp_path / "ddp" / "status.json").read_text())["state"] == "finished"
+
+
+def _rng_worker(rank: int, store: str, out: str) -> None:
+    """One of two gloo ranks: its own seeds, the gathered state saved and reloaded, draws compared."""
+    import random
+
+    import numpy as np
+    import torch.distributed as dist
+
+    from nclab.state import RNGState, decode, encode
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    torch.manual_seed(100 + rank)
+    random.seed(rank)
+    np.random.seed(rank)
+    saved = decode(*encode(RNGState().state_dict()))  # a collective: both ranks take part
+    first = [torch.rand(3).tolist(), random.random(), float(np.random.rand())]
+    torch.manual_seed(7)  # anything in between
+    RNGState().load_state_dict(saved)
+    again = [torch.rand(3).tolist(), random.random(), float(np.random.rand())]
+    torch.save({"first": first, "again": again, "ranks": len(saved["ranks"])}, f"{out}/{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_resume_state_keeps_each_ranks_generators(tmp_path):
+    """Under torchrun the resume state holds every rank's generators and each rank restores its own."""
+    torch.multiprocessing.spawn(_rng_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2)
+    got = [torch.load(tmp_path / f"{r}.pt") for r in (0, 1)]
+    assert all(g["ranks"] == 2 and g["again"] == g["first"] for g in got)
+    assert got[0]["first"] != got[1]["first"]  # each rank its own stream, not rank 0's

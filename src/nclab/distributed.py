@@ -33,6 +33,7 @@ T = TypeVar("T")
 
 __all__ = [
     "broadcast",
+    "gather_objects",
     "global_reduce",
     "is_main",
     "merge_accumulator",
@@ -65,6 +66,15 @@ def broadcast(value: T) -> T:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def gather_objects(value: T) -> list[T]:
+    """Every rank's value (any picklable object), in rank order; `[value]` in one process."""
+    if world() == 1:
+        return [value]
+    out: list[T] = [value] * world()
+    dist.all_gather_object(out, value)
+    return out
 
 
 def setup(device: torch.device) -> torch.device:

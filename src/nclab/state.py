@@ -18,6 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nclab import distributed
+from nclab.errors import warn
+
 __all__ = ["Progress", "RNGState", "Stateful", "decode", "encode"]
 
 
@@ -30,18 +33,31 @@ class Stateful(Protocol):
 
 class RNGState:
     """The global generators: Python `random`, NumPy's legacy global state (timm's Mixup draws from it),
-    torch's CPU generator and every CUDA device's generator."""
+    torch's CPU generator and every CUDA device's generator. Under torchrun every rank's generators are
+    gathered (`ranks`, in rank order: dropout draws differ per rank) and each rank loads its own."""
 
     def state_dict(self) -> dict[str, Any]:
         cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-        return {
+        own = {
             "python": random.getstate(),
             "numpy": np.random.get_state(),
             "torch": torch.get_rng_state(),
             "cuda": cuda,
         }
+        return own if distributed.world() == 1 else {"ranks": distributed.gather_objects(own)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        ranks = state.get("ranks", [state])
+        if len(ranks) == distributed.world():
+            state = ranks[distributed.rank()]
+        else:
+            state = ranks[0]
+            if distributed.is_main():
+                warn(
+                    f"the resume state holds the random generators of {len(ranks)} process(es), this run "
+                    f"has {distributed.world()}: every process takes the first one's (not bit-exact to an "
+                    "unbroken run)"
+                )
         random.setstate(state["python"])
         np.random.set_state(state["numpy"])
         torch.set_rng_state(state["torch"])
