@@ -36,6 +36,13 @@ def test_yaml_scalars():
         (["optim.schedule=linear"], ["optim.schedule", "step", "cosine"]),
         (["optim.lr=-1"], ["optim.lr", "greater than 0"]),
         (["lr"], ["key=value"]),
+        (
+            ["loss=ce", "loss.gamma=2"],
+            ["loss.gamma", "unknown key", "gamma is an option of focal", "options loss ce"],
+        ),
+        (["optim=adam", "optim.momentum=0.5"], ["optim.momentum", "momentum is an option of sgd"]),
+        (["data.gaussian.classes=3"], ["data.gaussian: moved", "data.classes", "data.train_per_class"]),
+        (["data.multilabel.single=3"], ["data.multilabel: moved", "data.single"]),
     ],
 )
 def test_bad_input_is_one_clear_line(override, fragments):
@@ -63,3 +70,35 @@ def test_round_trip_through_yaml(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text(cfg.to_yaml())
     assert resolve(f) == cfg
+
+
+def test_each_component_validates_its_own_options():
+    cfg = resolve(None, ["loss=focal", "loss.gamma=2", "data=gaussian", "data.classes=4"])
+    assert cfg.loss.gamma == 2.0 and cfg.data.classes == 4 and cfg.data.train_per_class == 500
+    assert not hasattr(resolve(None, ["loss=ce"]).loss, "gamma")
+
+
+@pytest.mark.parametrize(("optim", "lr"), [("sgd", 0.05), ("adam", 1e-3), ("adamw", 1e-3), ("lbfgs", 0.1)])
+def test_each_optimizer_has_its_own_lr_default(optim, lr):
+    assert resolve(None, [f"optim={optim}"]).optim.lr == lr
+    assert resolve(None, [f"optim={optim}", "optim.lr=0.5"]).optim.lr == 0.5
+
+
+def test_component_options_round_trip_through_yaml(tmp_path):
+    cfg = resolve(None, ["loss=focal", "loss.gamma=1.5", "optim=adamw", "optim.betas=[0.8, 0.9]"])
+    f = tmp_path / "c.yaml"
+    f.write_text(cfg.to_yaml())
+    assert resolve(f) == cfg and "gamma: 1.5" in f.read_text()
+
+
+def test_options_listing(capsys):
+    from nclab.cli import main
+
+    assert main(["options"]) == 0
+    assert "loss: bce, ce, center, focal" in capsys.readouterr().out
+    assert main(["options", "optim", "adamw"]) == 0
+    out = capsys.readouterr().out
+    assert "optim.lr" in out and "0.001" in out and "optim.betas" in out and "momentum" not in out
+    assert main(["options", "loss", "nope"]) == 2
+    assert "loss='nope' is not one of" in capsys.readouterr().err
+    assert main(["options", "head"]) == 1

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from nclab.config import LossConfig, resolve
+from nclab.config import component_section, resolve
 from nclab.losses import LOSSES, build_loss
 
 K, D = 4, 3
@@ -25,7 +25,7 @@ def batch(n=6, dtype=torch.float32, seed=0):
 
 
 def loss(name, **kw):
-    return build_loss(LossConfig(name=name, **kw), K, D)
+    return build_loss(component_section("loss", {"name": name, **kw}), K, D)
 
 
 def test_registry_has_every_loss():
@@ -44,8 +44,10 @@ def test_ce():
 def test_mse_with_target_scale():
     z, h, y = batch()
     by_hand = sum(float((z[i, k] - 2.5 * (k == y[i])) ** 2) for i in range(6) for k in range(K))
-    assert loss("mse", scale=2.5)(z, h, y).item() == pytest.approx(by_hand / 6, rel=1e-6)
-    assert loss("mse", scale=2.5, reduction="sum")(z, h, y).item() == pytest.approx(by_hand, rel=1e-6)
+    assert loss("mse", scale=2.5)(z, h, y).item() == pytest.approx(by_hand / (6 * K), rel=1e-6)
+    assert loss("mse", scale=2.5, reduction="sum")(z, h, y).item() == pytest.approx(by_hand / K, rel=1e-6)
+    target = 2.5 * F.one_hot(y, K).float()  # the 2021 and 2022 codes' F.mse_loss over B x K
+    assert loss("mse", scale=2.5)(z, h, y).item() == pytest.approx(F.mse_loss(z, target).item(), rel=1e-6)
 
 
 def test_focal_and_gamma_zero_is_ce():
@@ -93,6 +95,21 @@ def test_pick_all_label_multi_hot_and_one_hot():
     ce = loss("ce")(z, h, y).item()
     assert pal(z, h, y).item() == pytest.approx(ce, rel=1e-6)
     assert pal(z, h, F.one_hot(y, K).float()).item() == pytest.approx(ce, rel=1e-6)
+
+
+def test_center_losses_report_nearest_learned_center_accuracy():
+    fn = loss("center")
+    with torch.no_grad():
+        fn.centers.copy_(torch.tensor([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [0, 10.0, 0], [0, 0, 10.0]]))
+    h = torch.tensor([[1.0, 0.0, 0.0], [9.0, 1.0, 0.0], [4.0, 0.0, 0.0], [6.0, 0.0, 0.0]])
+    assert fn.metrics(h, torch.tensor([0, 1, 1, 1])) == {"center_acc": 0.75}
+    assert fn.nearest_center(h).tolist() == [0, 1, 0, 1] and fn.extra_metrics == ("center_acc",)
+    assert loss("standalone_center").predict(None, h).shape == (4,)  # no logits: nearest learned center
+    group = fn.param_groups(0.1)
+    assert group[0]["params"] == [fn.centers] and group[0]["lr"] == 0.1 and group[0]["weight_decay"] == 0
+    assert (
+        loss("center", center_lr=0.5).param_groups(0.1)[0]["lr"] == 0.5 and loss("ce").param_groups(1) == []
+    )
 
 
 def test_center_loss():
@@ -182,20 +199,16 @@ def test_gradcheck_float64(name):
         assert torch.autograd.gradcheck(through_centers, (fn.centers.detach().requires_grad_(True),))
 
 
-@pytest.mark.parametrize("optim", ["sgd", "adamw"])
+@pytest.mark.parametrize("optim", ["sgd", "adam", "adamw"])
 @pytest.mark.parametrize("name", ALL)
-def test_every_loss_trains_digits(tmp_path, name, optim):
+def test_every_loss_trains_the_default_digits_mlp_with_its_optimizers_defaults(tmp_path, name, optim):
+    """Defaults that work: nothing but loss=... optim=... (lr, decay, model from the defaults) reaches 95%
+    test accuracy on digits; 8 epochs (all of them pass 95% by epoch 6), measured once at the end."""
     from nclab.train import train
 
-    lr = {"sgd": 0.05, "adamw": 0.01}[optim]
-    cfg = resolve(None, [
-        f"out={tmp_path}", f"loss={name}", f"optim={optim}", f"optim.lr={lr}", "optim.schedule=cosine",
-        "epochs=8", "model.width=128", "model.depth=2", "train.device=cpu", "measure.every=1",
-    ])  # fmt: skip
-    records = train(cfg).metrics()
-    first, last = records[0], records[-1]
+    cfg = resolve(None, [f"loss={name}", f"optim={optim}", f"out={tmp_path}", "epochs=8", "measure.every=8"])
+    last = train(cfg).metrics()[-1]
     assert last["test_acc"] >= 0.95
-    assert last["nc1"] < 0.9 * first["nc1"]
     if name.endswith("center"):
         assert last["center_acc"] > 0.9 and last["test_center_acc"] >= 0.9
 

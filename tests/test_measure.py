@@ -134,14 +134,21 @@ def test_model_without_head_gets_null_classifier_keys():
     assert 0 < got["compactness"] <= 1 and got["distinctiveness"] > 0
 
 
-def test_center_loss_runs_get_nearest_center_accuracy():
-    net = Net()
-    loss = FeatureLoss(3)
-    loss.centers = nn.Parameter(torch.zeros(3, 8))
-    loss.centers.data[1] = 100.0  # everything is nearest to centre 0 or 2 (both zero): argmin picks 0
+class CountingLoss(FeatureLoss):
+    """Reports one extra metric per split: the fraction of samples of class 0."""
+
+    extra_metrics = ("center_acc",)
+
+    def metrics(self, features, labels):
+        return {"center_acc": (labels == 0).double().mean().item()}
+
+
+def test_a_loss_adds_its_own_metrics_per_split():
     x, y = data()
-    got = measure(net, loss, batches(x, y), batches(x, y), 3).record
-    assert got["center_acc"] == pytest.approx(1 / 3) and got["test_center_acc"] == pytest.approx(1 / 3)
+    xt, yt = data(n=30)
+    got = measure(Net(), CountingLoss(3), batches(x, y), batches(xt[:12], yt[:12]), 3).record
+    assert got["center_acc"] == pytest.approx(1 / 3) and got["test_center_acc"] == pytest.approx(4 / 12)
+    assert "center_acc" not in measure(Net(), FeatureLoss(3), batches(x, y), batches(x, y), 3).record
 
 
 def test_multi_hot_targets_use_multilabel_metrics():

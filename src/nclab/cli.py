@@ -1,4 +1,4 @@
-"""Command line: `nclab train|ufm|measure|plot|visualize|compare|presets|data|models ...`.
+"""Command line: `nclab train|ufm|runs|measure|plot|visualize|compare|presets|data|models|options ...`.
 
 Errors a user can fix end in one `error: ...` line."""
 
@@ -123,6 +123,11 @@ def _parser() -> argparse.ArgumentParser:
     da.add_argument(
         "items", nargs="*", help="info: the dataset name, then data.* overrides (e.g. data.root=...)"
     )
+    op = sub.add_parser(
+        "options", help="components and their options: nclab options [data|model|loss|optim [NAME]]"
+    )
+    op.add_argument("section", nargs="?", help="data, model, loss or optim")
+    op.add_argument("name", nargs="?", help="a component of the section, e.g. focal")
     mo = sub.add_parser("models", help="models with feature dim and parameter count for a dataset's inputs")
     mo.add_argument(
         "items", nargs="*", help="key=value settings, e.g. data=digits head.fixdim=true model=vit"
@@ -433,13 +438,64 @@ def cmd_models(args: argparse.Namespace) -> None:
     Console().print(table)
 
 
+def _type_name(annotation) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+
+
+def _doc(options) -> str:
+    return (options.__doc__ or "").strip().splitlines()[0]
+
+
+def cmd_options(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from nclab.config import COMPONENTS, registry
+
+    if args.section is None:
+        for section in COMPONENTS:
+            print(f"{section}: {', '.join(registry(section).names())}")
+        return
+    if args.section not in COMPONENTS:
+        raise NclabError(f"nclab options {args.section}: choose a section from {', '.join(COMPONENTS)}")
+    reg = registry(args.section)
+    if args.name is None:
+        table = Table(
+            title=f"{args.section} (nclab train {args.section}=NAME; nclab options {args.section} NAME)"
+        )
+        table.add_column("name")
+        table.add_column("own options")
+        table.add_column("description")
+        for name in reg.names():
+            options = reg.options(name)
+            own = [k for k in options.model_fields if k not in reg.base.model_fields]
+            table.add_row(name, ", ".join(own), _doc(options))
+        Console().print(table)
+        return
+    options = reg.options(args.name)
+    table = Table(title=f"{args.section}={args.name}: {_doc(options)}")
+    for column in ("key", "type", "default", "description"):
+        table.add_column(column)
+    fields, common = options.model_fields, reg.base.model_fields
+    own = [k for k in fields if k not in common or fields[k].default != common[k].default]
+    for key in own + [k for k in fields if k not in own]:
+        if key == "name":
+            continue
+        field = fields[key]
+        default = field.get_default(call_default_factory=True)
+        table.add_row(
+            f"{args.section}.{key}", _type_name(field.annotation), repr(default), field.description or ""
+        )
+    Console(width=160).print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         commands = {
             "train": cmd_train, "plot": cmd_plot, "measure": cmd_measure, "visualize": cmd_visualize,
             "compare": cmd_compare, "sweep": cmd_sweep, "presets": cmd_presets, "data": cmd_data,
-            "models": cmd_models, "ufm": cmd_ufm, "runs": cmd_runs,
+            "models": cmd_models, "ufm": cmd_ufm, "runs": cmd_runs, "options": cmd_options,
         }  # fmt: skip
         commands[args.command](args)
     except NclabError as exc:

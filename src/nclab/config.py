@@ -8,6 +8,7 @@ reported as `key: problem` so the CLI can print it on one line.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
 from importlib import resources
@@ -15,9 +16,19 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from nclab.errors import ConfigError
+from nclab.registry import Registry
 
 
 class Section(BaseModel):
@@ -28,36 +39,14 @@ SEED_RANGE = 2**32  # seeds are unsigned 32-bit (NumPy's legacy seeding takes [0
 NAME_MAX = 255  # bytes of one path component on the common file systems
 
 
-def _choice(registry_module: str, registry_name: str, value: str) -> str:
-    """Validate `value` against a registry, imported lazily (registries import this module)."""
-    import importlib
-
-    registry = getattr(importlib.import_module(registry_module), registry_name)
-    if value not in registry:
-        raise ValueError(f"{value!r} is not one of: {', '.join(registry.names())}")
-    return value
-
-
 def _default_data_root() -> str:
     return os.environ.get("NCLAB_DATA") or str(Path.home() / ".cache" / "nclab" / "data")
 
 
-class GaussianConfig(Section):
-    classes: int = Field(10, ge=2, description="K, the number of mixture components")
-    per_class: int = Field(500, ge=1, description="train samples per class")
-    test_per_class: int = Field(100, ge=1)
-    dim: int = Field(32, ge=1, description="input dimension")
-    separation: float = Field(4.0, ge=0, description="norm of each class mean; the noise is N(0, I)")
-
-
-class MultiLabelConfig(Section):
-    single: int = Field(3100, ge=0, description="train images per class with one label (Li et al. 2023)")
-    pair: int = Field(200, ge=0, description="train images per pair of classes with two labels")
-    test_single: int = Field(800, ge=0)
-    test_pair: int = Field(50, ge=0)
-
-
 class DataConfig(Section):
+    """Options every dataset takes (variants, normalisation, loading); a dataset's own options extend this
+    class beside its code (e.g. data/embedded.py's gaussian)."""
+
     name: str = "digits"
     root: str = Field(
         default_factory=_default_data_root,
@@ -114,17 +103,14 @@ class DataConfig(Section):
         "auto", description="keep the data on the device, or on the host with a DataLoader (auto: if it fits)"
     )
     workers: int = Field(4, ge=0, description="DataLoader workers when the data stays on the host")
-    gaussian: GaussianConfig = GaussianConfig()
-    multilabel: MultiLabelConfig = MultiLabelConfig()
-
-    _check_name = field_validator("name")(lambda v: _choice("nclab.data", "DATASETS", v))
 
     def data_seed(self, run_seed: int) -> int:
         return run_seed if self.seed is None else self.seed
 
 
 class ModelConfig(Section):
-    """Backbone options; `None` means the chosen model's own default (listed per model in `nclab models`)."""
+    """Backbone options; `None` means the chosen model's own default (listed per model in `nclab models`).
+    A model with options of its own extends this class beside its code."""
 
     name: str = "mlp"
     width: float | None = Field(
@@ -165,8 +151,6 @@ class ModelConfig(Section):
     embed_dim: int = Field(
         2, ge=1, description="preact_resnet: embedding (feature) dimension, 2 or 128 in the study"
     )
-
-    _check_name = field_validator("name")(lambda v: _choice("nclab.models", "MODELS", v))
 
     @field_validator("depth", "heads", "downscaling")
     @classmethod
@@ -227,44 +211,31 @@ class HeadConfig(Section):
 
 
 class LossConfig(Section):
+    """Options every loss takes; a loss's own options extend this class beside its code (losses.py)."""
+
     name: str = "ce"
     reduction: Literal["mean", "sum"] = Field(
         "mean", description="over the batch; the 2022 paper's runs summed (with train.clip_grad_norm=2)"
-    )
-    scale: float = Field(1.0, gt=0, description="mse: target s * one_hot(y) (Zhou et al. 2022: 15)")
-    gamma: float = Field(3.0, ge=0, description="focal: exponent of (1 - p_y)")
-    smoothing: float = Field(0.05, ge=0, le=1, description="label_smoothing: alpha")
-    center_weight: float = Field(1.0, ge=0, description="center: lambda of lambda/2 ||h - c_y||^2")
-    center_lr: float | None = Field(
-        None, gt=0, description="center, standalone_center: own lr for the centers; default optim's lr"
-    )
-    w_intra: float = Field(1.0, ge=0, description="standalone_center: weight of mean ||h_i - c_{y_i}||^2")
-    w_inter: float = Field(0.1, ge=0, description="standalone_center: weight of the log inter-class push")
-    normalize: bool = Field(
-        False, description="pick_all_label: divide by the label count |Y_i| (what the original's data did)"
     )
     feature_decay: float = Field(
         0.0, ge=0, description="lambda_H: adds lambda_H/2 ||h_i||^2 per sample on the raw features"
     )
 
-    _check_name = field_validator("name")(lambda v: _choice("nclab.losses", "LOSSES", v))
-
 
 class OptimConfig(Section):
+    """Options every optimizer takes (lr, decays, schedule); an optimizer's own options (and its lr default)
+    extend this class beside its code (optim.py)."""
+
     name: str = "sgd"
-    lr: float = Field(0.05, gt=0)
+    lr: float = Field(0.05, gt=0, description="initial learning rate")
     scale_lr: bool = Field(False, description="multiply lr by train.batch_size / 128 (BCE study)")
-    momentum: float = Field(0.9, ge=0, description="sgd")
-    nesterov: bool = Field(False, description="sgd; needs momentum > 0")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="adam, adamw")
     weight_decay: float = Field(5e-4, ge=0, description="every parameter group unless set below")
     weight_decay_backbone: float | None = Field(None, ge=0, description="default weight_decay")
     weight_decay_weight: float | None = Field(None, ge=0, description="classifier W; default weight_decay")
     weight_decay_bias: float | None = Field(None, ge=0, description="classifier b; default weight_decay")
-    history_size: int = Field(10, ge=1, description="lbfgs")
-    max_iter: int = Field(20, ge=1, description="lbfgs: iterations per batch")
-    line_search: Literal["strong_wolfe", "none"] = Field("strong_wolfe", description="lbfgs")
-    schedule: Literal["none", "step", "multistep", "cosine", "plateau"] = "step"
+    schedule: Literal["none", "step", "multistep", "cosine", "plateau"] = Field(
+        "step", description="per-epoch lr schedule"
+    )
     step_size: int = Field(40, ge=1, description="step: epochs between decays")
     gamma: float = Field(0.1, gt=0, description="step, multistep, plateau: decay factor")
     milestones: list[float] = Field(
@@ -278,8 +249,6 @@ class OptimConfig(Section):
     patience: int = Field(10, ge=0, description="plateau: epochs without improvement before a decay")
     threshold: float = Field(1e-4, ge=0, description="plateau: relative improvement that counts")
 
-    _check_name = field_validator("name")(lambda v: _choice("nclab.optim", "OPTIMIZERS", v))
-
     @field_validator("milestones")
     @classmethod
     def _fractions(cls, v: list[float]) -> list[float]:
@@ -289,8 +258,6 @@ class OptimConfig(Section):
 
     @model_validator(mode="after")
     def _compatible(self) -> OptimConfig:
-        if self.nesterov and self.momentum == 0:
-            raise ValueError("nesterov needs momentum > 0; set optim.momentum=0.9 or optim.nesterov=false")
         if self.warmup_epochs and self.schedule == "plateau":
             raise ValueError("warmup_epochs does not combine with schedule=plateau; use cosine or step")
         return self
@@ -359,7 +326,52 @@ class MeasureConfig(Section):
     @field_validator("ood")
     @classmethod
     def _ood_dataset(cls, v: str | None) -> str | None:
-        return v if v is None else _choice("nclab.data", "DATASETS", v)
+        if v is not None and v not in registry("data"):
+            raise ValueError(f"{v!r} is not one of: {', '.join(registry('data').names())}")
+        return v
+
+
+# sections that name a registered component, whose own options class validates the section
+COMPONENTS = {
+    "data": ("nclab.data", "DATASETS"),
+    "model": ("nclab.models", "MODELS"),
+    "loss": ("nclab.losses", "LOSSES"),
+    "optim": ("nclab.optim", "OPTIMIZERS"),
+}
+# keys that moved, with where they went (one release of a clear error)
+MOVED = {
+    "data.gaussian": "the gaussian dataset's own options: data.classes, data.train_per_class, "
+    "data.test_per_class, data.dim, data.separation",
+    "data.multilabel": "the composed datasets' own options: data.single, data.pair, data.test_single, "
+    "data.test_pair",
+}
+
+
+def registry(section: str) -> Registry:
+    """The registry of a component section, imported lazily (registries import this module)."""
+    module, name = COMPONENTS[section]
+    return getattr(importlib.import_module(module), name)
+
+
+def component_section(section: str, value: Any) -> Section:
+    """A data/model/loss/optim section validated against the options class of the component it names (its
+    `name`, default the section base's), or one ConfigError line naming what that component takes."""
+    reg = registry(section)
+    if isinstance(value, BaseModel):
+        if type(value) is reg.options(getattr(value, "name", "")):
+            return value
+        value = value.model_dump()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{section}: expected a section of keys, got {value!r}")
+    name = value.get("name", reg.base.model_fields["name"].default)
+    if not isinstance(name, str) or name not in reg:
+        raise ConfigError(f"{section}.name: {name!r} is not one of: {', '.join(reg.names())}")
+    options = reg.options(name)
+    try:
+        return options.model_validate(value)
+    except ValidationError as exc:
+        problems = [_describe(e, options, [section], reg) for e in exc.errors()]
+        raise ConfigError("; ".join(problems)) from None
 
 
 class RunConfig(Section):
@@ -369,13 +381,18 @@ class RunConfig(Section):
         description="run directory name (one path component); default <data>-<model>-<loss>-s<seed>-<time>",
     )
     out: str = "runs"
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
+    data: SerializeAsAny[DataConfig] = Field(DataConfig(), validate_default=True)
+    model: SerializeAsAny[ModelConfig] = Field(ModelConfig(), validate_default=True)
     head: HeadConfig = HeadConfig()
-    loss: LossConfig = LossConfig()
-    optim: OptimConfig = OptimConfig()
+    loss: SerializeAsAny[LossConfig] = Field(LossConfig(), validate_default=True)
+    optim: SerializeAsAny[OptimConfig] = Field(OptimConfig(), validate_default=True)
     train: TrainConfig = TrainConfig()
     measure: MeasureConfig = MeasureConfig()
+
+    @field_validator(*COMPONENTS, mode="before")
+    @classmethod
+    def _component(cls, value: Any, info: ValidationInfo) -> Section:
+        return component_section(info.field_name, value)
 
     @field_validator("name")
     @classmethod
@@ -506,14 +523,31 @@ def preset_about(name: str) -> dict[str, str]:
     return _preset_file(name).get("about") or {}
 
 
-def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
-    loc = [str(p) for p in error["loc"]]
+def _owners(reg: Registry, key: str) -> list[str]:
+    return [n for n in reg.names() if key in reg.options(n).model_fields]
+
+
+def _describe(
+    error: dict[str, Any], model: type[BaseModel], prefix: list[str] = (), reg: Registry | None = None
+) -> str:
+    """`key: problem` for one pydantic error; in a component section (`reg`) an unknown key names the
+    options the chosen component takes, the components that take the key, or where a moved key went."""
+    loc = [*prefix, *(str(p) for p in error["loc"])]
     key = ".".join(loc)
     if error["type"] == "extra_forbidden":
         section: type[BaseModel] = model
-        for part in loc[:-1]:
+        for part in loc[len(prefix) : -1]:
             section = section.model_fields[part].annotation
-        return f"{key}: unknown key; allowed: {', '.join(section.model_fields)}"
+        if key in MOVED:
+            return f"{key}: moved to {MOVED[key]}"
+        if reg is None:
+            return f"{key}: unknown key; allowed: {', '.join(section.model_fields)}"
+        name = model.model_fields["name"].default
+        owners = _owners(reg, loc[-1])
+        hint = f"; {loc[-1]} is an option of {', '.join(owners)}" if owners else ""
+        allowed = ", ".join(model.model_fields)
+        listing = f"nclab options {prefix[0]} {name}"
+        return f"{key}: unknown key; allowed: {allowed} ({prefix[0]}={name}'s options{hint}; {listing})"
     msg = _clip(error["msg"].removeprefix("Value error, "))
     if error["type"] == "model_type" or error["type"] == "dict_type":
         return f"{key}: expected a section of keys, got {_clip(repr(error['input']))}"

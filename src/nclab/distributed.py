@@ -94,11 +94,10 @@ def wrap(
     model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, multilabel: bool
 ) -> nn.Module:
     """The model in DistributedDataParallel; one ConfigError line for what one process only supports."""
-    from nclab.optim import LBFGS
-
-    if isinstance(optimizer, LBFGS):
+    if not getattr(optimizer, "shards", True):
         raise ConfigError(
-            "optim=lbfgs runs its line search per process; under torchrun use sgd, adam or adamw"
+            f"{type(optimizer).__name__} runs its line search per process; under torchrun use sgd, adam or "
+            "adamw"
         )
     if any(p.requires_grad for p in loss_fn.parameters()):
         raise ConfigError(

@@ -1,24 +1,32 @@
-"""Losses by name (SPEC.md, "Losses"): `LOSSES.get(name)(config, num_classes, feature_dim) -> Loss`.
+"""Losses by name (SPEC.md, "Losses"): `LOSSES.get(name)(options, num_classes, feature_dim) -> Loss`, each
+registered with its options class (extending config.LossConfig) beside it.
 
 Every loss is called as loss(logits, features, targets) -> scalar, so losses on the features (center
 losses, feature decay) fit the same slot as losses on the logits. Targets are class indices (N,) or
 float rows (N, K): soft targets (mixup / cutmix) for the single-label losses, multi-hot rows for
 pick_all_label. Each loss defines a per-sample loss l_i; the batch loss is mean_i l_i or sum_i l_i
 (`loss.reduction`), plus lambda_H/2 ||h_i||^2 per sample when `loss.feature_decay` = lambda_H > 0.
+
+A loss answers what the loop asks, so no other module names a particular loss: `uses_logits` (does it read
+the classifier), `predict` (its prediction rule, used for every accuracy), `param_groups` (its own learned
+parameters and their optimizer group) and `metrics` (extra keys it reports on a measured split, declared in
+metrics/table.py).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 
 from nclab.config import LossConfig
+from nclab.metrics.nc import accuracy, ncc_predict
 from nclab.registry import Registry
 
 __all__ = ["LOSSES", "Loss", "build_loss"]
 
-LOSSES: Registry = Registry("loss")
+LOSSES: Registry = Registry("loss", LossConfig)
 
 
 def target_rows(targets: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
@@ -41,6 +49,7 @@ class Loss(nn.Module):
         False  # True: the loss reads the input batch (images), so the UFM (free features) cannot run it
     )
     multilabel = False  # True: defined for multi-hot targets (one label per sample: the one-hot row)
+    extra_metrics: tuple[str, ...] = ()  # the keys `metrics` returns (declared in metrics/table.py)
 
     def __init__(self, num_classes: int, reduction: str = "mean", feature_decay: float = 0.0) -> None:
         super().__init__()
@@ -65,8 +74,17 @@ class Loss(nn.Module):
     def forward(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
         return self.reduce(self.per_sample(logits, features, targets))
 
-    def predict(self, logits: Tensor, features: Tensor) -> Tensor:
-        return logits.argmax(1)
+    def predict(self, logits: Tensor | None, features: Tensor) -> Tensor | None:
+        """Class decisions (N,): the largest logit; None without logits (no prediction rule, no accuracy)."""
+        return None if logits is None else logits.argmax(1)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimizer groups {name, params, lr, weight_decay} of the loss's own parameters (none here)."""
+        return []
+
+    def metrics(self, features: Tensor, labels: Tensor) -> dict[str, float]:
+        """Extra metrics of one measured split (keys without the `test_` prefix, declared in the table)."""
+        return {}
 
     def rows(self, targets: Tensor, like: Tensor) -> Tensor:
         return target_rows(targets, self.num_classes, like.dtype)
@@ -85,17 +103,15 @@ class CrossEntropy(Loss):
 
 
 class MeanSquaredError(Loss):
-    """mse: sum_k (z_k - s t_k)^2 (Hui & Belkin 2021; Zhou et al. 2022 scale the one-hot target by s = 15).
-
-    SPEC.md sums over the K classes; the 2021 and 2022 codes' F.mse_loss averaged over the B x K entries,
-    i.e. 1/K of this with reduction=mean (use K times their lr to match their step sizes)."""
+    """mse: (1/K) sum_k (z_k - s t_k)^2 (Hui & Belkin 2021; Zhou et al. 2022 scale the one-hot target by
+    s = 15): with reduction=mean this is F.mse_loss over the B x K entries, as the 2021 and 2022 codes."""
 
     def __init__(self, num_classes: int, scale: float = 1.0, **kw) -> None:
         super().__init__(num_classes, **kw)
         self.scale = scale
 
     def sample_loss(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
-        return (logits - self.scale * self.rows(targets, logits)).square().sum(1)
+        return (logits - self.scale * self.rows(targets, logits)).square().mean(1)
 
 
 class Focal(Loss):
@@ -138,11 +154,24 @@ class PickAllLabel(Loss):
 
 
 class Centers(Loss):
-    """Learnable class centers c_k (K x d, initialised N(0, 1) as in Wen et al. 2016's released code)."""
+    """Learnable class centers c_k (K x d, initialised N(0, 1) as in Wen et al. 2016's released code), in
+    their own optimizer group (no decay, `center_lr` or the run's lr); reports the accuracy of the nearest
+    learned center as `center_acc` / `test_center_acc`."""
 
-    def __init__(self, num_classes: int, feature_dim: int, **kw) -> None:
+    def __init__(self, num_classes: int, feature_dim: int, center_lr: float | None = None, **kw) -> None:
         super().__init__(num_classes, **kw)
         self.centers = nn.Parameter(torch.randn(num_classes, feature_dim))
+        self.center_lr = center_lr
+
+    extra_metrics = ("center_acc",)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        return [
+            {"name": "centers", "params": [self.centers], "lr": self.center_lr or lr, "weight_decay": 0.0}
+        ]
+
+    def metrics(self, features: Tensor, labels: Tensor) -> dict[str, float]:
+        return {"center_acc": accuracy(self.nearest_center(features), labels)}
 
     def center_distance(self, features: Tensor, targets: Tensor) -> Tensor:
         """||h_i - c_{y_i}||^2, or sum_k t_ik ||h_i - c_k||^2 for target rows."""
@@ -151,7 +180,7 @@ class Centers(Loss):
         return (features - self.centers[targets]).square().sum(1)
 
     def nearest_center(self, features: Tensor) -> Tensor:
-        return squared_distances(features, self.centers.detach()).argmin(1)
+        return ncc_predict(features.detach(), self.centers.detach().double())
 
 
 class CenterLoss(Centers):
@@ -196,51 +225,96 @@ class StandaloneCenterLoss(Centers):
         return self.nearest_center(features)
 
 
+class MseOptions(LossConfig):
+    scale: float = Field(1.0, gt=0, description="target s * one_hot(y) (Zhou et al. 2022: 15)")
+
+
+class FocalOptions(LossConfig):
+    gamma: float = Field(3.0, ge=0, description="exponent of (1 - p_y)")
+
+
+class SmoothingOptions(LossConfig):
+    smoothing: float = Field(0.05, ge=0, le=1, description="alpha of (1 - alpha) e_y + alpha/K")
+
+
+class PickAllOptions(LossConfig):
+    normalize: bool = Field(
+        False, description="divide by the label count |Y_i| (what the original's data did)"
+    )
+
+
+class CenterOptions(LossConfig):
+    center_lr: float | None = Field(None, gt=0, description="own lr for the centers; default optim's lr")
+
+
+class CenterLossOptions(CenterOptions):
+    center_weight: float = Field(1.0, ge=0, description="lambda of lambda/2 ||h - c_y||^2")
+
+
+class StandaloneOptions(CenterOptions):
+    w_intra: float = Field(1.0, ge=0, description="weight of mean ||h_i - c_{y_i}||^2")
+    w_inter: float = Field(0.1, ge=0, description="weight of the log inter-class push")
+
+
 def _common(cfg: LossConfig) -> dict:
     return {"reduction": cfg.reduction, "feature_decay": cfg.feature_decay}
 
 
 @LOSSES.register("ce")
 def ce(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
+    """cross-entropy -log p_y"""
     return CrossEntropy(num_classes, **_common(cfg))
 
 
-@LOSSES.register("label_smoothing")
-def label_smoothing(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
+@LOSSES.register("label_smoothing", SmoothingOptions)
+def label_smoothing(cfg: SmoothingOptions, num_classes: int, feature_dim: int) -> Loss:
+    """cross-entropy against (1 - alpha) e_y + alpha/K (Szegedy et al. 2016)"""
     return CrossEntropy(num_classes, smoothing=cfg.smoothing, **_common(cfg))
 
 
-@LOSSES.register("mse")
-def mse(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
+@LOSSES.register("mse", MseOptions)
+def mse(cfg: MseOptions, num_classes: int, feature_dim: int) -> Loss:
+    """mean over K of (z_k - s 1[k=y])^2 (Hui & Belkin 2021)"""
     return MeanSquaredError(num_classes, scale=cfg.scale, **_common(cfg))
 
 
-@LOSSES.register("focal")
-def focal(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
+@LOSSES.register("focal", FocalOptions)
+def focal(cfg: FocalOptions, num_classes: int, feature_dim: int) -> Loss:
+    """-(1 - p_y)^gamma log p_y (Lin et al. 2017)"""
     return Focal(num_classes, gamma=cfg.gamma, **_common(cfg))
 
 
 @LOSSES.register("bce")
 def bce(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
+    """binary cross-entropy summed over the K one-vs-all problems"""
     return BinaryCrossEntropy(num_classes, **_common(cfg))
 
 
-@LOSSES.register("pick_all_label")
-def pick_all_label(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
+@LOSSES.register("pick_all_label", PickAllOptions)
+def pick_all_label(cfg: PickAllOptions, num_classes: int, feature_dim: int) -> Loss:
+    """sum over the true labels of -log p_k, multi-hot targets (Li et al. 2023)"""
     return PickAllLabel(num_classes, normalize=cfg.normalize, **_common(cfg))
 
 
-@LOSSES.register("center")
-def center(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
-    return CenterLoss(num_classes, feature_dim, weight=cfg.center_weight, **_common(cfg))
-
-
-@LOSSES.register("standalone_center")
-def standalone_center(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
-    return StandaloneCenterLoss(
-        num_classes, feature_dim, w_intra=cfg.w_intra, w_inter=cfg.w_inter, **_common(cfg)
+@LOSSES.register("center", CenterLossOptions)
+def center(cfg: CenterLossOptions, num_classes: int, feature_dim: int) -> Loss:
+    """cross-entropy + lambda/2 ||h - c_y||^2, learned centers (Wen et al. 2016)"""
+    return CenterLoss(
+        num_classes, feature_dim, weight=cfg.center_weight, center_lr=cfg.center_lr, **_common(cfg)
     )
 
 
+@LOSSES.register("standalone_center", StandaloneOptions)
+def standalone_center(cfg: StandaloneOptions, num_classes: int, feature_dim: int) -> Loss:
+    """intra-class pull to learned centers, log inter-class push; no classifier (mo-vic 2019)"""
+    return StandaloneCenterLoss(
+        num_classes, feature_dim, w_intra=cfg.w_intra, w_inter=cfg.w_inter, center_lr=cfg.center_lr,
+        **_common(cfg),
+    )  # fmt: skip
+
+
 def build_loss(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
-    return LOSSES.get(cfg.name)(cfg, num_classes, feature_dim)
+    """The configured loss (a base `LossConfig` is first validated against the loss's own options)."""
+    from nclab.config import component_section
+
+    return LOSSES.get(cfg.name)(component_section("loss", cfg), num_classes, feature_dim)

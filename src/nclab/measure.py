@@ -20,12 +20,12 @@ from nclab.losses import Loss
 from nclab.metrics import NCAccumulator, stream_metrics
 from nclab.metrics.hooks import FeatureTap
 from nclab.metrics.multilabel import multilabel_metrics
-from nclab.metrics.nc import class_arrays, nc5
-from nclab.metrics.scores import compactness_terms, nearest_center_accuracy, stream_scores
+from nclab.metrics.nc import class_arrays, hits, nc5
+from nclab.metrics.scores import compactness_terms, stream_scores
 from nclab.metrics.stream import layer_metrics, train_metrics
-from nclab.models.head import additive_bias
+from nclab.models.head import linear_classifier
 
-__all__ = ["Measurement", "classifier", "measure"]
+__all__ = ["Measurement", "accuracy", "measure"]
 
 Batches = Iterable[tuple[Tensor, Tensor]]
 
@@ -43,42 +43,22 @@ class Measurement:
     classes: dict[str, Tensor] = field(default_factory=dict)
 
 
-def classifier(model: nn.Module) -> tuple[Tensor | None, Tensor | None, int]:
-    """(W, b, bias_sign) of the model's linear head with logits = W h + b; the stored bias parameter is
-    bias_sign * b (the BCE study's z = W h - b has bias_sign -1). W is None without a linear head."""
-    head = getattr(model, "head", None)
-    weight = getattr(head, "weight", None)
-    if weight is None:
-        return None, None, 1
-    return weight.detach(), additive_bias(head), int(getattr(head, "bias_sign", 1))
-
-
-def hits(logits: Tensor, targets: Tensor) -> Tensor:
-    """Correct argmax predictions in a batch (see `class_hits`)."""
-    return class_hits(logits.argmax(1), targets)
-
-
-def class_hits(pred: Tensor, targets: Tensor) -> Tensor:
-    """Correct predictions in a batch: pred == label, or for N x K targets (multi-hot, mixed) the
-    predicted class carries the target's largest weight."""
-    if targets.dim() == 1:
-        return (pred == targets).sum()
-    return (targets.gather(1, pred[:, None]).squeeze(1) == targets.max(1).values).sum()
-
-
 @torch.no_grad()
-def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> float | None:
-    """Accuracy of the model in eval mode over `batches` (e.g. the validation split); None without a head."""
-    if model.head is None:
-        return None
+def accuracy(model: nn.Module, loss_fn: Loss, batches: Batches) -> float | None:
+    """Accuracy of the loss's prediction rule, model in eval mode, over `batches` (e.g. the validation
+    split); None when the loss has no prediction rule for this model."""
     was_training = model.training
     model.eval()
     correct, n = 0, 0
     for x, y in batches:
-        correct += int(hits(model(x)[0], y))
+        pred = loss_fn.predict(*model(x))
+        if pred is None:
+            correct = None
+            break
+        correct += hits(pred, y)
         n += len(y)
     model.train(was_training)
-    return correct / n
+    return None if correct is None else int(correct) / n
 
 
 def _pass(
@@ -92,15 +72,16 @@ def _pass(
 ) -> float:
     """Forward one split; features go to `acc` (single-label) or are kept as (h, y) pairs, tapped layer
     features to their `layer_accs`. Returns the mean loss, accumulated on the device in float64 (no host sync
-    per batch)."""
+    per batch). A loss that does not read the logits gives the accumulator its own predictions."""
     total, n = None, 0
     for x, y in batches:
         logits, h = model(x)
-        loss = loss_fn.per_sample(None if logits is None else logits.float(), h.float(), y).double().sum()
+        logits = None if logits is None else logits.float()
+        loss = loss_fn.per_sample(logits, h.float(), y).double().sum()
         total = loss if total is None else total + loss
         n += len(y)
         if acc is not None:
-            acc.update(h, y)
+            acc.update(h, y, None if loss_fn.uses_logits else loss_fn.predict(logits, h.float()))
             for name, layer_acc in (layer_accs or {}).items():
                 layer_acc.update(tap.features.pop(name), y)
         else:
@@ -173,9 +154,9 @@ def measure(
     """train_loss, test_loss and every metric of the metric table for the model as it is now.
 
     Either split may be None (then its keys are absent). `features_per_class`: False keeps no features, an int
-    keeps that many per class of each split, None keeps all. Center-loss runs (`loss_fn.centers`) also get the
-    nearest-learned-centre accuracies `center_acc` / `test_center_acc`; losses that ignore the classifier
-    (`loss_fn.uses_logits` False) get null W metrics and are scored by nearest learned centre only.
+    keeps that many per class of each split, None keeps all. The loss adds its own keys per split
+    (`loss_fn.metrics`, e.g. center losses' `center_acc` / `test_center_acc`); a loss that ignores the
+    classifier (`loss_fn.uses_logits` False) gets null W metrics and accuracies of its own prediction rule.
     The measured loss is the mean per-sample loss whatever `loss.reduction` is. `layers`: named modules
     whose (pooled) outputs get the classifier-free metrics as `<layer>/<key>` (single-label only);
     `ood_batches`: an out-of-distribution set for `nc5`; `strict`: a class without samples is an error
@@ -183,8 +164,9 @@ def measure(
     """
     was_training = model.training
     model.eval()
-    weight, bias, sign = classifier(model) if loss_fn.uses_logits else (None, None, 1)
-    centers = getattr(loss_fn, "centers", None)
+    weight, bias, sign = (
+        linear_classifier(getattr(model, "head", None)) if loss_fn.uses_logits else (None, None, 1)
+    )
     kept: dict[str, list] = {"train": [], "test": []}
     out: dict[str, float | None] = {}
     scores: dict[str, Tensor] = {}
@@ -211,7 +193,7 @@ def measure(
             kept["train"] = [(h, y) for h, y, _ in train.kept]
         if test_batches is not None:
             centres = train.stats().centres() if train is not None else None
-            keep = features_per_class is not False or centers is not None
+            keep = features_per_class is not False or bool(loss_fn.extra_metrics)
             test = NCAccumulator(
                 num_classes, weight, bias, ncc_means=centres, keep_features=keep, strict=strict
             )
@@ -237,12 +219,10 @@ def measure(
             out |= layer_metrics(taps["train"].get(name), taps["test"].get(name), name)
     if tap is not None:
         tap.close()
-    if centers is not None and not multilabel:
+    if loss_fn.extra_metrics and not multilabel:
         for split, prefix in (("train", ""), ("test", "test_")):
             if kept[split]:
-                out[f"{prefix}center_acc"] = nearest_center_accuracy(*_cat(kept[split]), centers)
-        if not loss_fn.uses_logits:  # standalone center loss: evaluated by nearest learned center only
-            out["train_acc"], out["test_acc"] = out.get("center_acc"), out.get("test_center_acc")
+                out |= {prefix + k: v for k, v in loss_fn.metrics(*_cat(kept[split])).items()}
     features: dict[str, Tensor] = {}
     if features_per_class is not False:
         for split in ("train", "test"):

@@ -2,17 +2,22 @@
 
 Parameter groups (`param_groups`): backbone, classifier weight W, classifier bias b, each with its own
 weight decay (Zhu et al. 2021 decay W and b apart from the backbone; the BCE study decays b apart), and
-the loss's own parameters (learned centers: no decay, optionally their own lr). `lbfgs` is torch's
-L-BFGS over one flat group with the decays as an explicit penalty in its closure (Zhu et al. 2021).
+the groups the loss asks for (`Loss.param_groups`: learned centers, no decay, optionally their own lr).
+
+Each optimizer registers with its own options class (its lr default among them: sgd 0.05, adam/adamw 1e-3,
+lbfgs 0.1). An optimizer that needs a closure (`closure = True`: `lbfgs`, torch's L-BFGS over one flat
+group, Zhu et al. 2021, with the decays as an explicit `penalty()` in the objective) or cannot take clipped
+gradients (`clips = False`) or sharded batches (`shards = False`, distributed.py) says so; step.py asks.
 """
 
 from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 
@@ -22,7 +27,6 @@ from nclab.models import parameter_groups
 from nclab.registry import Registry
 
 __all__ = [
-    "LBFGS",
     "OPTIMIZERS",
     "build_optimizer",
     "build_scheduler",
@@ -32,7 +36,7 @@ __all__ = [
     "step_scheduler",
 ]
 
-OPTIMIZERS: Registry = Registry("optim")
+OPTIMIZERS: Registry = Registry("optim", OptimConfig)
 
 Groups = list[dict[str, Any]]
 
@@ -51,8 +55,7 @@ def param_groups(cfg: RunConfig, model: nn.Module, loss_fn: nn.Module) -> Groups
         {"name": name, "params": params, "lr": lr, "weight_decay": decay[name]}
         for name, params in parameter_groups(model).items()
     ]
-    centers = list(loss_fn.parameters())
-    groups.append({"name": "centers", "params": centers, "lr": cfg.loss.center_lr or lr, "weight_decay": 0.0})
+    groups += loss_fn.param_groups(lr)
     return [g for g in groups if g["params"]]
 
 
@@ -63,32 +66,70 @@ def _fused(groups: Groups) -> bool | None:
     return True if params and all(p.is_cuda for p in params) else None
 
 
-@OPTIMIZERS.register("sgd")
-def sgd(cfg: OptimConfig, groups: Groups) -> torch.optim.Optimizer:
+class SgdOptions(OptimConfig):
+    """SGD with momentum; weight decay per group."""
+
+    lr: float = Field(0.05, gt=0, description="initial learning rate")
+    momentum: float = Field(0.9, ge=0)
+    nesterov: bool = Field(False, description="Nesterov momentum; needs momentum > 0")
+
+    @model_validator(mode="after")
+    def _nesterov(self) -> SgdOptions:
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs momentum > 0; set optim.momentum=0.9 or optim.nesterov=false")
+        return self
+
+
+class AdamOptions(OptimConfig):
+    """Adam with coupled L2 decay (the 2021 study's `Adam`)."""
+
+    lr: float = Field(1e-3, gt=0, description="initial learning rate")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="running-average coefficients")
+
+
+class LbfgsOptions(OptimConfig):
+    """torch's L-BFGS with the decays as an explicit penalty (Zhu et al. 2021: lr 0.1, batch 2048)."""
+
+    lr: float = Field(0.1, gt=0, description="initial step length")
+    history_size: int = Field(10, ge=1, description="curvature pairs kept")
+    max_iter: int = Field(20, ge=1, description="iterations (closure evaluations) per batch")
+    line_search: Literal["strong_wolfe", "none"] = "strong_wolfe"
+
+
+@OPTIMIZERS.register("sgd", SgdOptions)
+def sgd(cfg: SgdOptions, groups: Groups) -> torch.optim.Optimizer:
     return torch.optim.SGD(
         groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, fused=_fused(groups)
     )
 
 
-@OPTIMIZERS.register("adam")
-def adam(cfg: OptimConfig, groups: Groups) -> torch.optim.Optimizer:
-    """Adam with coupled L2 decay (the 2021 study's `Adam`)."""
+@OPTIMIZERS.register("adam", AdamOptions)
+def adam(cfg: AdamOptions, groups: Groups) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, fused=_fused(groups))
 
 
-@OPTIMIZERS.register("adamw")
-def adamw(cfg: OptimConfig, groups: Groups) -> torch.optim.Optimizer:
+class AdamWOptions(AdamOptions):
     """AdamW, decoupled decay (Loshchilov & Hutter 2019; the BCE study)."""
+
+
+@OPTIMIZERS.register("adamw", AdamWOptions)
+def adamw(cfg: AdamWOptions, groups: Groups) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=_fused(groups))
 
 
 class LBFGS(torch.optim.LBFGS):
     """torch's L-BFGS (one flat group, no built-in decay); `penalty()` = sum_g wd_g/2 sum_{p in g} ||p||^2
-    goes into the closure's objective so the line search sees the regularised loss."""
+    goes into the closure's objective so the line search sees the regularised loss. Gradient clipping
+    would break the line search (`clips = False`), and so would a batch sharded over torchrun's processes
+    (`shards = False`)."""
 
-    def __init__(self, cfg: OptimConfig, groups: Groups) -> None:
+    clips = False
+    shards = False
+    closure = True  # stepped through a closure that re-evaluates the model (step.TrainStep)
+
+    def __init__(self, cfg: LbfgsOptions, groups: Groups) -> None:
         if len({g["lr"] for g in groups}) > 1:
-            raise ConfigError("lbfgs takes one learning rate; unset loss.center_lr")
+            raise ConfigError("lbfgs takes one learning rate; unset the loss's own lr (e.g. loss.center_lr)")
         super().__init__(
             [p for g in groups for p in g["params"]],
             lr=groups[0]["lr"],
@@ -102,13 +143,23 @@ class LBFGS(torch.optim.LBFGS):
         return sum(wd / 2 * sum(p.square().sum() for p in params) for wd, params in self.decays)
 
 
-@OPTIMIZERS.register("lbfgs")
-def lbfgs(cfg: OptimConfig, groups: Groups) -> torch.optim.Optimizer:
+@OPTIMIZERS.register("lbfgs", LbfgsOptions)
+def lbfgs(cfg: LbfgsOptions, groups: Groups) -> torch.optim.Optimizer:
     return LBFGS(cfg, groups)
 
 
-def build_optimizer(cfg: OptimConfig, groups: Groups) -> torch.optim.Optimizer:
-    return OPTIMIZERS.get(cfg.name)(cfg, groups)
+def build_optimizer(
+    cfg: OptimConfig, groups: Groups, clip_grad_norm: float | None = None
+) -> torch.optim.Optimizer:
+    """The configured optimizer (a base `OptimConfig` is first validated against its own options)."""
+    from nclab.config import component_section
+
+    optimizer = OPTIMIZERS.get(cfg.name)(component_section("optim", cfg), groups)
+    if clip_grad_norm and not getattr(optimizer, "clips", True):
+        raise ConfigError(
+            f"train.clip_grad_norm would break {cfg.name}'s line search; unset it or use another optim"
+        )
+    return optimizer
 
 
 def state_slots(cfg: OptimConfig) -> int:

@@ -1,9 +1,23 @@
-"""Name -> builder registries (timm style): add a model, loss or dataset by decorating one function."""
+"""Name -> builder registries (timm style): add a model, loss, dataset or optimizer by decorating one
+function, with its options beside it.
+
+    class FocalOptions(LossConfig):
+        gamma: float = Field(3.0, ge=0, description="exponent of (1 - p_y)")
+
+    @LOSSES.register("focal", FocalOptions)
+    def focal(cfg: FocalOptions, num_classes: int, feature_dim: int) -> Loss: ...
+
+The options class extends the section's base (config.LossConfig: the keys every loss takes); the run config
+validates the `loss:` section against the chosen loss's class, so `loss=focal loss.gamma=2` works and
+`loss=ce loss.gamma=2` is an error naming what ce takes (`nclab options loss ce`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, create_model
 
 from nclab.errors import ConfigError
 
@@ -11,17 +25,31 @@ T = TypeVar("T", bound=Callable)
 
 
 class Registry(Generic[T]):
-    """A dict of builders keyed by the names users type (`loss=focal`)."""
+    """A dict of builders keyed by the names users type (`loss=focal`), each with its options class."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, base: type[BaseModel] | None = None) -> None:
         self.kind = kind
+        self.base = base  # the section's common options; None: builders take no options
         self._items: dict[str, T] = {}
+        self._options: dict[str, type[BaseModel]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, options: type[BaseModel] | None = None) -> Callable[[T], T]:
+        """Decorator: `fn` builds component `name`; `options` (a subclass of the section's base) holds its
+        own keys, default the base alone. The registered class fixes `name` to this component; its docstring
+        (else `fn`'s) is the one-line description `nclab options` shows."""
+        options = options or self.base
+        if self.base is not None and not issubclass(options, self.base):
+            raise TypeError(f"options of {self.kind} {name!r} must extend {self.base.__name__}")
+
         def add(fn: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
             self._items[name] = fn
+            if options is not None:
+                doc = (options.__dict__.get("__doc__") if options is not self.base else None) or fn.__doc__
+                self._options[name] = create_model(
+                    options.__name__, __base__=options, __doc__=doc or name, name=(Literal[name], name)
+                )
             return fn
 
         return add
@@ -30,6 +58,11 @@ class Registry(Generic[T]):
         if name not in self._items:
             raise ConfigError(f"{self.kind}={name!r} is not one of: {', '.join(self.names())}")
         return self._items[name]
+
+    def options(self, name: str) -> type[BaseModel]:
+        """The options class of component `name` (its `name` field fixed to `name`)."""
+        self.get(name)
+        return self._options[name]
 
     def names(self) -> list[str]:
         return sorted(self._items)

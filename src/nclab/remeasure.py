@@ -80,7 +80,7 @@ def measure_checkpoints(
             strict=cfg.measure.strict,
         )
         if val is not None:
-            measured.record["val_acc"] = accuracy(model, val)
+            measured.record["val_acc"] = accuracy(model, loss_fn, val)
         yield epoch, measured
 
 

@@ -23,8 +23,7 @@ from nclab import distributed
 from nclab.config import TrainConfig
 from nclab.errors import warn
 from nclab.losses import Loss
-from nclab.measure import class_hits
-from nclab.optim import LBFGS
+from nclab.metrics.nc import hits
 
 __all__ = ["CapturedStep", "TrainStep", "autocast", "build_step", "capture_blocker", "prepare_model"]
 
@@ -97,7 +96,7 @@ class TrainStep:
             if self.cfg.clip_grad_norm:
                 nn.utils.clip_grad_norm_(self.params, self.cfg.clip_grad_norm)
             self.optimizer.step()
-        return per_sample.detach().sum().double(), class_hits(pred, y)
+        return per_sample.detach().sum().double(), hits(pred, y)
 
     def _lbfgs(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """One L-BFGS step on the batch (each closure a train-mode forward, as in Zhu et al. 2021); returns
@@ -111,14 +110,14 @@ class TrainStep:
             objective = self.reduce(per_sample) + optimizer.penalty()
             objective.backward()
             if not first:
-                first.append((per_sample.detach().sum().double(), class_hits(pred, y)))
+                first.append((per_sample.detach().sum().double(), hits(pred, y)))
             return objective
 
         optimizer.step(closure)
         return first[0]
 
     def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        if isinstance(self.optimizer, LBFGS):
+        if getattr(self.optimizer, "closure", False):
             return self._lbfgs(x, y)
         return self._update(x, y)
 
@@ -204,7 +203,7 @@ class CapturedStep(TrainStep):
         if self.cfg.clip_grad_norm:
             nn.utils.clip_grad_norm_(self.params, self.cfg.clip_grad_norm)
         self.optimizer.step()
-        return per_sample.detach().sum().double(), class_hits(pred, y)
+        return per_sample.detach().sum().double(), hits(pred, y)
 
 
 def capture_blocker(device: torch.device, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> str | None:
@@ -213,7 +212,7 @@ def capture_blocker(device: torch.device, optimizer: torch.optim.Optimizer, cfg:
         return f"needs a CUDA device (this run is on {device.type})"
     if distributed.world() > 1:
         return "is not captured under torchrun (DistributedDataParallel's gradient all-reduce runs eagerly)"
-    if isinstance(optimizer, LBFGS):
+    if getattr(optimizer, "closure", False):
         return "cannot capture lbfgs (its closure re-evaluates the model a data-dependent number of times)"
     if cfg.precision == "fp16":
         return "cannot capture fp16's gradient scaler (it checks for inf on the host); use precision=bf16"

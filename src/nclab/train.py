@@ -23,10 +23,10 @@ from torch import Tensor, nn
 from nclab import distributed
 from nclab.config import RunConfig, validate
 from nclab.data import class_names
-from nclab.errors import ConfigError, Interrupted, NclabError, RunError, TrainingDiverged
+from nclab.errors import Interrupted, NclabError, RunError, TrainingDiverged
 from nclab.measure import accuracy, measure
 from nclab.metrics import table
-from nclab.optim import LBFGS, build_optimizer, build_scheduler, param_groups, state_slots, step_scheduler
+from nclab.optim import build_optimizer, build_scheduler, param_groups, state_slots, step_scheduler
 from nclab.parts import Parts, build_parts, resolve_device
 from nclab.report.board import log_features, log_figures
 from nclab.runs import Run, checkpoint_epochs, load
@@ -90,11 +90,8 @@ def disk_plan(cfg: RunConfig, model: nn.Module, loss_fn: nn.Module) -> DiskPlan:
 def _optimization(
     cfg: RunConfig, parts: Parts
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | Any]:
-    optimizer = build_optimizer(cfg.optim, param_groups(cfg, parts.model, parts.loss_fn))
-    if isinstance(optimizer, LBFGS) and cfg.train.clip_grad_norm:
-        raise ConfigError(
-            "train.clip_grad_norm would break lbfgs's line search; unset it or use another optim"
-        )
+    groups = param_groups(cfg, parts.model, parts.loss_fn)
+    optimizer = build_optimizer(cfg.optim, groups, cfg.train.clip_grad_norm)
     return optimizer, build_scheduler(cfg.optim, optimizer, cfg.train.epochs)
 
 
@@ -272,7 +269,7 @@ def _fit(
                             ood_batches=parts.ood, strict=cfg.measure.strict,
                         )  # fmt: skip
                         if parts.val is not None:
-                            record["val_acc"] = accuracy(model, parts.val)
+                            record["val_acc"] = accuracy(model, loss_fn, parts.val)
                     record |= measured.record
                 with interrupts.held():
                     if measured is not None:

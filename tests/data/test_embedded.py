@@ -11,10 +11,10 @@ def gaussian(*extra, seed=0):
         None,
         [
             "data=gaussian",
-            "data.gaussian.classes=4",
-            "data.gaussian.per_class=50",
-            "data.gaussian.test_per_class=10",
-            "data.gaussian.dim=8",
+            "data.classes=4",
+            "data.train_per_class=50",
+            "data.test_per_class=10",
+            "data.dim=8",
             *extra,
         ],
     )
@@ -31,7 +31,7 @@ def test_gaussian_shapes_counts_and_seed():
 
 
 def test_gaussian_separation_sets_the_class_mean_norm():
-    s = gaussian("data.gaussian.separation=20", "data.gaussian.per_class=2000")
+    s = gaussian("data.separation=20", "data.train_per_class=2000")
     means = torch.stack([s.train_x[s.train_y == k].mean(0) for k in range(4)])
     assert torch.allclose(means.norm(dim=1), torch.full((4,), 20.0), atol=0.2)
     within = (s.train_x - means[s.train_y]).var(0)

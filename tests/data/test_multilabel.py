@@ -16,10 +16,10 @@ def mlab_cfg(root, *extra, name="mlab_mnist"):
     if not (root / "MNIST").exists():
         write_mnist(root / "MNIST" / "raw", 60, 40)
     sizes = [
-        "data.multilabel.single=3",
-        "data.multilabel.pair=2",
-        "data.multilabel.test_single=2",
-        "data.multilabel.test_pair=1",
+        "data.single=3",
+        "data.pair=2",
+        "data.test_single=2",
+        "data.test_pair=1",
     ]
     return resolve(None, [f"data={name}", f"data.root={root}", "data.download=false", *sizes, *extra]).data
 
@@ -109,8 +109,8 @@ def test_training_on_a_composed_set_measures_multilabel_metrics(tmp_path, capsys
     args = [
         f"out={tmp_path / 'runs'}", "name=ml", "data=mlab_mnist", f"data.root={tmp_path}",
         "data.download=false",
-        "data.multilabel.single=3", "data.multilabel.pair=2", "data.multilabel.test_single=2",
-        "data.multilabel.test_pair=1", "model=convnet", "loss=pick_all_label", "epochs=2", "--quiet",
+        "data.single=3", "data.pair=2", "data.test_single=2",
+        "data.test_pair=1", "model=convnet", "loss=pick_all_label", "epochs=2", "--quiet",
     ]  # fmt: skip
     assert main(["train", *args]) == 0
     run = load(tmp_path / "runs" / "ml")

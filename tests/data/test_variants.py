@@ -11,7 +11,7 @@ from nclab.errors import ConfigError, DataError
 from nclab.runs import load
 from nclab.train import train
 
-BASE = ["data=gaussian", "data.gaussian.classes=5", "data.gaussian.per_class=40", "data.gaussian.dim=4"]
+BASE = ["data=gaussian", "data.classes=5", "data.train_per_class=40", "data.dim=4"]
 
 
 def splits(*extra, seed=0):

@@ -10,7 +10,6 @@ from nclab.metrics.scores import (
     compactness,
     decision_scores,
     distinctiveness,
-    nearest_center_accuracy,
     score_summary,
     split_scores,
     uniform_accuracy,
@@ -81,9 +80,3 @@ def test_compactness_and_distinctiveness_on_a_simplex():
         40, k, generator=torch.Generator().manual_seed(0), dtype=torch.float64
     )
     assert 0 < compactness(noisy, y, k) < 1
-
-
-def test_nearest_center_accuracy():
-    centers = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
-    h = torch.tensor([[1.0, 0.0], [9.0, 1.0], [4.0, 0.0], [6.0, 0.0]])
-    assert nearest_center_accuracy(h, torch.tensor([0, 1, 1, 1]), centers) == 0.75

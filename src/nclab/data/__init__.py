@@ -1,4 +1,5 @@
-"""Datasets by name: `DATASETS.get(name)(config, seed) -> Splits`; `load_dataset` adds the variants.
+"""Datasets by name: `DATASETS.get(name)(options, seed) -> Splits`, each registered with its options class
+(extending config.DataConfig, the options every dataset takes); `load_dataset` adds the variants.
 
 Every dataset arrives as tensors (images as uint8 N x C x H x W with per-channel mean/std to apply
 on the device, tabular data as float32 N x D) so the loader can keep them on the device. Labels are
@@ -63,14 +64,16 @@ class DatasetInfo:
         return (3, 32, 32) if self.rgb32 and cfg.rgb32 else self.shape
 
 
-DATASETS: Registry = Registry("data")
+DATASETS: Registry = Registry("data", DataConfig)
 DATASET_INFO: dict[str, DatasetInfo] = {}
 
 
-def register(name: str, info: DatasetInfo) -> Callable:
+def register(name: str, info: DatasetInfo, options: type[DataConfig] | None = None) -> Callable:
+    """Decorator: dataset `name` with what `nclab data` shows and its own options (extending DataConfig)."""
+
     def deco(fn: Callable) -> Callable:
         DATASET_INFO[name] = info
-        return DATASETS.register(name)(fn)
+        return DATASETS.register(name, options)(fn)
 
     return deco
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from pydantic import Field
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -38,15 +39,26 @@ def digits(cfg: DataConfig, seed: int) -> Splits:
     return Splits(tensor(x_tr), torch.from_numpy(y_tr), tensor(x_te), torch.from_numpy(y_te), num_classes=10)
 
 
+class GaussianOptions(DataConfig):
+    """K-class Gaussian mixture x = mu_y + N(0, I), means of norm `separation` in random directions."""
+
+    classes: int = Field(10, ge=2, description="K, the number of mixture components")
+    train_per_class: int = Field(500, ge=1, description="train samples per class")
+    test_per_class: int = Field(100, ge=1, description="test samples per class")
+    dim: int = Field(32, ge=1, description="input dimension")
+    separation: float = Field(4.0, ge=0, description="norm of each class mean; the noise is N(0, I)")
+
+
 @register(
     "gaussian",
-    DatasetInfo("K-class Gaussian mixture (data.gaussian.*): x = mu_y + N(0, I)", 5000, 1000, (32,), 10),
+    DatasetInfo("K-class Gaussian mixture: x = mu_y + N(0, I)", 5000, 1000, (32,), 10),
+    GaussianOptions,
 )
-def gaussian(cfg: DataConfig, seed: int) -> Splits:
+def gaussian(cfg: GaussianOptions, seed: int) -> Splits:
     """Class means mu_k = separation * u_k, u_k uniform on the unit sphere of R^dim; x = mu_y + e,
     e ~ N(0, I).
     Train and test share the means; labels are class-major (the loader shuffles)."""
-    g = cfg.gaussian
+    g = cfg
     gen = torch.Generator().manual_seed(seed)
     means = torch.randn(g.classes, g.dim, generator=gen)
     means = g.separation * means / means.norm(dim=1, keepdim=True)
@@ -55,4 +67,4 @@ def gaussian(cfg: DataConfig, seed: int) -> Splits:
         y = torch.arange(g.classes).repeat_interleave(per_class)
         return means[y] + torch.randn(len(y), g.dim, generator=gen), y
 
-    return Splits(*sample(g.per_class), *sample(g.test_per_class), num_classes=g.classes)
+    return Splits(*sample(g.train_per_class), *sample(g.test_per_class), num_classes=g.classes)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from pydantic import Field
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -104,13 +105,22 @@ def require_single_label_classes(splits: Splits, name: str) -> None:
         if missing:
             raise DataError(
                 f"{name}: classes {missing} have no single-label {split} sample, and the multi-label NC "
-                "metrics are measured on single-label samples; compose with data.multilabel.single and "
-                "test_single >= 1, or use files holding single-label images of every class"
+                "metrics are measured on single-label samples; compose with data.single and "
+                "data.test_single >= 1, or use files holding single-label images of every class"
             )
 
 
-def _cache(cfg: DataConfig, name: str, seed: int) -> Path:
-    m = cfg.multilabel
+class MultiLabelOptions(DataConfig):
+    """Composition sizes of Li et al. 2023: 3100 single + 200 per class pair train, 800 + 50 test."""
+
+    single: int = Field(3100, ge=0, description="train images per class with one label")
+    pair: int = Field(200, ge=0, description="train images per pair of classes with two labels")
+    test_single: int = Field(800, ge=0, description="test images per class with one label")
+    test_pair: int = Field(50, ge=0, description="test images per pair of classes")
+
+
+def _cache(cfg: MultiLabelOptions, name: str, seed: int) -> Path:
+    m = cfg
     return (
         Path(cfg.root)
         / "multilabel"
@@ -118,13 +128,13 @@ def _cache(cfg: DataConfig, name: str, seed: int) -> Path:
     )
 
 
-def _composed(cfg: DataConfig, seed: int, name: str, base: str) -> Splits:
+def _composed(cfg: MultiLabelOptions, seed: int, name: str, base: str) -> Splits:
     path = _cache(cfg, name, seed)
     if path.is_file():
         t = load_file(path)
         return Splits(t["train_x"], t["train_y"], t["test_x"], t["test_y"], t["train_y"].shape[1])
     src = DATASETS.get(base)(cfg.model_copy(update={"rgb32": False}), seed)
-    m, rolled, gen = cfg.multilabel, src.train_x.shape[1] == 1, torch.Generator().manual_seed(seed)
+    m, rolled, gen = cfg, src.train_x.shape[1] == 1, torch.Generator().manual_seed(seed)
     train = compose(src.train_x, src.train_y, src.num_classes, m.single, m.pair, rolled, gen)
     test = compose(src.test_x, src.test_y, src.num_classes, m.test_single, m.test_pair, rolled, gen)
     _save(path, *train, *test)
@@ -154,8 +164,9 @@ def _cache_where(name: str):
         _cache_where("mlab_mnist"),
         lambda cfg: DATASET_INFO["mnist"].names(cfg),
     ),
+    MultiLabelOptions,
 )
-def mlab_mnist(cfg: DataConfig, seed: int) -> Splits:
+def mlab_mnist(cfg: MultiLabelOptions, seed: int) -> Splits:
     return _composed(cfg, seed, "mlab_mnist", "mnist")
 
 
@@ -170,8 +181,9 @@ def mlab_mnist(cfg: DataConfig, seed: int) -> Splits:
         _cache_where("mlab_fashion_mnist"),
         lambda cfg: DATASET_INFO["fashion_mnist"].names(cfg),
     ),
+    MultiLabelOptions,
 )
-def mlab_fashion_mnist(cfg: DataConfig, seed: int) -> Splits:
+def mlab_fashion_mnist(cfg: MultiLabelOptions, seed: int) -> Splits:
     return _composed(cfg, seed, "mlab_fashion_mnist", "fashion_mnist")
 
 
@@ -186,8 +198,9 @@ def mlab_fashion_mnist(cfg: DataConfig, seed: int) -> Splits:
         _cache_where("mlab_cifar10"),
         lambda cfg: DATASET_INFO["cifar10"].names(cfg),
     ),
+    MultiLabelOptions,
 )
-def mlab_cifar10(cfg: DataConfig, seed: int) -> Splits:
+def mlab_cifar10(cfg: MultiLabelOptions, seed: int) -> Splits:
     return _composed(cfg, seed, "mlab_cifar10", "cifar10")
 
 

@@ -62,7 +62,7 @@ def apply_variants(splits: Splits, cfg: DataConfig, seed: int) -> Splits:
     if splits.multilabel:
         raise ConfigError(
             f"data.per_class, imbalance, val_fraction, random_labels need single-label data; {cfg.name} "
-            "is multi-label (its composition sizes are data.multilabel.*)"
+            "is multi-label (its composition sizes are data.*)"
         )
     x, y, k = splits.train_x, splits.train_y, splits.num_classes
     if cfg.per_class is not None or cfg.imbalance != "none":

@@ -24,8 +24,10 @@ __all__ = [
     "ClassStats",
     "MissingClasses",
     "NearestCentre",
+    "accuracy",
     "class_arrays",
     "etf_distance",
+    "hits",
     "metrics_from_stats",
     "nc5",
     "nc_metrics",
@@ -293,8 +295,18 @@ def ncc_predict(h: Tensor, means: Tensor) -> Tensor:
     return NearestCentre(means)(h)
 
 
-def _fraction(mask: Tensor) -> float:
-    return mask.double().mean().item()
+def hits(pred: Tensor, targets: Tensor) -> Tensor:
+    """Correct predictions in a batch, a count left on the device: pred == label, or for N x K target rows
+    (multi-hot, mixed) the predicted class carries the row's largest weight. Every accuracy counts here."""
+    targets = targets.to(pred.device)
+    if targets.dim() == 1:
+        return (pred == targets).sum()
+    return (targets.gather(1, pred[:, None]).squeeze(1) == targets.max(1).values).sum()
+
+
+def accuracy(pred: Tensor, targets: Tensor) -> float:
+    """hits / N."""
+    return hits(pred, targets).item() / len(targets)
 
 
 def nc4_per_class(mismatch: Tensor, counts: Tensor) -> tuple[dict[str, float], Tensor]:
@@ -337,10 +349,10 @@ def summary_metrics(
     """`nc_metrics` from a train split already summarised with the same (weight, bias)."""
     k = train.stats.num_classes
     out = metrics_from_stats(train.stats, weight, bias)
-    out["ncc_acc"] = _fraction(train.ncc == train.labels)
+    out["ncc_acc"] = accuracy(train.ncc, train.labels)
     has_w = train.pred is not None
-    out["train_acc"] = _fraction(train.pred == train.labels) if has_w else None
-    out["nc4_ncc"] = _fraction(train.pred != train.ncc) if has_w else None
+    out["train_acc"] = accuracy(train.pred, train.labels) if has_w else None
+    out["nc4_ncc"] = 1 - accuracy(train.pred, train.ncc) if has_w else None
     out |= dict.fromkeys(["nc4_ncc_class_max", "nc4_ncc_class_mean"])
     if has_w:
         mismatch = torch.bincount(train.labels[train.pred != train.ncc], minlength=k)
@@ -348,7 +360,7 @@ def summary_metrics(
     if test_features is not None and test_labels is not None:
         test = summarize_split(test_features, test_labels, k, weight, bias, ncc_means=train.stats.centres())
         out["test_nc1"] = nc1_from_stats(test.stats)
-        out["test_ncc_acc"] = _fraction(test.ncc == test.labels)
-        out["test_acc"] = _fraction(test.pred == test.labels) if has_w else None
-        out["test_nc4_ncc"] = _fraction(test.pred != test.ncc) if has_w else None
+        out["test_ncc_acc"] = accuracy(test.ncc, test.labels)
+        out["test_acc"] = accuracy(test.pred, test.labels) if has_w else None
+        out["test_nc4_ncc"] = 1 - accuracy(test.pred, test.ncc) if has_w else None
     return out

@@ -1,5 +1,5 @@
-"""Decision scores, biases, uniform accuracy, compactness/distinctiveness, nearest-centre accuracy
-(SPEC.md, "Other measurements"). Pure functions, float64.
+"""Decision scores, biases, uniform accuracy, compactness/distinctiveness (SPEC.md, "Other measurements";
+the nearest-learned-centre accuracy is the center losses' own metric, losses.py). Pure functions, float64.
 
 Decision scores are bias-free, s_ik = w_k . h_i (BCE vs CE, 2025). The logits add the bias with a sign:
 z = s + b for nclab's heads (nn.Linear), z = s - b under the BCE study's convention (b as a threshold);
@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from nclab.metrics.geometry import Running, pair_geometry
-from nclab.metrics.nc import ncc_predict, row_chunk, summarize_split
+from nclab.metrics.nc import row_chunk, summarize_split
 
 __all__ = [
     "QUANTILES",
@@ -20,7 +20,6 @@ __all__ = [
     "compactness_terms",
     "decision_scores",
     "distinctiveness",
-    "nearest_center_accuracy",
     "score_summary",
     "split_scores",
     "stream_scores",
@@ -178,9 +177,3 @@ def distinctiveness(means: Tensor, global_mean: Tensor) -> float:
     """nclab's definition: min over k != j of the angle (degrees) between mu_k - mu_G and mu_j - mu_G
     (tiled over pairs: `geometry.pair_geometry`; measured epochs take it from `metrics_from_stats`)."""
     return pair_geometry(means.to(torch.float64) - global_mean.to(torch.float64))["distinctiveness"]
-
-
-def nearest_center_accuracy(features: Tensor, labels: Tensor, centers: Tensor) -> float:
-    """Accuracy of argmin_k ||h_i - c_k|| with given (e.g. learned center-loss) centres c (K, d)."""
-    pred = ncc_predict(features.detach(), centers.detach().to(torch.float64))
-    return (pred == labels.to(pred.device)).double().mean().item()

@@ -25,6 +25,7 @@ from nclab.metrics.nc import (
     NearestCentre,
     between_directions,
     global_mean,
+    hits,
     linear_logits,
     metrics_from_stats,
     nc1_from_stats,
@@ -62,6 +63,7 @@ class NCAccumulator:
         self.class_ss: Tensor | None = None
         self.scatter: Tensor | None = None
         self.correct = 0
+        self.scored = False  # predictions were counted (a classifier, or predictions given to `update`)
         self.ncc_correct = 0
         self.ncc_mismatch = 0
         self.kept: list[tuple[Tensor, Tensor, Tensor | None]] = []
@@ -75,8 +77,9 @@ class NCAccumulator:
         self.scatter = torch.zeros(d, d, **f64)
 
     @torch.no_grad()
-    def update(self, features: Tensor, labels: Tensor) -> None:
-        """Add one batch: features (B, d) in any float dtype, labels (B,)."""
+    def update(self, features: Tensor, labels: Tensor, pred: Tensor | None = None) -> None:
+        """Add one batch: features (B, d) in any float dtype, labels (B,); `pred` the model's class decisions
+        when they do not come from the classifier (W, b) (default: argmax of W h + b in float64)."""
         h = features.detach().to(torch.float64)
         y = labels.to(h.device, torch.long)
         if self.counts is None:
@@ -87,15 +90,16 @@ class NCAccumulator:
         else:  # only the classes in this batch: O(B d^2) whatever K is
             rows, local = torch.unique(y, return_inverse=True)
         self._merge(h, rows, local)
-        pred = None
-        if self.weight is not None:
+        if pred is None and self.weight is not None:
             step = row_chunk(self.num_classes)
             chunks = [linear_logits(h[s : s + step], self.weight, self.bias) for s in range(0, len(h), step)]
             pred = torch.cat([z.argmax(1) for z in chunks])
-            self.correct = self.correct + (pred == y).sum()  # stays on the device until read
+        if pred is not None:
+            self.scored = True
+            self.correct = self.correct + hits(pred, y)  # stays on the device until read
         if self.ncc is not None:
             ncc = self.ncc(h)
-            self.ncc_correct = self.ncc_correct + (ncc == y).sum()
+            self.ncc_correct = self.ncc_correct + hits(ncc, y)
             if pred is not None:
                 self.ncc_mismatch = self.ncc_mismatch + (ncc != pred).sum()
         if self.keep_features:
@@ -152,7 +156,7 @@ def stream_metrics(train: NCAccumulator | None, test: NCAccumulator | None = Non
         has_w, has_ncc = test.weight is not None, test.ncc is not None
         out["test_nc1"] = nc1_from_stats(test.stats())
         out["test_ncc_acc"] = int(test.ncc_correct) / test.n if has_ncc else None
-        out["test_acc"] = int(test.correct) / test.n if has_w else None
+        out["test_acc"] = int(test.correct) / test.n if test.scored else None
         out["test_nc4_ncc"] = int(test.ncc_mismatch) / test.n if has_w and has_ncc else None
     return out
 
@@ -162,7 +166,7 @@ def train_metrics(train: NCAccumulator) -> tuple[dict[str, float | None], dict[s
     without kept features or classifier)."""
     stats = train.stats()
     out = metrics_from_stats(stats, train.weight, train.bias)
-    out["train_acc"] = int(train.correct) / train.n if train.weight is not None else None
+    out["train_acc"] = int(train.correct) / train.n if train.scored else None
     out |= dict.fromkeys(["ncc_acc", "nc4_ncc", "nc4_ncc_class_max", "nc4_ncc_class_mean"])
     arrays: dict[str, Tensor] = {}
     if train.kept:
@@ -171,7 +175,7 @@ def train_metrics(train: NCAccumulator) -> tuple[dict[str, float | None], dict[s
         mismatch = torch.zeros(train.num_classes, dtype=torch.float64, device=stats.means.device)
         for h, y, pred in train.kept:
             ncc = centres(h)
-            ncc_ok = ncc_ok + (ncc == y).sum()
+            ncc_ok = ncc_ok + hits(ncc, y)
             if pred is not None:
                 mismatch.index_add_(0, y, (ncc != pred).to(torch.float64))
         out["ncc_acc"] = int(ncc_ok) / train.n

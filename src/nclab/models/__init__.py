@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from nclab.config import RunConfig
+from nclab.config import ModelConfig, RunConfig
 from nclab.errors import ConfigError
 from nclab.models.head import build_head
 from nclab.registry import Registry
@@ -32,7 +32,7 @@ __all__ = [
     "whole",
 ]
 
-MODELS: Registry = Registry("model")
+MODELS: Registry = Registry("model", ModelConfig)
 
 
 class Classifier(nn.Module):

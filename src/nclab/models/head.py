@@ -20,7 +20,15 @@ from torch import Tensor, nn
 from nclab.config import HeadConfig
 from nclab.errors import ConfigError
 
-__all__ = ["ETFHead", "LinearHead", "additive_bias", "bias_pattern", "build_head", "simplex_etf"]
+__all__ = [
+    "ETFHead",
+    "LinearHead",
+    "additive_bias",
+    "bias_pattern",
+    "build_head",
+    "linear_classifier",
+    "simplex_etf",
+]
 
 
 class LinearHead(nn.Linear):
@@ -53,6 +61,17 @@ def additive_bias(head: nn.Module) -> Tensor | None:
     """s b: the bias as it enters z = W h + b."""
     bias = getattr(head, "bias", None)
     return bias if bias is None or getattr(head, "bias_sign", 1) == 1 else -bias
+
+
+def linear_classifier(head: nn.Module | None) -> tuple[Tensor | None, Tensor | None, int]:
+    """(W, b, bias_sign) of a head with logits = W h + b, detached, for the metrics; the stored bias parameter
+    is bias_sign * b (the BCE study's z = W h - b has bias_sign -1). W is None without a linear classifier
+    (no head, or a head without `weight`)."""
+    weight = getattr(head, "weight", None)
+    if weight is None:
+        return None, None, 1
+    bias = additive_bias(head)
+    return weight.detach(), None if bias is None else bias.detach(), int(getattr(head, "bias_sign", 1))
 
 
 def simplex_etf(num_classes: int, dim: int, seed: int) -> Tensor:
