@@ -101,4 +101,4 @@ def test_options_listing(capsys):
     assert "optim.lr" in out and "0.001" in out and "optim.betas" in out and "momentum" not in out
     assert main(["options", "loss", "nope"]) == 2
     assert "loss='nope' is not one of" in capsys.readouterr().err
-    assert main(["options", "head"]) == 1
+    assert main(["options", "head"]) == 2

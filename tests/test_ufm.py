@@ -80,7 +80,7 @@ def test_mse_norms_and_bias_match_the_closed_form(tmp_path, bias, lambda_b, rank
     sim = ufm(tmp_path, "loss=mse", "loss.scale=2", f"bias={bias}", f"lambda_b={lambda_b}", "iterations=3000")
     cfg = sim.run.config()
     alpha = mse_alpha(LOSSES.get("mse")(cfg.loss, 4, 6), cfg)
-    assert alpha == pytest.approx(1.0)  # nclab's mse sums the K squared errors
+    assert alpha == pytest.approx(1 / 4)  # nclab's mse averages the K squared errors (SPEC.md)
     w_sq, h_sq = mse_norms(4, 4, 5e-3, 5e-3, 2.0, alpha, rank)
     assert rel(sim.W.square().sum().item(), w_sq) < 0.01
     assert rel(sim.H.square().sum().item(), h_sq) < 0.01
@@ -95,12 +95,13 @@ def test_mse_norms_and_bias_match_the_closed_form(tmp_path, bias, lambda_b, rank
 
 
 def test_mse_below_the_threshold_has_zero_features(tmp_path):
-    # threshold sqrt(n lambda_W lambda_H) >= 2 alpha s / K = 0.5: 0.6 above it, 0.4 below it
-    sim = ufm(tmp_path, "loss=mse", "lambda_W=0.3", "lambda_H=0.3", "name=zero")
+    # alpha = 1/K: the sum-over-K problem with the lambdas times K, so the threshold
+    # sqrt(n lambda_W lambda_H) >= 2 alpha s / K = 0.125: 0.15 above it, 0.1 below it
+    sim = ufm(tmp_path, "loss=mse", "lambda_W=0.075", "lambda_H=0.075", "name=zero")
     assert sim.H.norm(dim=1).max() < 1e-6 and sim.W.norm() < 1e-6
     assert any("W = H = 0" in n for n in sim.notes) and all(c.passed for c in sim.checks)
-    alive = ufm(tmp_path, "loss=mse", "lambda_W=0.2", "lambda_H=0.2", "name=alive")
-    w_sq, h_sq = mse_norms(4, 4, 0.2, 0.2, 1.0, 1.0, 3)
+    alive = ufm(tmp_path, "loss=mse", "lambda_W=0.05", "lambda_H=0.05", "name=alive")
+    w_sq, h_sq = mse_norms(4, 4, 0.05, 0.05, 1.0, 1 / 4, 3)
     assert rel(alive.W.square().sum().item(), w_sq) < 0.01 and rel(alive.H.square().sum().item(), h_sq) < 0.01
 
 
@@ -230,7 +231,9 @@ class NeedsImages(CrossEntropy):
     ],
 )
 def test_bad_input_is_one_error_line_and_no_run_dir(tmp_path, capsys, monkeypatch, args, message):
-    monkeypatch.setitem(LOSSES._items, "images", lambda cfg, k, d: NeedsImages(k))
+    for table_ in ("_items", "_options"):  # registered for this test only
+        monkeypatch.setattr(LOSSES, table_, dict(getattr(LOSSES, table_)))
+    LOSSES.register("images")(lambda cfg, k, d: NeedsImages(k))
     assert main(["ufm", f"out={tmp_path / 'runs'}", *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err

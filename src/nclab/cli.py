@@ -457,7 +457,7 @@ def cmd_options(args: argparse.Namespace) -> None:
             print(f"{section}: {', '.join(registry(section).names())}")
         return
     if args.section not in COMPONENTS:
-        raise NclabError(f"nclab options {args.section}: choose a section from {', '.join(COMPONENTS)}")
+        raise ConfigError(f"nclab options {args.section}: choose a section from {', '.join(COMPONENTS)}")
     reg = registry(args.section)
     if args.name is None:
         table = Table(

@@ -22,7 +22,6 @@ from pydantic import (
     Field,
     SerializeAsAny,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -256,6 +255,11 @@ class OptimConfig(Section):
             raise ValueError("milestones are increasing fractions of the epochs in (0, 1], e.g. [0.5, 0.75]")
         return v
 
+    def state_slots(self) -> int:
+        """Tensors of each parameter's size the optimizer keeps (its share of a resume state, for
+        `train.disk_plan`); an optimizer's options class says its own, default two (Adam's moments)."""
+        return 2
+
     @model_validator(mode="after")
     def _compatible(self) -> OptimConfig:
         if self.warmup_epochs and self.schedule == "plateau":
@@ -347,6 +351,30 @@ MOVED = {
 }
 
 
+LIFTED = {"gaussian": {"per_class": "train_per_class"}, "multilabel": {}}  # data.<sub>.<key> -> data.<key>
+
+
+def stored_tree(tree: dict[str, Any]) -> dict[str, Any]:
+    """A run directory's config tree as this version reads it. Runs written before components owned their
+    options hold every component's options in one shared section (and the data.gaussian / data.multilabel
+    sub-sections): the keys of the chosen component are kept (the sub-sections lifted into `data`), the
+    others, which that run never used, dropped (a `kind: ufm` tree has one component section, its loss).
+    A current tree comes back unchanged."""
+    tree = dict(tree)
+    for section in ["loss"] if tree.get("kind") == "ufm" else COMPONENTS:
+        value, reg = tree.get(section), registry(section)
+        name = value.get("name", reg.base.model_fields["name"].default) if isinstance(value, dict) else None
+        if not isinstance(name, str) or name not in reg:
+            continue
+        value = dict(value)
+        for sub, renames in LIFTED.items() if section == "data" else ():
+            for key, v in (value.pop(sub, None) or {}).items():
+                value.setdefault(renames.get(key, key), v)
+        fields = reg.options(name).model_fields
+        tree[section] = {k: v for k, v in value.items() if k in fields}
+    return tree
+
+
 def registry(section: str) -> Registry:
     """The registry of a component section, imported lazily (registries import this module)."""
     module, name = COMPONENTS[section]
@@ -362,7 +390,7 @@ def component_section(section: str, value: Any) -> Section:
             return value
         value = value.model_dump()
     if not isinstance(value, dict):
-        raise ConfigError(f"{section}: expected a section of keys, got {value!r}")
+        raise ConfigError(f"{section}: expected a section of keys, got {_clip(repr(value))}")
     name = value.get("name", reg.base.model_fields["name"].default)
     if not isinstance(name, str) or name not in reg:
         raise ConfigError(f"{section}.name: {name!r} is not one of: {', '.join(reg.names())}")
@@ -372,6 +400,14 @@ def component_section(section: str, value: Any) -> Section:
     except ValidationError as exc:
         problems = [_describe(e, options, [section], reg) for e in exc.errors()]
         raise ConfigError("; ".join(problems)) from None
+
+
+def component_validator(*fields: str) -> Any:
+    """The before-validator of component sections `fields` (each validated by `component_section`), for
+    RunConfig and other top-level configs that hold one (ufm.UFMConfig's loss)."""
+    return field_validator(*fields, mode="before")(
+        lambda value, info: component_section(info.field_name, value)
+    )
 
 
 class RunConfig(Section):
@@ -389,10 +425,7 @@ class RunConfig(Section):
     train: TrainConfig = TrainConfig()
     measure: MeasureConfig = MeasureConfig()
 
-    @field_validator(*COMPONENTS, mode="before")
-    @classmethod
-    def _component(cls, value: Any, info: ValidationInfo) -> Section:
-        return component_section(info.field_name, value)
+    _component = component_validator(*COMPONENTS)
 
     @field_validator("name")
     @classmethod

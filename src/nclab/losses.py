@@ -15,6 +15,8 @@ metrics/table.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -24,7 +26,7 @@ from nclab.config import LossConfig
 from nclab.metrics.nc import accuracy, ncc_predict
 from nclab.registry import Registry
 
-__all__ = ["LOSSES", "Loss", "build_loss"]
+__all__ = ["LOSSES", "Loss", "build_loss", "losses_where"]
 
 LOSSES: Registry = Registry("loss", LossConfig)
 
@@ -318,3 +320,9 @@ def build_loss(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
     from nclab.config import component_section
 
     return LOSSES.get(cfg.name)(component_section("loss", cfg), num_classes, feature_dim)
+
+
+def losses_where(test: Callable[[Loss], bool]) -> list[str]:
+    """The registered losses (each built with its default options, K = d = 2) that pass `test`: what an
+    error line offers instead of a loss that does not fit (e.g. losses without logits, multi-label ones)."""
+    return [n for n in LOSSES.names() if test(LOSSES.get(n)(LOSSES.options(n)(), 2, 2))]

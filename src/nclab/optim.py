@@ -5,9 +5,10 @@ weight decay (Zhu et al. 2021 decay W and b apart from the backbone; the BCE stu
 the groups the loss asks for (`Loss.param_groups`: learned centers, no decay, optionally their own lr).
 
 Each optimizer registers with its own options class (its lr default among them: sgd 0.05, adam/adamw 1e-3,
-lbfgs 0.1). An optimizer that needs a closure (`closure = True`: `lbfgs`, torch's L-BFGS over one flat
-group, Zhu et al. 2021, with the decays as an explicit `penalty()` in the objective) or cannot take clipped
-gradients (`clips = False`) or sharded batches (`shards = False`, distributed.py) says so; step.py asks.
+lbfgs 0.1; `state_slots()`: the parameter-sized tensors it keeps, for the disk plan). An optimizer that
+needs a closure (`closure = True`: `lbfgs`, torch's L-BFGS over one flat group, Zhu et al. 2021, with the
+decays as an explicit `penalty()` in the objective) or cannot take clipped gradients (`clips = False`) or
+sharded batches (`shards = False`, distributed.py) says so; step.py asks.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ __all__ = [
     "build_scheduler",
     "lr_factor",
     "param_groups",
-    "state_slots",
     "step_scheduler",
 ]
 
@@ -79,6 +79,10 @@ class SgdOptions(OptimConfig):
             raise ValueError("nesterov needs momentum > 0; set optim.momentum=0.9 or optim.nesterov=false")
         return self
 
+    def state_slots(self) -> int:
+        """The momentum buffer, if any."""
+        return int(self.momentum > 0)
+
 
 class AdamOptions(OptimConfig):
     """Adam with coupled L2 decay (the 2021 study's `Adam`)."""
@@ -94,6 +98,10 @@ class LbfgsOptions(OptimConfig):
     history_size: int = Field(10, ge=1, description="curvature pairs kept")
     max_iter: int = Field(20, ge=1, description="iterations (closure evaluations) per batch")
     line_search: Literal["strong_wolfe", "none"] = "strong_wolfe"
+
+    def state_slots(self) -> int:
+        """2 x history_size curvature directions, the search direction and the last gradient."""
+        return 2 * self.history_size + 2
 
 
 @OPTIMIZERS.register("sgd", SgdOptions)
@@ -160,16 +168,6 @@ def build_optimizer(
             f"train.clip_grad_norm would break {cfg.name}'s line search; unset it or use another optim"
         )
     return optimizer
-
-
-def state_slots(cfg: OptimConfig) -> int:
-    """Tensors of each parameter's size the optimizer keeps (its share of a resume state): sgd's momentum
-    buffer, adam/adamw's two moments, lbfgs's 2 x history_size directions, its direction and last gradient."""
-    if cfg.name == "sgd":
-        return int(cfg.momentum > 0)
-    if cfg.name == "lbfgs":
-        return 2 * cfg.history_size + 2
-    return 2
 
 
 def lr_factor(cfg: OptimConfig, epochs: int, t: int) -> float:

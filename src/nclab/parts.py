@@ -3,17 +3,18 @@ random labels), model and loss on the configured device, and the loaders. Below 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from nclab import distributed
-from nclab.config import RunConfig
+from nclab.config import DataConfig, RunConfig, component_section
 from nclab.data import Splits, load_dataset
 from nclab.data.loader import DeviceLoader, eval_loader, loaders
 from nclab.data.multilabel import require_single_label_classes
 from nclab.errors import ConfigError, NclabError
-from nclab.losses import Loss, build_loss
+from nclab.losses import Loss, build_loss, losses_where
 from nclab.models import Classifier, build_model
 
 __all__ = ["Parts", "build_parts", "resolve_device"]
@@ -53,12 +54,12 @@ def build_parts(cfg: RunConfig, labels: torch.Tensor | None = None) -> Parts:
     if model.head is None and loss_fn.uses_logits:
         raise ConfigError(
             f"head.kind=none leaves no logits for loss={cfg.loss.name}; use a loss on the features "
-            "(loss=standalone_center) or head.kind=linear"
+            f"({_choices(lambda loss: not loss.uses_logits)}) or head.kind=linear"
         )
     if splits.multilabel and not loss_fn.multilabel:
         raise ConfigError(
             f"loss={cfg.loss.name} takes one label per sample but data={cfg.data.name} is multi-label; "
-            "use loss=bce or loss=pick_all_label"
+            f"use {_choices(lambda loss: loss.multilabel)}"
         )
     train, data = cfg.train, cfg.data
     batches = loaders(
@@ -70,11 +71,16 @@ def build_parts(cfg: RunConfig, labels: torch.Tensor | None = None) -> Parts:
     return Parts(splits, model, loss_fn, *batches, val, ood_loader(cfg, splits, batches[2]))
 
 
+def _choices(test: Callable[[Loss], bool]) -> str:
+    return " or ".join(f"loss={name}" for name in losses_where(test))
+
+
 def ood_loader(cfg: RunConfig, splits: Splits, like: DeviceLoader) -> DeviceLoader | None:
     """The `measure.ood` dataset's test split with this run's normalisation (None when not set)."""
     if cfg.measure.ood is None:
         return None
-    ood = load_dataset(cfg.data.model_copy(update={"name": cfg.measure.ood}), cfg.seed)
+    common = cfg.data.model_dump(include=set(DataConfig.model_fields))  # not the run dataset's own options
+    ood = load_dataset(component_section("data", common | {"name": cfg.measure.ood}), cfg.seed)
     if ood.input_shape != splits.input_shape:
         raise ConfigError(
             f"measure.ood={cfg.measure.ood} has inputs {ood.input_shape}, the model takes "

@@ -37,7 +37,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from nclab import distributed
-from nclab.config import RunConfig, read_yaml, validate_any
+from nclab.config import RunConfig, read_yaml, stored_tree, validate_any
 from nclab.errors import ConfigError, CorruptFile, RunError, RunLocked, WriteError, warn
 from nclab.state import Stateful, decode, encode
 
@@ -211,7 +211,7 @@ class Run:
         """The run's validated config: a RunConfig, or the config of the command named by its `kind` key
         (`kind: ufm` for `nclab ufm` runs, a `ufm.UFMConfig`)."""
         try:
-            return validate_any(read_yaml(self.path / "config.yaml"))
+            return validate_any(stored_tree(read_yaml(self.path / "config.yaml")))
         except ConfigError as exc:
             raise RunError(f"{self.path}/config.yaml is not a valid run config ({exc})") from None
 

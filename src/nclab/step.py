@@ -2,7 +2,8 @@
 `train.compile`, `train.cuda_graph`).
 
 `TrainStep(x, y)` runs one optimizer step and returns the batch's summed per-sample loss and its number of
-correct predictions as device tensors (no host sync). Precision is autocast (bf16, or fp16 with a gradient
+correct predictions as device tensors (no host sync); the count is None when the loss has no prediction rule
+for the model (`Loss.predict` gives None). Precision is autocast (bf16, or fp16 with a gradient
 scaler); metrics always accumulate in float64 downstream. `CapturedStep` records forward, loss, backward and
 the optimizer step of one batch shape in one `torch.cuda.CUDAGraph` and replays it for every batch of that
 shape (static input buffers; learning rates live in device tensors so schedules reach the graph); other
@@ -26,6 +27,8 @@ from nclab.losses import Loss
 from nclab.metrics.nc import hits
 
 __all__ = ["CapturedStep", "TrainStep", "autocast", "build_step", "capture_blocker", "prepare_model"]
+
+Outcome = tuple[Tensor, Tensor | None]  # (summed per-sample loss, correct predictions or None)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 WARMUP_STEPS = 3  # eager steps on a side stream before capture (lazy state: optimizer moments, cuBLAS)
@@ -70,8 +73,8 @@ class TrainStep:
         fp16 = cfg.precision == "fp16"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16) if fp16 else None
 
-    def _forward(self, x: Tensor, y: Tensor, cache: bool = True) -> tuple[Tensor, Tensor]:
-        """(per-sample loss in float32, predictions) of the model in its current mode."""
+    def _forward(self, x: Tensor, y: Tensor, cache: bool = True) -> tuple[Tensor, Tensor | None]:
+        """(per-sample loss in float32, predictions or None) of the model in its current mode."""
         with autocast(self.cfg.precision, self.device, cache):
             logits, h = self.model(x)
             logits = None if logits is None else logits.float()
@@ -79,7 +82,7 @@ class TrainStep:
         pred = self.loss_fn.predict(None if logits is None else logits.detach(), h.detach().float())
         return per_sample, pred
 
-    def _update(self, x: Tensor, y: Tensor, cache: bool = True) -> tuple[Tensor, Tensor]:
+    def _update(self, x: Tensor, y: Tensor, cache: bool = True) -> Outcome:
         """zero_grad, forward, backward, clip, step; returns (summed loss, correct predictions)."""
         self.optimizer.zero_grad(set_to_none=True)
         per_sample, pred = self._forward(x, y, cache)
@@ -96,12 +99,12 @@ class TrainStep:
             if self.cfg.clip_grad_norm:
                 nn.utils.clip_grad_norm_(self.params, self.cfg.clip_grad_norm)
             self.optimizer.step()
-        return per_sample.detach().sum().double(), hits(pred, y)
+        return per_sample.detach().sum().double(), _count(pred, y)
 
-    def _lbfgs(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    def _lbfgs(self, x: Tensor, y: Tensor) -> Outcome:
         """One L-BFGS step on the batch (each closure a train-mode forward, as in Zhu et al. 2021); returns
         the loss and hits of the first evaluation."""
-        first: list[tuple[Tensor, Tensor]] = []
+        first: list[Outcome] = []
         optimizer: Any = self.optimizer
 
         def closure() -> Tensor:
@@ -110,13 +113,13 @@ class TrainStep:
             objective = self.reduce(per_sample) + optimizer.penalty()
             objective.backward()
             if not first:
-                first.append((per_sample.detach().sum().double(), hits(pred, y)))
+                first.append((per_sample.detach().sum().double(), _count(pred, y)))
             return objective
 
         optimizer.step(closure)
         return first[0]
 
-    def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    def __call__(self, x: Tensor, y: Tensor) -> Outcome:
         if getattr(self.optimizer, "closure", False):
             return self._lbfgs(x, y)
         return self._update(x, y)
@@ -167,7 +170,7 @@ class CapturedStep(TrainStep):
             loss_sum, hits = self._update(static_x, static_y, cache=False)
         self.graph, self.static = graph, (static_x, static_y, loss_sum, hits)
 
-    def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    def __call__(self, x: Tensor, y: Tensor) -> Outcome:
         self._sync_lr()
         if self.eager:
             return self._update(x, y)
@@ -194,16 +197,21 @@ class CapturedStep(TrainStep):
         static_x.copy_(x)
         static_y.copy_(y)
         self.graph.replay()
-        return loss_sum.clone(), hits.clone()
+        return loss_sum.clone(), None if hits is None else hits.clone()
 
-    def _eager_in_place(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    def _eager_in_place(self, x: Tensor, y: Tensor) -> Outcome:
         """An eager step that keeps the .grad tensors the graph writes to (accumulate into zeroed grads)."""
         per_sample, pred = self._forward(x, y)
         self.reduce(per_sample).backward()
         if self.cfg.clip_grad_norm:
             nn.utils.clip_grad_norm_(self.params, self.cfg.clip_grad_norm)
         self.optimizer.step()
-        return per_sample.detach().sum().double(), hits(pred, y)
+        return per_sample.detach().sum().double(), _count(pred, y)
+
+
+def _count(pred: Tensor | None, y: Tensor) -> Tensor | None:
+    """Correct predictions of the batch (`metrics.nc.hits`), None without predictions."""
+    return None if pred is None else hits(pred, y)
 
 
 def capture_blocker(device: torch.device, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> str | None:

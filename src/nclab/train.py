@@ -26,7 +26,7 @@ from nclab.data import class_names
 from nclab.errors import Interrupted, NclabError, RunError, TrainingDiverged
 from nclab.measure import accuracy, measure
 from nclab.metrics import table
-from nclab.optim import build_optimizer, build_scheduler, param_groups, state_slots, step_scheduler
+from nclab.optim import build_optimizer, build_scheduler, param_groups, step_scheduler
 from nclab.parts import Parts, build_parts, resolve_device
 from nclab.report.board import log_features, log_figures
 from nclab.runs import Run, checkpoint_epochs, load
@@ -83,7 +83,7 @@ def disk_plan(cfg: RunConfig, model: nn.Module, loss_fn: nn.Module) -> DiskPlan:
     tensors = [*model.state_dict().values(), *loss_fn.state_dict().values()]
     trainable = [p for p in [*model.parameters(), *loss_fn.parameters()] if p.requires_grad]
     checkpoint = sum(t.nbytes for t in tensors)
-    state = checkpoint + state_slots(cfg.optim) * sum(p.nbytes for p in trainable)
+    state = checkpoint + cfg.optim.state_slots() * sum(p.nbytes for p in trainable)
     return DiskPlan(sorted(checkpoint_epochs(cfg.train.epochs, cfg.train.save_every)), checkpoint, state)
 
 
@@ -336,10 +336,10 @@ CHECK_EVERY = 64  # steps between host-side checks of the running loss (one sync
 
 
 def _train_epoch(
-    step: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]],
+    step: Callable[[Tensor, Tensor], tuple[Tensor, Tensor | None]],
     batches: Iterable[tuple[Tensor, Tensor]],
     epoch: int,
-) -> tuple[float, float]:
+) -> tuple[float, float | None]:
     """One pass of optimizer steps (`nclab.step`); returns the mean train-mode loss and accuracy seen
     during the steps (before each step), over all ranks under torchrun. Raises TrainingDiverged as soon as
     a check sees a non-finite running loss."""
@@ -348,14 +348,15 @@ def _train_epoch(
     for i, (x, y) in enumerate(batches, 1):
         loss_sum, hits = step(x, y)
         total = loss_sum if total is None else total + loss_sum  # stays on the device: no sync per step
-        correct = hits if correct is None else correct + hits
+        if hits is not None:  # None: the loss has no prediction rule (step_acc null)
+            correct = hits if correct is None else correct + hits
         n += len(y)
         if i % CHECK_EVERY == 0:
             running, seen = distributed.sum_over_ranks(total, n)
             _check_finite(running / seen, epoch)
-    total, correct, n = distributed.sum_over_ranks(total, correct, n)
+    total, n, *correct = distributed.sum_over_ranks(total, n, *([] if correct is None else [correct]))
     _check_finite(total / n, epoch)
-    return total / n, correct / n
+    return total / n, correct[0] / n if correct else None
 
 
 def _check_finite(mean_loss: float, epoch: int) -> None:

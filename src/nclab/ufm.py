@@ -19,7 +19,8 @@ Closed forms checked at the end (balanced classes, d >= K - 1, lambda_W, lambda_
   c s (1 or -1/(K-1)) and f = log(1 + (K-1) exp(-c s K/(K-1))) + lambda_W K s, so
       ||W||_F^2 = K s* = ((K-1)/c) log(c/lambda_W - (K-1))   if c > K lambda_W, else W = H = 0.
   center = ce + (lambda/2)||h - c_y||^2 with free centres has the same minimisers (centres = class means).
-- mse, per-sample loss alpha ||z - s_t e_y||^2 (alpha read off the registered loss, s_t = loss.scale) (Zhou
+- mse, per-sample loss alpha ||z - s_t e_y||^2 (alpha read off the registered loss: 1/K for nclab's mse, the
+  mean over K, i.e. the summed form's problem with every lambda times K; s_t = loss.scale) (Zhou
   et al. 2022 "On the optimization landscape of NC under MSE loss"; Han et al. 2022). NC1 makes H n copies of
   M (d x K); with bias and lambda_b = 0, b absorbs the mean and f reduces to
       (alpha/K) ||Z - s_t J||_F^2 + gamma ||Z||_*,   Z = W M,  gamma = sqrt(n lambda_W lambda_H)
@@ -53,11 +54,11 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field, SerializeAsAny, model_validator
 from scipy.optimize import brentq
 from torch import Tensor
 
-from nclab.config import LossConfig, Section, resolve
+from nclab.config import LossConfig, Section, component_validator, resolve
 from nclab.errors import ConfigError, TrainingDiverged
 from nclab.losses import Loss, build_loss
 from nclab.metrics.multilabel import multilabel_metrics, pair_means
@@ -102,7 +103,9 @@ class UFMConfig(Section):
     init_std: float = Field(1.0, gt=0, description="W and H start i.i.d. N(0, init_std^2); b at 0")
     iterations: int = Field(2000, ge=1, description="optimiser iterations at most")
     tol: float = Field(1e-9, ge=0, description="stop when the gradient norm falls below this")
-    loss: LossConfig = LossConfig()
+    loss: SerializeAsAny[LossConfig] = Field(
+        LossConfig(), validate_default=True, description="any registered loss with its own options"
+    )
     optim: UFMOptim = UFMOptim()
     measure: UFMMeasure = UFMMeasure()
     device: Literal["auto", "cpu", "cuda"] = Field(
@@ -115,6 +118,8 @@ class UFMConfig(Section):
         None, description="run directory name; default ufm-<loss>-K<K>-d<d>-n<n>-s<seed>-<time>"
     )
     out: str = "runs"
+
+    _loss = component_validator("loss")
 
     @model_validator(mode="after")
     def _consistent(self) -> UFMConfig:
