@@ -97,7 +97,7 @@ def test_cuda_graph_without_cuda_warns_and_trains_eagerly(capsys):
 @pytest.mark.parametrize(
     ("optim", "train", "reason"),
     [
-        ("lbfgs", {}, "cannot capture lbfgs"),
+        ("lbfgs", {}, "cannot capture LBFGS"),
         ("sgd", {"precision": "fp16"}, "cannot capture fp16's gradient scaler"),
         ("sgd", {}, "needs a fused or capturable optimizer"),  # CPU parameters: torch's foreach SGD
     ],

@@ -402,7 +402,7 @@ def cmd_models(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from nclab.config import parse_override, resolve
+    from nclab.config import ModelConfig, component_section, parse_override, resolve
     from nclab.models import MODELS, describe
 
     cfg = resolve(None, args.items)
@@ -426,9 +426,11 @@ def cmd_models(args: argparse.Namespace) -> None:
     table.add_column("d", justify="right")
     table.add_column("parameters", justify="right")
     table.add_column("note")
+    common = cfg.model.model_dump(include=set(ModelConfig.model_fields))  # what every model takes
     for name in [cfg.model.name] if chosen else MODELS.names():
-        cfg.model = cfg.model.model_copy(update={"name": name})
         try:
+            if not chosen:
+                cfg.model = component_section("model", common | {"name": name})
             d, n = describe(cfg, shape, k)
             table.add_row(name, str(d), f"{n:,}", "")
         except ConfigError as exc:

@@ -54,7 +54,7 @@ def prepare_model(model: nn.Module, cfg: TrainConfig) -> nn.Module:
 
 class TrainStep:
     """One eager optimizer step: forward (under autocast), per-sample loss, backward, optional gradient
-    clipping, optimizer step; L-BFGS steps through its closure (up to optim.max_iter evaluations)."""
+    clipping, optimizer step; an optimizer with `closure = True` (L-BFGS) steps through a closure."""
 
     def __init__(
         self,
@@ -101,9 +101,10 @@ class TrainStep:
             self.optimizer.step()
         return per_sample.detach().sum().double(), _count(pred, y)
 
-    def _lbfgs(self, x: Tensor, y: Tensor) -> Outcome:
-        """One L-BFGS step on the batch (each closure a train-mode forward, as in Zhu et al. 2021); returns
-        the loss and hits of the first evaluation."""
+    def _closure_step(self, x: Tensor, y: Tensor) -> Outcome:
+        """One step of a closure-based optimizer on the batch (each closure a train-mode forward, as L-BFGS in
+        Zhu et al. 2021; its objective adds the optimizer's `penalty()`); returns the loss and hits of the
+        first evaluation."""
         first: list[Outcome] = []
         optimizer: Any = self.optimizer
 
@@ -121,7 +122,7 @@ class TrainStep:
 
     def __call__(self, x: Tensor, y: Tensor) -> Outcome:
         if getattr(self.optimizer, "closure", False):
-            return self._lbfgs(x, y)
+            return self._closure_step(x, y)
         return self._update(x, y)
 
     def state_dict(self) -> dict[str, Any]:
@@ -221,7 +222,8 @@ def capture_blocker(device: torch.device, optimizer: torch.optim.Optimizer, cfg:
     if distributed.world() > 1:
         return "is not captured under torchrun (DistributedDataParallel's gradient all-reduce runs eagerly)"
     if getattr(optimizer, "closure", False):
-        return "cannot capture lbfgs (its closure re-evaluates the model a data-dependent number of times)"
+        name = type(optimizer).__name__
+        return f"cannot capture {name} (its closure re-evaluates the model a data-dependent number of times)"
     if cfg.precision == "fp16":
         return "cannot capture fp16's gradient scaler (it checks for inf on the host); use precision=bf16"
     if not all(g.get("fused") or g.get("capturable") for g in optimizer.param_groups):
