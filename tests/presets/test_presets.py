@@ -66,7 +66,7 @@ def tiny(name: str) -> list[str]:
     cfg = resolve(preset=name)
     if cfg.data.name.startswith("mlab_"):
         sizes = {"single": 2, "pair": 1, "test_single": 1, "test_pair": 1}
-        out += [f"data.multilabel.{k}={v}" for k, v in sizes.items()]
+        out += [f"data.{k}={v}" for k, v in sizes.items()]
     elif cfg.data.name not in ("digits", "svhn_multilabel"):
         out.append(f"data.per_class={2 if cfg.data.val_fraction else 1}")
     if cfg.data.val_fraction:
