@@ -92,3 +92,21 @@ def test_runs_table_statuses_epochs_and_a_torn_line(tiny_runs, tmp_path, capsys)
     assert main(["runs", str(tmp_path)]) == 0
     out, err = capsys.readouterr()
     assert "killed" in out and "interrupted" in out and err.count("torn last line") == 1
+
+
+def test_component_options_are_columns_but_not_legend_keys(make_run):
+    """A loss's own option (focal's gamma) is a compare column, None for the losses without it; the legend
+    says `loss=focal` alone unless the option's value differs between the settings that have it."""
+    from nclab.report.groups import group_runs
+
+    runs = [make_run(name, [f"loss={name}"], epochs=1) for name in ("ce", "focal", "mse")]
+    assert [g.label for g in group_runs(runs)] == ["loss=ce", "loss=focal", "loss=mse"]
+    rows = compare_rows(runs)
+    assert [(r["loss.name"], r["loss.gamma"], r["loss.scale"]) for r in rows] == [
+        ("ce", None, None),
+        ("focal", 3.0, None),
+        ("mse", None, 1.0),
+    ]
+    runs.append(make_run("focal2", ["loss=focal", "loss.gamma=2"], epochs=1))
+    labels = [g.label for g in group_runs(runs)]
+    assert labels == ["loss=ce", "loss.gamma=3.0, loss=focal", "loss=mse", "loss.gamma=2.0, loss=focal"]

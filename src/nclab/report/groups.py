@@ -12,7 +12,7 @@ import numpy as np
 from nclab.errors import ConfigError
 from nclab.runs import Run
 
-__all__ = ["Group", "flat_config", "group_runs", "setting_keys"]
+__all__ = ["Group", "differing", "flat_config", "group_runs", "setting_keys"]
 
 IGNORED = {"name", "out"}  # top-level keys that never make runs different
 SEED_KEYS = {"seed"}
@@ -37,7 +37,8 @@ def flat_config(run: Run) -> dict[str, Any]:
 
 
 def differing(configs: list[dict[str, Any]]) -> list[str]:
-    """Keys whose values are not all equal across `configs`, sorted."""
+    """Keys whose values are not all equal across `configs` (absent counts as None), sorted: the columns of
+    `nclab compare`, which show a component's own options (None for runs of other components)."""
     keys = sorted(set().union(*configs))
     return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
 
@@ -83,8 +84,13 @@ class Group:
 
 
 def setting_keys(groups: list[Group]) -> list[str]:
-    """Config keys that differ between the groups (the legend's keys)."""
-    return differing([g.config for g in groups])
+    """Config keys whose values differ between the groups that have them (the legend's keys): a component's
+    own option that only one setting has (focal's loss.gamma beside ce runs) is implied by its name."""
+    return [
+        k
+        for k in differing([g.config for g in groups])
+        if len({repr(g.config[k]) for g in groups if k in g.config}) > 1
+    ]
 
 
 def group_runs(runs: list[Run], by_seed: bool = True) -> list[Group]:
@@ -106,5 +112,5 @@ def group_runs(runs: list[Run], by_seed: bool = True) -> list[Group]:
     out = list(groups.values())
     keys = setting_keys(out)
     for g in out:
-        g.label = ", ".join(f"{short(k)}={g.config.get(k)}" for k in keys) or g.runs[0].name
+        g.label = ", ".join(f"{short(k)}={g.config[k]}" for k in keys if k in g.config) or g.runs[0].name
     return out

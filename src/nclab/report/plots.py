@@ -199,7 +199,7 @@ def _check_metrics(groups: list[Group], metrics: list[str]) -> None:
 
 def _levels(groups: list[Group], key: str) -> list[Any]:
     """The distinct values of config key `key`: numbers ascending, then others by their text, None last."""
-    unique = list({repr(g.config[key]): g.config[key] for g in groups}.values())
+    unique = list({repr(g.config.get(key)): g.config.get(key) for g in groups}.values())
 
     def order(v: Any) -> tuple:
         number = isinstance(v, int | float)
@@ -210,9 +210,8 @@ def _levels(groups: list[Group], key: str) -> list[Any]:
 
 def _check_keys(groups: list[Group], keys: dict[str, str | None]) -> None:
     """Each `--flag KEY` names a config key; one error line listing the keys that differ otherwise."""
-    available = groups[0].config
     for flag, key in keys.items():
-        if key is None or key not in available:
+        if key is None or not any(key in g.config for g in groups):
             differ = ", ".join(setting_keys(groups)) or "none: the runs differ only in seed"
             what = "is missing" if key is None else f"{key}: not a config key of these runs"
             raise ConfigError(f"{flag} {what}; give a dotted config key (differing here: {differ})")
@@ -223,7 +222,8 @@ def _facets(groups: list[Group], used: list[str]) -> list[tuple[str, list[Group]
     keys = [k for k in setting_keys(groups) if k not in used]
     facets: dict[str, list[Group]] = {}
     for g in groups:
-        facets.setdefault(", ".join(f"{short(k)}={g.config.get(k)}" for k in keys), []).append(g)
+        title = ", ".join(f"{short(k)}={g.config[k]}" for k in keys if k in g.config)
+        facets.setdefault(title, []).append(g)
     return list(facets.items())
 
 
@@ -231,7 +231,7 @@ def _cells(members: list[Group], x: str, y: str, xs: list, ys: list, metric: str
     """(len(ys), len(xs)): per (x value, y value) the mean over seeds of the members' final `metric`."""
     cells = np.full((len(ys), len(xs)), np.nan)
     for (i, yv), (j, xv) in product(enumerate(ys), enumerate(xs)):
-        finals = [g.final(metric) for g in members if g.config[x] == xv and g.config[y] == yv]
+        finals = [g.final(metric) for g in members if g.config.get(x) == xv and g.config.get(y) == yv]
         if finals and not np.isnan(np.concatenate(finals)).all():
             cells[i, j] = np.nanmean(np.concatenate(finals))
     return cells
@@ -246,7 +246,7 @@ def _split_baseline(
     key, value = parse_override(text)
     key = canonical_key(key)
     _check_keys(groups, {"--baseline": key})
-    chosen = [f for f in facets if all(g.config[key] == value for g in f[1])]
+    chosen = [f for f in facets if all(g.config.get(key) == value for g in f[1])]
     if len(chosen) != 1 or len(facets) < 2:
         rows = "; ".join(title for title, _ in facets) or "one row"
         raise ConfigError(f"--baseline {text}: not one row of the heat maps (rows: {rows})")
@@ -371,7 +371,7 @@ def scores_figure(
             values = _levels(members, x)
             columns = []
             for value in values:
-                runs = [run for g in members if g.config[x] == value for run in g.runs]
+                runs = [run for g in members if g.config.get(x) == value for run in g.runs]
                 epoch = {}
                 for run in runs:
                     saved = run.array_epochs("scores")

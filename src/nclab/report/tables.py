@@ -17,7 +17,7 @@ import numpy as np
 
 from nclab.errors import RunError
 from nclab.metrics import table
-from nclab.report.groups import group_runs, setting_keys
+from nclab.report.groups import differing, group_runs
 from nclab.runs import Run
 
 __all__ = ["FORMATS", "compare", "compare_rows", "run_rows"]
@@ -48,13 +48,13 @@ def compare_rows(runs: list[Run], by_seed: bool = True) -> list[dict[str, Any]]:
     `seeds` (with `by_seed`), `epoch`, the final value of each summary key and the best test accuracy; with
     several seeds in a row each value is the mean, `<key>_std` the std."""
     groups = group_runs(runs, by_seed)
-    differing = setting_keys(groups)
+    keys = differing([g.config for g in groups])
     several = any(len(g.runs) > 1 for g in groups)
     rows = []
     for group in groups:
         lasts = [recs[-1] if recs else {} for recs in group.records]
         best = [_best(recs) for recs in group.records]
-        row: dict[str, Any] = {"run": group.name} | {k: group.config.get(k) for k in differing}
+        row: dict[str, Any] = {"run": group.name} | {k: group.config.get(k) for k in keys}
         if by_seed:
             row["seeds"] = len(group.runs)
         epochs = [last["epoch"] for last in lasts if "epoch" in last]
