@@ -234,7 +234,10 @@ def cmd_runs(args: argparse.Namespace) -> None:
         table.add_column(column, justify="left" if column in ("run", "status") else "right")
     for row in rows:
         table.add_row(*(_cell(v) for v in row.values()))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped or redirected: whole run names rather than 80 columns
+        console.width = 200
+    console.print(table)
 
 
 def _cell(value: object) -> str:
