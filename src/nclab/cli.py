@@ -405,7 +405,7 @@ def cmd_models(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from nclab.config import ModelConfig, component_section, parse_override, resolve
+    from nclab.config import component_section, parse_override, resolve
     from nclab.models import MODELS, describe
 
     cfg = resolve(None, args.items)
@@ -429,11 +429,14 @@ def cmd_models(args: argparse.Namespace) -> None:
     table.add_column("d", justify="right")
     table.add_column("parameters", justify="right")
     table.add_column("note")
-    common = cfg.model.model_dump(include=set(ModelConfig.model_fields))  # what every model takes
+    given = cfg.model.model_dump(include=cfg.model.model_fields_set - {"name"})  # model.* set by the user
     for name in [cfg.model.name] if chosen else MODELS.names():
         try:
-            if not chosen:
-                cfg.model = component_section("model", common | {"name": name})
+            if not chosen:  # each model with the given keys it takes (model.width=0.5: every width)
+                takes = MODELS.options(name).model_fields
+                cfg.model = component_section(
+                    "model", {k: v for k, v in given.items() if k in takes} | {"name": name}
+                )
             d, n = describe(cfg, shape, k)
             table.add_row(name, str(d), f"{n:,}", "")
         except ConfigError as exc:

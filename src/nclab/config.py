@@ -108,55 +108,17 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    """Backbone options; `None` means the chosen model's own default (listed per model in `nclab models`).
-    A model with options of its own extends this class beside its code."""
+    """Options every model takes: its name. Each model's own options (width, depth, stem, ...) extend this
+    class beside its code (models/*.py); `nclab options model NAME` lists them with their defaults."""
 
     name: str = "mlp"
-    width: float | None = Field(
-        None,
-        gt=0,
-        description="mlp: hidden units (256); resnet*/convnet/preact_resnet: channel multiplier of every "
-        "stage (1); wide_resnet50: bottleneck inner width = int(planes * width) (2); vit/swin: embedding dim "
-        "(192/48)",
-    )
-    depth: int | list[int] | None = Field(
-        None, description="mlp: hidden layers (3); vit: blocks (6); swin: blocks per stage, or a list (2 x 3)"
-    )
-    batch_norm: bool = Field(True, description="mlp: BatchNorm1d after each hidden layer")
-    stem: Literal["cifar", "imagenet"] = Field(
-        "cifar", description="resnet*/wide_resnet50: cifar = 3x3 stride 1; imagenet = 7x7 stride 2 + max-pool"
-    )
-    patch_size: int | None = Field(None, ge=1, description="vit (4) / swin (2): patch size in pixels")
-    heads: int | list[int] | None = Field(
-        None,
-        description="vit: attention heads (3); swin: heads of stage 1 (3), x2 per stage; swin_cifar: "
-        "heads per stage ([3, 6, 12, 24])",
-    )
-    head_dim: int | None = Field(
-        None,
-        ge=1,
-        description="vit: dim per head (width/heads); heads x head_dim is the attention's inner dim, "
-        "projected back to width (the BCE study: 10 x 64 on 512); swin_cifar: 32",
-    )
-    mlp_dim: int | None = Field(None, ge=1, description="vit: hidden units of each block's MLP (4 x width)")
-    qkv_bias: bool | None = Field(None, description="vit (true), swin_cifar (false): bias of the qkv map")
-    dropout: float = Field(0.0, ge=0, lt=1, description="vit: dropout after attention and in the MLP")
-    emb_dropout: float = Field(0.0, ge=0, lt=1, description="vit: dropout on the patch + position embedding")
-    window_size: int = Field(4, ge=1, description="swin, swin_cifar: attention window in patches")
-    downscaling: list[int] | None = Field(
-        None,
-        description="swin_cifar: patch-merge factor of each stage ([2, 2, 2, 1]; the first is the patch)",
-    )
-    embed_dim: int = Field(
-        2, ge=1, description="preact_resnet: embedding (feature) dimension, 2 or 128 in the study"
-    )
 
-    @field_validator("depth", "heads", "downscaling")
-    @classmethod
-    def _positive(cls, v: int | list[int] | None) -> int | list[int] | None:
-        if v is not None and (v == [] or min([v] if isinstance(v, int) else v) < 1):
-            raise ValueError("must be >= 1 (or a non-empty list of such)")
-        return v
+
+def positive_sizes(v: int | list[int] | None) -> int | list[int] | None:
+    """A model size given as a number or a per-stage list: each >= 1, a list not empty."""
+    if v is not None and (v == [] or min([v] if isinstance(v, int) else v) < 1):
+        raise ValueError("must be >= 1 (or a non-empty list of such)")
+    return v
 
 
 BiasInit = Literal[

@@ -40,6 +40,7 @@ def _densenet(
 def densenet121(
     cfg: ModelConfig, input_shape: tuple[int, ...], out_dim: int | None = None
 ) -> tuple[nn.Module, int]:
+    """torchvision's DenseNet121 (ImageNet stem), d = 1024."""
     return _densenet(input_shape, "densenet121", 32, 64, True, out_dim)
 
 
@@ -47,4 +48,5 @@ def densenet121(
 def densenet121_cifar(
     cfg: ModelConfig, input_shape: tuple[int, ...], out_dim: int | None = None
 ) -> tuple[nn.Module, int]:
+    """DenseNet121 for CIFAR (the BCE study's: growth 16, 3x3 stem), d = 512."""
     return _densenet(input_shape, "densenet121_cifar", 16, 32, False, out_dim)

@@ -13,11 +13,24 @@ Init as torchvision: convs kaiming-normal (fan_out, relu), BN weight 1 and bias 
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1, conv3x3
 
 from nclab.config import ModelConfig
 from nclab.models import MODELS, fixdim_check, image_shape, scaled
+
+
+class ResNetOptions(ModelConfig):
+    width: float = Field(
+        1.0, gt=0, description="channel multiplier of every stage: round(64 w) * (1, 2, 4, 8)"
+    )
+    stem: Literal["cifar", "imagenet"] = Field(
+        "cifar", description="cifar = 3x3 stride 1; imagenet = 7x7 stride 2 + max-pool"
+    )
+
 
 __all__ = ["ResNet"]
 
@@ -88,7 +101,7 @@ class ResNet(nn.Module):
 
 def _builder(block: Block, layers: list[int], name: str):
     def build(
-        cfg: ModelConfig, input_shape: tuple[int, ...], out_dim: int | None = None
+        cfg: ResNetOptions, input_shape: tuple[int, ...], out_dim: int | None = None
     ) -> tuple[nn.Module, int]:
         c, _, _ = image_shape(input_shape, name)
         net = ResNet(block, layers, c, cfg.stem, scaled(64, cfg.width), out_dim=out_dim)
@@ -103,4 +116,4 @@ for _name, _block, _layers in [
     ("resnet34", BasicBlock, [3, 4, 6, 3]),
     ("resnet50", Bottleneck, [3, 4, 6, 3]),
 ]:
-    MODELS.register(_name)(_builder(_block, _layers, _name))
+    MODELS.register(_name, ResNetOptions)(_builder(_block, _layers, _name))
