@@ -43,8 +43,14 @@ def test_yaml_scalars():
         (["optim=adam", "optim.momentum=0.5"], ["optim.momentum", "momentum is an option of sgd"]),
         (["data.gaussian.classes=3"], ["data.gaussian: moved", "data.classes", "data.train_per_class"]),
         (["data.multilabel.single=3"], ["data.multilabel: moved", "data.single"]),
-        (["model=mlp", "model.stem=imagenet"], ["model.stem", "unknown key", "stem is an option of resnet18"]),
-        (["model=resnet18", "model.depth=4"], ["model.depth", "resnet18's options", "options model resnet18"]),
+        (
+            ["model=mlp", "model.stem=imagenet"],
+            ["model.stem", "unknown key", "stem is an option of resnet18"],
+        ),
+        (
+            ["model=resnet18", "model.depth=4"],
+            ["model.depth", "resnet18's options", "options model resnet18"],
+        ),
         (["model=vit", "model.depth=[2, 2]"], ["model.depth", "valid integer"]),
     ],
 )
@@ -80,7 +86,12 @@ def test_each_component_validates_its_own_options():
     assert cfg.loss.gamma == 2.0 and cfg.data.classes == 4 and cfg.data.train_per_class == 500
     assert not hasattr(resolve(None, ["loss=ce"]).loss, "gamma")
     vit = resolve(None, ["model=vit", "model.head_dim=64"]).model
-    assert (vit.head_dim, vit.width, vit.depth, vit.qkv_bias) == (64, 192, 6, True)  # the model's own defaults
+    assert (vit.head_dim, vit.width, vit.depth, vit.qkv_bias) == (
+        64,
+        192,
+        6,
+        True,
+    )  # the model's own defaults
     assert not hasattr(resolve(None, ["model=mlp"]).model, "stem")
     assert resolve(None, ["model=wide_resnet50"]).model.width == 2.0  # WideResNet50-2 unless told otherwise
 

@@ -145,9 +145,13 @@ def test_a_config_from_before_components_owned_their_options_still_loads(run):
         "data: {name: gaussian, gaussian: {classes: 3, per_class: 7, dim: 4}, multilabel: {single: 5}}\n"
         "loss: {name: focal, scale: 1.0, gamma: 2.0, smoothing: 0.05, center_lr: null}\n"
         "optim: {name: adam, lr: 0.01, momentum: 0.9, nesterov: false, betas: [0.8, 0.9], history_size: 10}\n"
+        "model: {name: vit, width: 64, depth: null, batch_norm: true, stem: cifar, head_dim: null}\n"
     )
     (run.path / "config.yaml").write_text(old)
     cfg = run.config()
     assert (cfg.data.classes, cfg.data.train_per_class, cfg.data.dim) == (3, 7, 4)
     assert cfg.loss.gamma == 2.0 and not hasattr(cfg.loss, "scale")
     assert cfg.optim.betas == (0.8, 0.9) and cfg.optim.lr == 0.01 and not hasattr(cfg.optim, "momentum")
+    # models: null meant "the model's own default", which its options class now holds
+    assert (cfg.model.width, cfg.model.depth, cfg.model.head_dim) == (64, 6, None)
+    assert not hasattr(cfg.model, "stem")

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from nclab.errors import ConfigError
 from nclab.registry import Registry
@@ -333,8 +334,16 @@ def stored_tree(tree: dict[str, Any]) -> dict[str, Any]:
             for key, v in (value.pop(sub, None) or {}).items():
                 value.setdefault(renames.get(key, key), v)
         fields = reg.options(name).model_fields
-        tree[section] = {k: v for k, v in value.items() if k in fields}
+        tree[section] = {
+            k: v for k, v in value.items() if k in fields and (v is not None or _admits_none(fields[k]))
+        }
     return tree
+
+
+def _admits_none(field: FieldInfo) -> bool:
+    """Whether a field takes null; older run dirs wrote null for "the model's own default" where the model's
+    options class now holds that default."""
+    return field.annotation is None or type(None) in get_args(field.annotation)
 
 
 def registry(section: str) -> Registry:
