@@ -570,14 +570,19 @@ def describe(exc: ValidationError, model: type[BaseModel]) -> str:
     return "; ".join(_describe(e, model) for e in exc.errors())
 
 
-def validate_any(tree: dict[str, Any]) -> BaseModel:
-    """A RunConfig, or the config of the command named by the tree's `kind` key (`kind: ufm`: a
-    ufm.UFMConfig, the `nclab ufm` simulator's)."""
-    if isinstance(tree, dict) and tree.get("kind") == "ufm":
+def config_model(kind: Any) -> type[BaseModel]:
+    """The top-level config of a tree's `kind` key: ufm.UFMConfig for `kind: ufm` (the `nclab ufm`
+    simulator's), RunConfig otherwise."""
+    if kind == "ufm":
         from nclab.ufm import UFMConfig
 
-        return validate(tree, UFMConfig)
-    return validate(tree)
+        return UFMConfig
+    return RunConfig
+
+
+def validate_any(tree: dict[str, Any]) -> BaseModel:
+    """A RunConfig, or the config of the command named by the tree's `kind` key (`kind: ufm`: UFMConfig)."""
+    return validate(tree, config_model(tree.get("kind") if isinstance(tree, dict) else None))
 
 
 def validate(tree: dict[str, Any], model: type[M] = RunConfig) -> M:

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nclab.config import RunConfig, canonical_key, describe, read_yaml, resolve, validate_any
+from nclab.config import RunConfig, canonical_key, config_model, describe, read_yaml, resolve, validate_any
 from nclab.errors import ConfigError, NclabError, RunError
 from nclab.runs import Run
 
@@ -243,24 +243,21 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> tuple[Sweep, 
 
 def _config_model(kind: Any, preset: str | None, ranks: int, where: str) -> type[BaseModel]:
     """RunConfig, or ufm.UFMConfig for `base: {kind: ufm, ...}` (UFM simulations, one process each)."""
-    if kind is None:
-        return RunConfig
-    if kind != "ufm":
+    if kind not in (None, "ufm"):
         raise ConfigError(f"{where}: base.kind={kind!r}: give kind: ufm (UFM simulations) or leave it out")
-    if preset or ranks > 1:
+    if kind and (preset or ranks > 1):
         what = "preset" if preset else "ranks > 1"
         raise ConfigError(f"{where}: a UFM sweep takes no {what} (presets and torchrun are for training)")
-    from nclab.ufm import UFMConfig
-
-    return UFMConfig
+    return config_model(kind)
 
 
 def _check_report(spec: ReportSpec, trials: list[Trial], model: type[BaseModel], where: str) -> None:
     """The heat map's keys must be config keys that differ between the trials (short forms accepted)."""
     if spec.heatmap is None:
         return
-    keys = [k for k in _flat_keys(trials) if k not in ("name", "out")]  # the sweep's own
-    varied = [k for k in keys if len({repr(_flat(t.config).get(k)) for t in trials}) > 1]
+    from nclab.report.groups import differing, settings
+
+    varied = differing([settings(t.config) for t in trials])  # as the heat map will group the runs
     keys = tuple(canonical_key(k, model) for k in spec.heatmap)
     for key in keys:
         if key not in varied:
@@ -269,14 +266,6 @@ def _check_report(spec: ReportSpec, trials: list[Trial], model: type[BaseModel],
                 + (", ".join(varied) or "none (one trial)")
             )
     spec.heatmap = keys
-
-
-def _flat(config: BaseModel) -> dict[str, Any]:
-    return dict(_flat_items(config.model_dump()))
-
-
-def _flat_keys(trials: list[Trial]) -> list[str]:
-    return sorted(set().union(*(_flat(t.config) for t in trials)))
 
 
 def _state(run_dir: Path) -> str:

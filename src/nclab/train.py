@@ -245,10 +245,11 @@ def _fit(
     stateful = _stateful(parts, optimizer, scheduler, state, step)
     save_at = checkpoint_epochs(cfg.train.epochs, cfg.train.save_every)
     total, saved = cfg.train.epochs, state.epoch
-    writer = run.tensorboard(purge_step=saved + 1 if saved else None)
-    projector = None  # the embedding projector's per-epoch folders go to <run>/projector/
+    purge = saved + 1 if saved else None  # hides the events a killed run wrote after its resume state
+    writer = run.tensorboard(purge_step=purge)
+    projector, names = None, []  # the embedding projector's per-epoch folders go to <run>/projector/
     if writer and cfg.measure.save_features_at:
-        projector = run.tensorboard(purge_step=saved + 1 if saved else None, folder="projector")
+        projector, names = run.tensorboard(purge_step=purge, folder="projector"), class_names(cfg.data, k)
     try:
         with _progress(progress and distributed.is_main()) as bar, _Interrupts() as interrupts:
             task = bar.add_task("train", total=total, completed=saved, info="") if bar else None
@@ -283,7 +284,6 @@ def _fit(
                         if measured.features:
                             run.save_arrays("features", epoch, measured.features)
                             if projector:
-                                names = class_names(cfg.data, k)
                                 log_features(projector, writer, epoch, measured.features, names)
                     step_scheduler(scheduler, cfg.optim, record)
                     state.update(epoch, record if measured is not None else None)

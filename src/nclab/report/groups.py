@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
 from nclab.errors import ConfigError
 from nclab.runs import Run
 
-__all__ = ["Group", "differing", "flat_config", "group_runs", "setting_keys"]
+__all__ = ["Group", "differing", "flat_config", "group_runs", "setting_keys", "settings"]
 
 IGNORED = {"name", "out"}  # top-level keys that never make runs different
 SEED_KEYS = {"seed"}
@@ -21,8 +22,13 @@ NOT_SETTINGS = ("data.root", "data.download", "train.device", "measure.")
 
 
 def flat_config(run: Run) -> dict[str, Any]:
-    """The run's resolved config as dotted keys (`optim.lr`): the keys that define the experiment (not
-    `name`, `out`, `data.root`, `data.download`, `train.device`, `measure.*`)."""
+    """The run's resolved config as dotted keys (`optim.lr`): the keys that define the experiment."""
+    return settings(run.config())
+
+
+def settings(config: BaseModel) -> dict[str, Any]:
+    """A resolved config as dotted keys (`optim.lr`), without those that do not change the experiment
+    (`name`, `out`, `data.root`, `data.download`, `train.device`, `measure.*`)."""
 
     def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -33,7 +39,7 @@ def flat_config(run: Run) -> dict[str, Any]:
                 out[f"{prefix}{key}"] = value
         return out
 
-    return {k: v for k, v in flat(run.config().model_dump()).items() if not k.startswith(NOT_SETTINGS)}
+    return {k: v for k, v in flat(config.model_dump()).items() if not k.startswith(NOT_SETTINGS)}
 
 
 def differing(configs: list[dict[str, Any]]) -> list[str]:
