@@ -93,9 +93,9 @@ def image_shape(input_shape: tuple[int, ...], model: str, min_size: int = 1) -> 
     return c, h, w
 
 
-def scaled(channels: int, width: float | None) -> int:
+def scaled(channels: int, width: float) -> int:
     """`channels * width` rounded, at least 1 (the `model.width` channel multiplier)."""
-    return max(1, round(channels * (1.0 if width is None else width)))
+    return max(1, round(channels * width))
 
 
 def parameter_groups(model: Classifier) -> dict[str, list[nn.Parameter]]:
