@@ -1,0 +1,171 @@
+"""Byte identity of the measured numbers across refactors (issue 20): tiny runs made by an older version
+of the code are stored under tests/fixtures/byte_identity/; this test makes the same runs with the code as
+it is now and compares every file the measurement writes: metrics.jsonl and measure.jsonl as text, every
+saved array (scores/, features/, classes/) tensor for tensor (dtype, shape, bytes) and its safetensors
+metadata, and the record of `metrics.measure_model` on a checkpoint as text.
+
+The runs (CPU, one torch thread, digits, 2-epoch MLPs of width 16): `mlp` (cross-entropy, `measure.layers`
+on a BatchNorm and a ReLU, features saved at epoch 2), `center` (center loss with `measure.ood=digits`),
+`headless` (standalone center loss: no classifier is read), `mlab` (multi-label pick-all-label on a tiny
+Fashion-MNIST composition; skipped without Fashion-MNIST on disk); after training each run is re-measured by
+`nclab measure` (its measure.jsonl and the arrays it rewrites are a second snapshot). No record holds a
+timing field (wall time etc.), so nothing is excluded; status.json (time stamp, pid), TensorBoard events,
+figures and checkpoints are not measurement outputs and are not compared.
+
+Fixture history: made by commit 3ba17a6 (before the measurement refactor of issue 20).
+
+Regenerate (only when a change of numbers is intended, and say which in the commit):
+    PYTHONPATH=src python tests/test_byte_identity.py [RUN ...]
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+FIXTURE = Path(__file__).parent / "fixtures" / "byte_identity"
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+COMMON = ["epochs=2", "model.width=16", "model.depth=2", "measure.score_samples=64"]
+RUNS = {
+    "mlp": [
+        "measure.layers=[backbone.2,backbone.3]",
+        "measure.save_features_at=[2]",
+        "measure.features_per_class=4",
+    ],
+    "center": [
+        "loss=center",
+        "measure.ood=digits",
+        "measure.save_features_at=[1]",
+        "measure.features_per_class=3",
+    ],
+    "headless": ["loss=standalone_center", "measure.layers=[backbone.3]"],
+    "mlab": [
+        "data=mlab_fashion_mnist",
+        "data.single=12",
+        "data.pair=2",
+        "data.test_single=4",
+        "data.test_pair=1",
+        "loss=pick_all_label",
+        "measure.save_features_at=[2]",
+        "measure.features_per_class=2",
+    ],
+}
+ARRAYS = ("scores", "features", "classes")
+
+
+def _available(name: str) -> bool:
+    return name != "mlab" or (FASHION / "train-images-idx3-ubyte.gz").is_file()
+
+
+def _snapshot(run: Path, dest: Path, jsonl: str) -> None:
+    """Copy `jsonl` and every array file of `run` to `dest`."""
+    dest.mkdir(parents=True)
+    shutil.copy(run / jsonl, dest / jsonl)
+    for kind in ARRAYS:
+        for f in sorted((run / kind).glob("epoch_*.safetensors")):
+            (dest / kind).mkdir(exist_ok=True)
+            shutil.copy(f, dest / kind / f.name)
+
+
+def _model_record(run: Path) -> str:
+    """`measure_model` on the last checkpoint: h = the head's input, a tapped layer, the test split as OOD."""
+    from nclab.metrics import measure_model
+    from nclab.parts import build_parts
+    from nclab.runs import load
+
+    r = load(run)
+    parts = build_parts(r.config(), r.labels())
+    r.restore(2, parts.model, parts.loss_fn)
+    record = measure_model(
+        parts.model, parts.measure_train, layer="head", test_loader=parts.measure_test,
+        layers=["backbone.3"], ood_loader=parts.measure_test,
+    )  # fmt: skip
+    return json.dumps(record) + "\n"
+
+
+def make(name: str, out: Path) -> Path:
+    """Make run `name` under `out` (train, snapshot, `nclab measure`, snapshot); returns its snapshot dir."""
+    from nclab.cli import main
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # CPU kernels reduce in a thread-count-dependent order
+    try:
+        root = out / "data"
+        data = [f"data.root={root}"] if name == "mlab" else []
+        assert (
+            main(["train", f"out={out / 'runs'}", f"name={name}", *COMMON, *RUNS[name], *data, "--quiet"])
+            == 0
+        )
+        run = out / "runs" / name
+        snap = out / "snap" / name
+        _snapshot(run, snap / "train", "metrics.jsonl")
+        assert main(["measure", str(run)]) == 0
+        _snapshot(run, snap / "measure", "measure.jsonl")
+        if name == "mlp":
+            (snap / "measure_model.json").write_text(_model_record(run))
+    finally:
+        torch.set_num_threads(threads)
+    return snap
+
+
+def _tensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    with safe_open(path, "pt") as f:
+        return f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+
+
+def compare(got: Path, want: Path) -> list[str]:
+    """Differences between two snapshot trees: missing/extra files, text lines, tensors, metadata."""
+    diffs = []
+    files = {p.relative_to(want) for p in want.rglob("*") if p.is_file()}
+    made = {p.relative_to(got) for p in got.rglob("*") if p.is_file()}
+    diffs += [f"missing {p}" for p in sorted(files - made)] + [f"extra {p}" for p in sorted(made - files)]
+    for rel in sorted(files & made):
+        a, b = got / rel, want / rel
+        if rel.suffix != ".safetensors":
+            for i, (la, lb) in enumerate(
+                zip(a.read_text().splitlines(), b.read_text().splitlines(), strict=False)
+            ):
+                if la != lb:
+                    ka, kb = json.loads(la), json.loads(lb)
+                    keys = [k for k in {**kb, **ka} if ka.get(k, "absent") != kb.get(k, "absent")]
+                    diffs.append(f"{rel} line {i + 1}: " + (", ".join(keys) or "key order"))
+            if len(a.read_text().splitlines()) != len(b.read_text().splitlines()):
+                diffs.append(f"{rel}: line count")
+            continue
+        (ma, ta), (mb, tb) = _tensors(a), _tensors(b)
+        if ma != mb:
+            diffs.append(f"{rel}: metadata {ma} != {mb}")
+        for key in sorted(set(ta) | set(tb)):
+            x, y = ta.get(key), tb.get(key)
+            same = x is not None and y is not None and x.dtype == y.dtype and x.shape == y.shape
+            if not (same and torch.equal(x.reshape(-1).view(torch.uint8), y.reshape(-1).view(torch.uint8))):
+                diffs.append(f"{rel}: tensor {key}")
+    return diffs
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_measurement_outputs_equal_the_stored_runs_byte_for_byte(name, tmp_path):
+    if not _available(name):
+        pytest.skip(f"needs Fashion-MNIST in {FASHION}")
+    assert (FIXTURE / name).is_dir(), f"fixture {name} missing: run {__file__} to make it"
+    assert compare(make(name, tmp_path), FIXTURE / name) == []
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    for name in sys.argv[1:] or list(RUNS):
+        if not _available(name):
+            print(f"{name}: skipped (no Fashion-MNIST)")
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            snap = make(name, Path(tmp))
+            shutil.rmtree(FIXTURE / name, ignore_errors=True)
+            shutil.copytree(snap, FIXTURE / name)
+        print(f"{name}: {sum(f.stat().st_size for f in (FIXTURE / name).rglob('*') if f.is_file())} bytes")
