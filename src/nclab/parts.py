@@ -13,6 +13,7 @@ from nclab.config import DataConfig, RunConfig, component_section
 from nclab.data import Splits, load_dataset
 from nclab.data.loader import DeviceLoader, eval_loader, loaders
 from nclab.data.multilabel import require_single_label_classes
+from nclab.data.text import TokenSplits
 from nclab.errors import ConfigError, NclabError
 from nclab.losses import Loss, build_loss, losses_where
 from nclab.models import Classifier, build_model
@@ -50,6 +51,10 @@ def build_parts(cfg: RunConfig, labels: torch.Tensor | None = None) -> Parts:
         require_single_label_classes(splits, cfg.data.name)
     k = splits.num_classes
     model = build_model(cfg, splits.input_shape, k).to(device)
+    if isinstance(splits, TokenSplits) and not getattr(model.backbone, "takes_tokens", False):
+        raise ConfigError(
+            f"data={cfg.data.name} gives token windows; model={cfg.model.name} takes none: use model=gpt"
+        )
     loss_fn = build_loss(cfg.loss, k, model.feature_dim).to(device)
     if model.head is None and loss_fn.uses_logits:
         raise ConfigError(

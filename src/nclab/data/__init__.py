@@ -113,4 +113,4 @@ def load_dataset(cfg: DataConfig, seed: int, labels: Tensor | None = None) -> Sp
     return splits
 
 
-from nclab.data import embedded, multilabel, vision  # noqa: E402, F401  (registers datasets)
+from nclab.data import embedded, multilabel, text, vision  # noqa: E402, F401  (registers datasets)

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from nclab import distributed
 from nclab.config import DataConfig
 from nclab.data import Splits
+from nclab.data.text import TokenSplits, token_loaders
 from nclab.errors import ConfigError
 
 
@@ -210,7 +211,9 @@ def loaders(
     channels_last: bool = False,
 ) -> tuple[DeviceLoader, DeviceLoader, DeviceLoader]:
     """(shuffled, augmented train; un-shuffled, un-augmented train for measuring; test); images come out in
-    channels-last memory when `channels_last`."""
+    channels-last memory when `channels_last`. Token streams (data=text) get `text.token_loaders`."""
+    if isinstance(splits, TokenSplits):
+        return token_loaders(splits, batch_size, eval_batch_size, device, seed, cfg.train_windows)
     cfg = cfg or DataConfig()
     tensors = [t for t in (splits.train_x, splits.test_x, splits.val_x) if t is not None]
     resident = cfg.resident == "device" or (cfg.resident == "auto" and fits_on(device, *tensors))

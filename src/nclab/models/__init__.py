@@ -36,7 +36,8 @@ MODELS: Registry = Registry("model", ModelConfig)
 
 
 class Classifier(nn.Module):
-    """backbone: x -> h (B x d); head: h -> logits (B x K), or no head (`head.kind=none`: logits None)."""
+    """backbone: x -> h (B x d); head: h -> logits (B x K), or no head (`head.kind=none`: logits None). A
+    backbone emitting (B, T, d) (a causal LM) gives one sample per position: h is (B*T, d)."""
 
     def __init__(self, backbone: nn.Module, head: nn.Module | None, feature_dim: int) -> None:
         super().__init__()
@@ -46,6 +47,8 @@ class Classifier(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor | None, Tensor]:
         h = self.backbone(x)
+        if h.dim() == 3:  # a sequence model (gpt): every position is a sample, h (B*T, d)
+            h = h.flatten(0, 1)
         return (None if self.head is None else self.head(h)), h
 
 
@@ -58,6 +61,9 @@ def build_model(cfg: RunConfig, input_shape: tuple[int, ...], num_classes: int) 
     out_dim = num_classes if cfg.head.fixdim else None
     backbone, dim = MODELS.get(cfg.model.name)(cfg.model, tuple(input_shape), out_dim)
     head = None if cfg.head.kind == "none" else build_head(cfg.head, dim, num_classes, cfg.seed)
+    tie = getattr(backbone, "tie", None)
+    if callable(tie):  # a model whose token embedding is the classifier's W (gpt with model.tie)
+        tie(head)
     return Classifier(backbone, head, dim)
 
 
@@ -138,6 +144,7 @@ def whole(value: float, key: str) -> int:
 from nclab.models import (  # noqa: E402, F401  (registers models)
     convnet,
     densenet,
+    gpt,
     mlp,
     preact_resnet,
     resnet,

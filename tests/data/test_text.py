@@ -1,0 +1,185 @@
+"""data=text: corpora, tokenizers and their cache, the contiguous split, token windows, bad input, and a
+gpt run whose `nclab measure` reproduces the in-training record."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from nclab.cli import main
+from nclab.config import resolve
+from nclab.data import load_dataset
+from nclab.data import text as text_mod
+from nclab.data.text import TokenLoader, read_corpus
+from nclab.errors import DataError
+
+
+def corpus_file(tmp_path, n_sentences=300, seed=0):
+    """A deterministic pseudo-English text: Zipf-ish word choice, punctuation, line breaks."""
+    rng = np.random.default_rng(seed)
+    words = ["the", "and", "of", "light", "earth", "God", "said", "waters", "day", "night", "was", "good"]
+    p = 1 / np.arange(1, len(words) + 1)
+    lines = []
+    for _ in range(n_sentences):
+        k = rng.integers(3, 9)
+        lines.append(" ".join(rng.choice(words, k, p=p / p.sum())) + rng.choice([".", ",", ";", ":"]))
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def text_cfg(tmp_path, *extra):
+    path = corpus_file(tmp_path)
+    return resolve(None, ["data=text", f"data.corpus={path}", f"data.root={tmp_path / 'root'}", *extra]).data
+
+
+def test_byte_tokens_split_contiguously_and_targets_are_the_next_ids(tmp_path):
+    cfg = text_cfg(tmp_path, "data.context=16", "data.test_fraction=0.25")
+    splits = load_dataset(cfg, 0)
+    raw = torch.tensor(list((tmp_path / "corpus.txt").read_bytes()))
+    n_test = round(len(raw) * 0.25)
+    assert torch.equal(torch.cat([splits.train_x, splits.test_x]), raw)
+    assert len(splits.test_x) == n_test and splits.num_classes == 256
+    assert torch.equal(splits.train_y, splits.train_x[1:]) and torch.equal(splits.test_y, splits.test_x[1:])
+    assert splits.input_shape == (16, 256) and not splits.multilabel
+
+
+def test_ids_are_cached_memory_mapped_and_not_tokenised_again(tmp_path, monkeypatch):
+    cfg = text_cfg(tmp_path, "data.tokenizer=word", "data.word_min_count=1")
+    first = load_dataset(cfg, 0)
+    (cache,) = (tmp_path / "root" / "text").glob("file-*/word-min1")
+    assert isinstance(np.load(cache / "ids.npy", mmap_mode="r"), np.memmap)
+    monkeypatch.setattr(text_mod, "tokenize", lambda *a: pytest.fail("tokenised twice"))
+    again = load_dataset(cfg, 0)
+    assert torch.equal(first.train_x, again.train_x) and first.num_classes == again.num_classes
+
+
+def test_word_tokenizer_maps_rare_words_to_unk(tmp_path):
+    path = tmp_path / "w.txt"
+    path.write_text("a b a c a b d. " * 3 + "rare\n")
+    cfg = resolve(
+        None,
+        ["data=text", f"data.corpus={path}", f"data.root={tmp_path}", "data.tokenizer=word",
+         "data.word_min_count=2", "data.context=2", "data.test_fraction=0.3"],
+    ).data  # fmt: skip
+    splits = load_dataset(cfg, 0)
+    ids = torch.cat([splits.train_x, splits.test_x])
+    vocab = (next((tmp_path / "text").glob("file-*/word-min2")) / "vocab.txt").read_text().split("\n")[:-1]
+    assert vocab == ["<unk>", "a", "b", ".", "c", "d"]  # by count, then alphabetically
+    assert [vocab[i] for i in ids[:8]] == ["a", "b", "a", "c", "a", "b", "d", "."]
+    assert vocab[ids[-1]] == "<unk>" and splits.num_classes == 6
+
+
+def test_bpe_is_trained_once_and_a_local_hf_tokenizer_gives_the_same_ids(tmp_path):
+    from transformers import PreTrainedTokenizerFast
+
+    cfg = text_cfg(tmp_path, "data.tokenizer=bpe:300")
+    splits = load_dataset(cfg, 0)
+    (trained,) = (tmp_path / "root" / "text").glob("file-*/bpe-300/tokenizer.json")
+    assert splits.num_classes <= 300 and int(splits.train_x.max()) < splits.num_classes
+    hf_dir = tmp_path / "hf"
+    PreTrainedTokenizerFast(tokenizer_file=str(trained)).save_pretrained(hf_dir)
+    hf = load_dataset(text_cfg(tmp_path, f"data.tokenizer=hf:{hf_dir}"), 0)
+    assert torch.equal(hf.train_x, splits.train_x) and hf.num_classes == splits.num_classes
+
+
+def test_measured_windows_cover_every_target_once_without_padding(tmp_path):
+    ids = torch.arange(103) * 7 % 50
+    loader = TokenLoader(ids, context=10, batch_size=4, device=torch.device("cpu"))
+    batches = list(loader)
+    assert len(batches) == len(loader) == 4  # 10 full windows in batches of 4, then the 2-token tail alone
+    assert [tuple(x.shape) for x, _ in batches] == [(4, 10), (4, 10), (2, 10), (1, 2)]
+    assert torch.equal(torch.cat([y for _, y in batches]), ids[1:])
+    for x, y in batches:  # target of position t is the input at t + 1
+        assert torch.equal(y.view(x.shape)[:, :-1], x[:, 1:])
+
+
+def test_training_windows_are_seeded_random_offsets_that_resume(tmp_path):
+    ids = torch.arange(1000)
+    loader = TokenLoader(ids, 8, 16, torch.device("cpu"), shuffle=True, seed=3, windows=40)
+    first = [x for x, _ in loader]
+    assert len(first) == len(loader) == 3 and sum(len(x) for x in first) == 40
+    starts = torch.cat([x[:, 0] for x in first])
+    assert len(set(starts.tolist())) > 30 and all(torch.equal(x, x[:, :1] + torch.arange(8)) for x in first)
+    state = loader.state_dict()
+    second = [x for x, _ in loader]
+    other = TokenLoader(ids, 8, 16, torch.device("cpu"), shuffle=True, seed=0, windows=40)
+    other.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, (b, _) in zip(second, other, strict=True))
+    assert not torch.equal(first[0], second[0])
+
+
+@pytest.mark.skipif(shutil.which("bible") is None, reason="Debian bible-kjv not installed")
+def test_kjv_is_found_by_itself_without_verse_numbers():
+    key, text = read_corpus("kjv")
+    assert key == "kjv" and "In the beginning God created the heaven and the earth." in text
+    assert "  1 In the beginning" not in text and len(text) > 4_000_000
+
+
+def test_missing_package_names_the_apt_get_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(text_mod.shutil, "which", lambda name: None)
+    with pytest.raises(DataError, match="apt-get install bible-kjv bible-kjv-text"):
+        read_corpus("kjv")
+    monkeypatch.setattr(text_mod, "GCIDE", tmp_path / "absent.dz")
+    with pytest.raises(DataError, match="apt-get install dict-gcide"):
+        read_corpus("gcide")
+    monkeypatch.setattr(text_mod, "FORTUNES", tmp_path)
+    with pytest.raises(DataError, match="apt-get install fortunes"):
+        read_corpus("fortunes")
+
+
+@pytest.mark.parametrize(
+    ("content", "overrides", "fragment"),
+    [
+        (None, ["data.corpus=nonesuch"], "neither a corpus name (kjv, fortunes, gcide) nor an existing"),
+        (b"  \n", [], "is empty"),
+        (b"abc\x00\x01\x02", [], "not a UTF-8 text file"),
+        (b"\xff\xfe\xfa", [], "not a UTF-8 text file"),
+        (b"tiny text", ["data.context=8"], "too few"),
+        (
+            b"x" * 500,
+            ["data.tokenizer=bpe:10"],
+            "data.tokenizer: write byte, word, bpe:N (N >= 258) or hf:DIR",
+        ),
+        (b"x" * 2000, ["data.tokenizer=hf:/nonexistent"], "no such directory"),
+        (b"x" * 2000, ["data.per_class=3"], "data.per_class: not defined for data=text"),
+        (b"x" * 2000, ["model=gpt", "data.context=64", "model.context=32"], "data.context=64 is longer than"),
+        (b"x" * 2000, ["model=mlp"], "model=mlp"),
+        (b"x" * 2000, ["model=gpt", "model.width=30", "model.heads=4"], "must divide"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, capsys, content, overrides, fragment):
+    path = tmp_path / "c.txt"
+    if content is not None:
+        path.write_bytes(content)
+    args = ["train", "data=text", f"data.corpus={path}", f"data.root={tmp_path}", "model=gpt", "epochs=1"]
+    code = main([*args, *overrides, "train.device=cpu", f"out={tmp_path / 'runs'}", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error:"), err
+    assert fragment in err and not (tmp_path / "runs").exists()
+
+
+def test_gpt_run_on_text_is_reproduced_by_nclab_measure(tmp_path):
+    corpus = corpus_file(tmp_path)
+    common = [f"data.root={tmp_path / 'root'}", f"out={tmp_path}", "train.device=cpu", "--quiet"]
+    model = ["model=gpt", "model.width=16", "model.depth=1", "model.heads=2", "model.context=16"]
+    args = [
+        "train",
+        "data=text",
+        f"data.corpus={corpus}",
+        "data.context=16",
+        "epochs=2",
+        "name=lm",
+        "optim=adamw",
+    ]
+    assert main([*args, *model, "train.batch_size=8", "measure.batch_size=100", *common]) == 0
+    run = tmp_path / "lm"
+    assert main(["measure", str(run)]) == 0
+    trained = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    measured = [json.loads(line) for line in (run / "measure.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in trained] == [1, 2]
+    for a, b in zip(trained, measured, strict=True):
+        assert {k: a[k] for k in b} == b
+    assert trained[-1]["train_loss"] < trained[0]["train_loss"] < np.log(256)
