@@ -17,6 +17,7 @@ learns and `train_acc` shows a broken step.
     python benchmarks/epoch.py                                     # cuda: resnet18 at batch 128 and 512
     python benchmarks/epoch.py --models wide_resnet50,vit --epochs 1
     python benchmarks/epoch.py --device cpu --n 1024 --models resnet18 --settings fp32,bf16,compile
+    python benchmarks/epoch.py --device cpu --n 64 --batches 32 --settings fp32 --set model.width=0.125
 """
 
 from __future__ import annotations
@@ -97,15 +98,16 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def config(model: str, batch: int, device: torch.device, setting: list[str]):
+def config(overrides: list[str], batch: int, device: torch.device, setting: list[str]):
+    """`overrides`: the model's (a MODELS entry) and any --set."""
     return resolve(
-        overrides=[*MODELS[model], f"train.batch_size={batch}", f"train.device={device.type}", *setting]
+        overrides=[*overrides, f"train.batch_size={batch}", f"train.device={device.type}", *setting]
     )
 
 
-def original_epochs(model_name: str, data, batch: int, device: torch.device, epochs: int, workers: int):
+def original_epochs(overrides: list[str], data, batch: int, device: torch.device, epochs: int, workers: int):
     """Seconds per epoch (train + measured epoch) of the original pipeline; last epoch's numbers."""
-    cfg = config(model_name, batch, device, [])
+    cfg = config(overrides, batch, device, [])
     torch.manual_seed(0)
     model = build_model(cfg, (3, 32, 32), K).to(device)
     loss_fn = build_loss(cfg.loss, K, model.feature_dim).to(device)
@@ -148,9 +150,11 @@ def original_epochs(model_name: str, data, batch: int, device: torch.device, epo
     return times, out
 
 
-def nclab_epochs(model_name: str, setting: list[str], data, batch: int, device: torch.device, epochs: int):
+def nclab_epochs(
+    overrides: list[str], setting: list[str], data, batch: int, device: torch.device, epochs: int
+):
     """(warm-up epoch seconds, timed epoch seconds, last record, peak memory in MiB) of one setting."""
-    cfg = config(model_name, batch, device, setting)
+    cfg = config(overrides, batch, device, setting)
     torch.manual_seed(0)
     model = build_model(cfg, (3, 32, 32), K).to(device)
     loss_fn = build_loss(cfg.loss, K, model.feature_dim).to(device)
@@ -193,6 +197,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per setting (after 1 warm-up)")
     parser.add_argument("--baseline-epochs", type=int, default=1)
     parser.add_argument("--workers", type=int, default=4, help="the original pipeline's DataLoader workers")
+    parser.add_argument("--set", action="append", default=[], help="an override, e.g. model.width=0.125")
     args = parser.parse_args()
     device = torch.device(args.device)
     data = make_data(args.n, 0), make_data(max(args.n // 5, 2 * K), 1)
@@ -203,14 +208,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for model_name in args.models.split(","):
         for batch in [int(b) for b in args.batches.split(",")]:
-            times, out = original_epochs(model_name, data, batch, device, args.baseline_epochs, args.workers)
+            model = [*MODELS[model_name], *args.set]
+            times, out = original_epochs(model, data, batch, device, args.baseline_epochs, args.workers)
             base = statistics.mean(times)
             print(f"| {model_name} | {batch} | original (DataLoader x{args.workers}, fp32, per-sample NC) "
                   f"| {base:.2f} | 1.0x | - | - | {out['step_acc']:.3f} | {out['train_acc']:.3f} "
                   f"| {out['nc1']:.4g} |", flush=True)  # fmt: skip
             for setting in args.settings.split(","):
                 warm, timed, rec, peak = nclab_epochs(
-                    model_name, SETTINGS[setting], data, batch, device, args.epochs
+                    model, SETTINGS[setting], data, batch, device, args.epochs
                 )
                 sec = statistics.mean(timed)
                 print(f"| {model_name} | {batch} | nclab {setting} | {sec:.2f} | {base / sec:.1f}x "

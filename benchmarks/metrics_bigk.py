@@ -6,7 +6,8 @@ computation, one shot, as the original scripts and metric libraries write it: H 
 and Sigma_B with a pseudo-inverse, N x K logits and N x K torch.cdist distances for the predictions, K x K
 Gram, cosine and cdist matrices for NC2/NC3/equiangle/maxangle/CDNV. Each configuration runs in a fresh
 process and reports its wall time and the peak resident memory of the measurement itself (ru_maxrss minus
-the resident size once torch, nclab and the float32 input data are loaded).
+the resident size once torch, nclab and the float32 input data are loaded). With `--device cuda` the data
+live on the GPU and the memory is the measurement's peak GPU allocation above the inputs.
 
 The comparison (`--naive-classes`, where the naive K x K matrices fit) measures everything. The large-K run
 leaves out the per-sample predictions (train_acc, ncc_acc, nc4_ncc: O(N K d) in any implementation, N x K
@@ -14,6 +15,7 @@ logits and distances; the classifier still enters every W metric) unless `--pred
 
     python benchmarks/metrics_bigk.py                               # K=50000 d=1024; K=5000 both
     python benchmarks/metrics_bigk.py --classes 10000 --naive-classes 2000 --predictions
+    python benchmarks/metrics_bigk.py --device cuda                 # the same on the GPU
 """
 
 from __future__ import annotations
@@ -52,14 +54,14 @@ def naive_measure(h, y, w, b, k, geometry_only):
     h, w, b = h.double(), w.double(), b.double()
     n, d = h.shape
     counts = torch.bincount(y, minlength=k).double()
-    means = torch.zeros(k, d, dtype=torch.float64).index_add_(0, y, h) / counts[:, None]
+    means = torch.zeros(k, d, dtype=torch.float64, device=h.device).index_add_(0, y, h) / counts[:, None]
     mu_g = h.mean(0)
     c = h - means[y]
     sw = c.T @ c / n
     hbar = means - mu_g
     sb = hbar.T @ hbar / k
     out = {"nc1": torch.trace(sw @ torch.linalg.pinv(sb, hermitian=True)).item() / k}
-    e = (torch.eye(k, dtype=torch.float64) - 1 / k) / (k - 1) ** 0.5
+    e = (torch.eye(k, dtype=torch.float64, device=h.device) - 1 / k) / (k - 1) ** 0.5
 
     def etf(g):
         return (g / g.norm() - e).norm().item()
@@ -68,8 +70,10 @@ def naive_measure(h, y, w, b, k, geometry_only):
         u = a / a.norm(dim=1, keepdim=True)
         return u @ u.T
 
-    off = ~torch.eye(k, dtype=torch.bool)
-    upper = torch.ones(k, k, dtype=torch.bool).triu(1)  # unique pairs k < j (SPEC.md's equiangle)
+    off = ~torch.eye(k, dtype=torch.bool, device=h.device)
+    upper = torch.ones(k, k, dtype=torch.bool, device=h.device).triu(
+        1
+    )  # unique pairs k < j (SPEC.md's equiangle)
     ch, cw = cos(hbar), cos(w)
     var = c.square().sum(1).new_zeros(k).index_add_(0, y, c.square().sum(1)) / counts
     dist2 = torch.cdist(means, means).square()
@@ -91,27 +95,39 @@ def naive_measure(h, y, w, b, k, geometry_only):
     return out
 
 
-def child(kind: str, k: int, d: int, per_class: int, geometry_only: bool, queue: mp.Queue) -> None:
-    torch.set_num_threads(torch.get_num_threads())
-    h, y, w, b = problem(k, d, per_class)
-    with open("/proc/self/statm") as f:  # resident pages now: the process, torch and the input data
-        before = int(f.read().split()[1]) * resource.getpagesize() / 2**30
+def child(
+    kind: str, k: int, d: int, per_class: int, geometry_only: bool, device: str, queue: mp.Queue
+) -> None:
+    h, y, w, b = (t.to(device) for t in problem(k, d, per_class))
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated() / 2**30
+    else:
+        with open("/proc/self/statm") as f:  # resident pages now: the process, torch and the input data
+            before = int(f.read().split()[1]) * resource.getpagesize() / 2**30
     fn = nclab_measure if kind == "nclab" else naive_measure
     try:
         start = time.perf_counter()
         out = fn(h, y, w, b, k, geometry_only)
+        if cuda:
+            torch.cuda.synchronize()
         seconds = time.perf_counter() - start
     except RuntimeError as exc:  # out of memory
         queue.put((kind, None, None, str(exc).splitlines()[0]))
         return
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20 - before
-    queue.put((kind, seconds, peak_gib, out))
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**30
+        if cuda
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    )
+    queue.put((kind, seconds, peak - before, out))
 
 
-def run(kind: str, k: int, d: int, per_class: int, geometry_only: bool) -> tuple:
+def run(kind: str, k: int, d: int, per_class: int, geometry_only: bool, device: str) -> tuple:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=child, args=(kind, k, d, per_class, geometry_only, queue))
+    proc = ctx.Process(target=child, args=(kind, k, d, per_class, geometry_only, device, queue))
     proc.start()
     proc.join()
     if proc.exitcode != 0:
@@ -128,15 +144,21 @@ def main() -> None:
     parser.add_argument(
         "--predictions", action="store_true", help="large-K run: also the O(N K d) predictions"
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
-    print(f"torch threads {torch.get_num_threads()}, d={args.dim}, {args.per_class} samples per class")
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+    print(
+        f"{where}, torch threads {torch.get_num_threads()}, d={args.dim}, {args.per_class} samples per class"
+    )
     print("| K | N | implementation | time (s) | peak memory above the inputs (GiB) |")
     print("|---:|---:|---|---:|---:|")
     results = {}
     plan = ((args.naive_classes, ("naive", "nclab"), False), (args.classes, ("nclab",), not args.predictions))
     for k, kinds, geometry_only in plan:
         for kind in kinds:
-            _, seconds, peak, out = results[(kind, k)] = run(kind, k, args.dim, args.per_class, geometry_only)
+            _, seconds, peak, out = results[(kind, k)] = run(
+                kind, k, args.dim, args.per_class, geometry_only, args.device
+            )
             shown = f"{seconds:.1f} | {peak:.2f}" if seconds is not None else f"- | {out}"
             label = f"{kind} (no predictions)" if geometry_only else kind
             print(f"| {k:,} | {k * args.per_class:,} | {label} | {shown} |", flush=True)

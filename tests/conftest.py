@@ -3,6 +3,16 @@ import torch
 from torchvision import datasets
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` are skipped where no CUDA device is visible."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if item.get_closest_marker("cuda"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _small_threads():
     torch.set_num_threads(2)

@@ -14,8 +14,6 @@ from nclab.models import build_model
 from nclab.optim import build_optimizer, param_groups
 from nclab.step import CapturedStep, TrainStep, build_step, capture_blocker, prepare_model
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-
 
 def _final(out, name: str, *overrides: str) -> dict:
     common = [f"out={out}", f"name={name}", "epochs=8", "measure.every=8", "model.width=64", "model.depth=2"]
@@ -139,7 +137,7 @@ def _graph_vs_eager(precision: str, clip: float | None, steps: int = 20):
     return out
 
 
-@cuda
+@pytest.mark.cuda
 @pytest.mark.parametrize(("precision", "clip"), [("fp32", None), ("bf16", 1.0)])
 def test_cuda_graph_step_gives_the_eager_losses(precision, clip):
     (eager, eager_params), (graph, graph_params) = _graph_vs_eager(precision, clip)
@@ -149,7 +147,7 @@ def test_cuda_graph_step_gives_the_eager_losses(precision, clip):
         torch.testing.assert_close(a, b, rtol=tol * 10, atol=tol * 10)
 
 
-@cuda
+@pytest.mark.cuda
 def test_cuda_graph_run_end_to_end(tmp_path):
     common = ["data=gaussian", "epochs=3", "train.device=cuda", "train.batch_size=48", "--quiet"]
     assert main(["train", f"out={tmp_path}", "name=e", *common]) == 0

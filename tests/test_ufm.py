@@ -240,14 +240,15 @@ def test_bad_input_is_one_error_line_and_no_run_dir(tmp_path, capsys, monkeypatc
     assert not (tmp_path / "runs").exists()
 
 
-def test_cuda_runs_the_same_checks_or_says_there_is_no_gpu(tmp_path, capsys):
-    if not torch.cuda.is_available():
-        assert main(["ufm", f"out={tmp_path}", "device=cuda"]) == 1
-        assert (
-            capsys.readouterr().err
-            == "error: device=cuda but no CUDA device is visible; use device=cpu or auto\n"
-        )
-        assert not tmp_path.joinpath("runs").exists() and not list(tmp_path.iterdir())
-        return
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the message shown where no GPU is visible")
+def test_device_cuda_without_a_gpu_is_one_error_line(tmp_path, capsys):
+    assert main(["ufm", f"out={tmp_path}", "device=cuda"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: device=cuda but no CUDA device is visible; use device=cpu or auto\n"
+    assert not tmp_path.joinpath("runs").exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.cuda
+def test_cuda_runs_the_same_checks(tmp_path):
     sim = ufm(tmp_path, "device=cuda")
     assert sim.H.is_cuda and sim.checks and all(c.passed for c in sim.checks), sim.report()

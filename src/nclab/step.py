@@ -82,9 +82,10 @@ class TrainStep:
         pred = self.loss_fn.predict(None if logits is None else logits.detach(), h.detach().float())
         return per_sample, pred
 
-    def _update(self, x: Tensor, y: Tensor, cache: bool = True) -> Outcome:
-        """zero_grad, forward, backward, clip, step; returns (summed loss, correct predictions)."""
-        self.optimizer.zero_grad(set_to_none=True)
+    def _update(self, x: Tensor, y: Tensor, cache: bool = True, set_to_none: bool = True) -> Outcome:
+        """zero_grad, forward, backward, clip, step; returns (summed loss, correct predictions).
+        `set_to_none=False` zeroes the .grad tensors in place (the CUDA graph's own gradient buffers)."""
+        self.optimizer.zero_grad(set_to_none=set_to_none)
         per_sample, pred = self._forward(x, y, cache)
         loss = self.reduce(per_sample)
         if self.scaler is not None:
@@ -162,11 +163,8 @@ class CapturedStep(TrainStep):
                 group["lr"] = lr
 
     def _capture(self, x: Tensor, y: Tensor) -> None:
-        static_x, static_y = torch.empty_like(x), torch.empty_like(y)
-        static_x.copy_(x)
-        static_y.copy_(y)
+        static_x, static_y = x.clone(), y.clone()
         graph = torch.cuda.CUDAGraph()
-        self.optimizer.zero_grad(set_to_none=True)
         with torch.cuda.graph(graph, stream=self.stream):
             loss_sum, hits = self._update(static_x, static_y, cache=False)
         self.graph, self.static = graph, (static_x, static_y, loss_sum, hits)
@@ -193,21 +191,11 @@ class CapturedStep(TrainStep):
         static_x, static_y, loss_sum, hits = self.static
         if x.shape != static_x.shape or y.shape != static_y.shape or y.dtype != static_y.dtype:
             # the tail batch: grads are the graph's static tensors; zero them in place, don't free them
-            self.optimizer.zero_grad(set_to_none=False)
-            return self._eager_in_place(x, y)
+            return self._update(x, y, set_to_none=False)
         static_x.copy_(x)
         static_y.copy_(y)
         self.graph.replay()
         return loss_sum.clone(), None if hits is None else hits.clone()
-
-    def _eager_in_place(self, x: Tensor, y: Tensor) -> Outcome:
-        """An eager step that keeps the .grad tensors the graph writes to (accumulate into zeroed grads)."""
-        per_sample, pred = self._forward(x, y)
-        self.reduce(per_sample).backward()
-        if self.cfg.clip_grad_norm:
-            nn.utils.clip_grad_norm_(self.params, self.cfg.clip_grad_norm)
-        self.optimizer.step()
-        return per_sample.detach().sum().double(), _count(pred, y)
 
 
 def _count(pred: Tensor | None, y: Tensor) -> Tensor | None:

@@ -260,7 +260,7 @@ def test_inputs_are_not_modified():
     assert torch.equal(h, copy)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_tensors_give_the_cpu_numbers():
     h, y, w, b = random_problem(10, 16, seed=5)
     ht, yt, _, _ = random_problem(10, 16, seed=6)

@@ -46,7 +46,7 @@ def test_without_kept_features_ncc_keys_are_null():
     assert out["nc1"] == pytest.approx(nc_metrics(h, y, w, b)["nc1"], rel=1e-10)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_stream_on_cuda_with_bf16_features():
     h, y, w, b = random_problem(10, 16, seed=11)
     hb = h.to(torch.bfloat16)
