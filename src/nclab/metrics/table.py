@@ -202,6 +202,19 @@ register_metric(
 register_metric(
     "classes_empty", "run", "declared classes without train samples, skipped (measure.strict)", OURS
 )
+# language models (data=text; formulas and the paper's names: docs/metrics.md)
+LC24, DISP25 = "Wu & Papyan 2024 (Linguistic Collapse)", "Li et al. 2025 (representation dispersion)"
+register_metric(
+    "log_kern_var",
+    "nc",
+    "var_{k<j} log(1 / ||u_k - u_j||), u_k = unit(mu_k - mu_G): GNC2 spread",
+    LC24,
+    log=True,
+)
+register_metric("norms_log_var", "nc", "var_k log ||mu_k - mu_G||: log-norm equinorm", LC24, log=True)
+register_metric("simcos_var", "nc", "var_k cos(w_k, mu_k - mu_G): UNC3 on cosines", LC24, log=True)
+register_metric("dispersion", "geometry", "1 - mean_{i<j} cos(h_i, h_j) over the split's features", DISP25)
+register_metric("test_dispersion", "geometry", "dispersion of the test split's features", DISP25)
 # geometry
 for side, rows in (("h", "centred class means"), ("w", "classifier rows")):
     register_metric(f"equinorm_{side}", "geometry", f"std/mean of the norms of the {rows}", P20)
