@@ -1,21 +1,33 @@
+import os
+
+# One thread in every test and in every process a test starts (CLI, torchrun, Ray workers): on a busy 2-core
+# machine a tiny-MLP step is ~50x slower with two threads than with one. Set before torch is imported.
+os.environ["OMP_NUM_THREADS"] = "1"
+
 import pytest
 import torch
 from torchvision import datasets
 
+torch.set_num_threads(1)  # module and session fixtures too (torch may have been imported before this file)
+
+
+SLOW_TIMEOUT = 600  # seconds; the ini default (pyproject.toml) holds for the rest
+
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `cuda` are skipped where no CUDA device is visible."""
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA device")
+    """A test marked slow and not given its own timeout gets SLOW_TIMEOUT; tests marked `cuda` are skipped
+    where no CUDA device is visible."""
+    skip = None if torch.cuda.is_available() else pytest.mark.skip(reason="needs a CUDA device")
     for item in items:
-        if item.get_closest_marker("cuda"):
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
+        if skip and item.get_closest_marker("cuda"):
             item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
-def _small_threads():
-    torch.set_num_threads(2)
+def _one_thread():
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

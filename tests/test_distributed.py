@@ -14,6 +14,8 @@ import torch
 import nclab
 from nclab.cli import main
 
+pytestmark = pytest.mark.slow  # process groups of two: torchrun and torch.multiprocessing
+
 SRC = str(Path(nclab.__file__).parents[1])
 # no BatchNorm (its batch statistics are per rank); 1437 train samples: batch 100 leaves an uneven last batch
 ARGS = [
@@ -28,7 +30,6 @@ def records(run_dir: Path) -> list[dict]:
 
 def test_two_gloo_processes_match_one(tmp_path):
     env = os.environ | {"PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
-    env["OMP_NUM_THREADS"] = "1"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     first = [
         *torchrun,
@@ -45,7 +46,6 @@ def test_two_gloo_processes_match_one(tmp_path):
     for cmd in (first, then):  # two epochs, then the third by extending the run under torchrun
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
-    torch.set_num_threads(1)
     assert main(["train", f"out={tmp_path}", "name=one", *ARGS]) == 0
 
     ddp, one = records(tmp_path / "ddp"), records(tmp_path / "one")

@@ -199,6 +199,7 @@ def test_gradcheck_float64(name):
         assert torch.autograd.gradcheck(through_centers, (fn.centers.detach().requires_grad_(True),))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optim", ["sgd", "adam", "adamw"])
 @pytest.mark.parametrize("name", ALL)
 def test_every_loss_trains_the_default_digits_mlp_with_its_optimizers_defaults(tmp_path, name, optim):
@@ -213,6 +214,7 @@ def test_every_loss_trains_the_default_digits_mlp_with_its_optimizers_defaults(t
         assert last["center_acc"] > 0.9 and last["test_center_acc"] >= 0.9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL)
 def test_every_loss_takes_mixup_batches(tmp_path, name):
     """timm's Mixup hands the loss N x K soft rows; a short run trains on them with a finite loss."""

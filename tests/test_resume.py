@@ -19,7 +19,7 @@ TINY = ["epochs=4", "model.width=16", "model.depth=1", "train.batch_size=256", "
 
 
 def harness(point: str, epoch: int, out: Path, name: str, *extra: str) -> subprocess.Popen:
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     args = [f"out={out}", f"name={name}", *TINY, *extra, "--quiet"]
     return subprocess.Popen(
         [sys.executable, str(HARNESS), point, str(epoch), *args],
@@ -30,15 +30,10 @@ def harness(point: str, epoch: int, out: Path, name: str, *extra: str) -> subpro
     )
 
 
-@pytest.fixture(autouse=True)
-def _small_threads():
-    """One thread, as in the subprocesses: CPU results are identical for the same seed and thread count."""
-    torch.set_num_threads(1)
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    torch.set_num_threads(1)
+    """The uninterrupted run, on one thread as the subprocesses (tests/conftest.py): CPU results are identical
+    for the same seed and thread count."""
     out = tmp_path_factory.mktemp("ref")
     assert main(["train", f"out={out}", "name=ref", *TINY, "--quiet"]) == 0
     return out / "ref"
@@ -63,6 +58,7 @@ def assert_same_run(run_dir: Path, ref_dir: Path) -> None:
     ("point", "epoch"),
     [("steps", 3), ("measure", 2), ("metrics", 3), ("before_state", 2), ("checkpoint", 3), ("state", 4)],
 )
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reference, capsys, point, epoch):
     proc = harness(point, epoch, tmp_path, "k")
     _, err = proc.communicate(timeout=300)
@@ -76,6 +72,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reference, capsys, p
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.slow
 def test_signal_saves_state_then_resume_equals_uninterrupted(tmp_path, reference, capsys, sig, code):
     """SIGTERM/SIGINT stop the run between writes (status interrupted, exit 143/130); while it runs, a second
     writer is refused with the holder's pid."""

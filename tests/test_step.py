@@ -66,6 +66,7 @@ def test_channels_last_loader_and_model_give_the_eager_numbers():
     torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_compile_keeps_parameter_names_and_outputs():
     torch.manual_seed(0)
     model, *_ = _setup()

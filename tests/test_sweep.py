@@ -27,17 +27,15 @@ def local_ray():
     import nclab from the same sources as this test (PYTHONPATH may be relative)."""
     import ray
 
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "OMP_NUM_THREADS")}
-    os.environ["PYTHONPATH"] = os.pathsep.join([SRC, saved["PYTHONPATH"] or ""])
-    os.environ["OMP_NUM_THREADS"] = "1"
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([SRC, saved or ""])
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    if saved is None:
+        os.environ.pop("PYTHONPATH")
+    else:
+        os.environ["PYTHONPATH"] = saved
 
 
 def sweep_file(tmp_path: Path, **sweep) -> Path:
@@ -55,6 +53,7 @@ def finished(sweep_dir: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 def test_sweep_trains_every_combination_then_skips_them(local_ray, tmp_path, capsys):
     path = sweep_file(tmp_path, base=TINY, grid={"loss": ["ce", "mse"], "seed": [0, 1]})
     assert main(["sweep", str(path)]) == 0
@@ -93,6 +92,7 @@ def reported_to_tune(sweep_dir: Path, name: str) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_killed_sweep_finishes_only_the_rest(local_ray, tmp_path, capsys):
     base = TINY | {"epochs": 40}
     path = sweep_file(tmp_path, base=base, grid={"seed": [0, 1, 2, 3]}, max_concurrent=1)
@@ -133,6 +133,7 @@ def test_killed_sweep_finishes_only_the_rest(local_ray, tmp_path, capsys):
         assert Run(out / name).metrics()[: len(records)] == records
 
 
+@pytest.mark.slow
 def test_failing_trial_is_retried_reported_and_the_others_finish(local_ray, tmp_path, capsys):
     path = sweep_file(tmp_path, base=TINY, grid={"optim.lr": [0.05, 1.0e9]}, retries=1)
     assert main(["sweep", str(path)]) == 1
@@ -144,6 +145,7 @@ def test_failing_trial_is_retried_reported_and_the_others_finish(local_ray, tmp_
     assert Run(tmp_path / "out" / "optim.lr=1e+09").status()["state"] == "failed"
 
 
+@pytest.mark.slow
 def test_trial_under_torchrun(local_ray, tmp_path):
     """ranks: 2 runs the trial as one DDP run of two gloo processes; its epochs still reach Tune."""
     base = TINY | {"model.batch_norm": False, "train.device": "cpu"}
@@ -214,6 +216,7 @@ def test_bad_resources_is_one_error_before_any_trial(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_ufm_sweep_with_a_heat_map(local_ray, tmp_path, capsys):
     """`base: {kind: ufm}` grids UFM simulations; `report.heatmap` draws final metrics over two keys."""
     from nclab.report.groups import group_runs

@@ -66,6 +66,7 @@ def test_checkpoint_reproduces_logged_metrics(run_dir):
     assert got["train_acc"] == pytest.approx(last["train_acc"])
 
 
+@pytest.mark.slow
 def test_training_collapses_on_digits(tmp_path):
     from nclab.train import train
 

@@ -86,6 +86,7 @@ def test_preset_builds_its_full_model(name):
     assert d >= 2 and n > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_preset_trains_one_epoch_on_tiny_data(name, study_root, tmp_path, no_checksums):
     cfg = resolve(preset=name, overrides=[f"data.root={study_root}", "data.download=false", *tiny(name)])
