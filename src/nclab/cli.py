@@ -83,7 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     me.add_argument("items", nargs="*", help="a run directory; with --model: key=value settings (data=...)")
     me.add_argument("--epochs", type=_epochs, help="checkpoint epochs, e.g. 10,20,30 (default: all saved)")
     me.add_argument("--split", type=_list, default=["train", "test"], help="train,test (default both)")
-    me.add_argument("--model", help="timm:NAME, weights from --weights or the timm/Hugging Face cache")
+    me.add_argument(
+        "--model",
+        help="timm:NAME (weights from --weights or the timm/Hugging Face cache), or hf:DIR, a local "
+        "Hugging Face causal LM measured on data=text",
+    )
     me.add_argument("--weights", type=Path, help="--model: a state dict (.safetensors, .pth) to load")
     me.add_argument("--layer", help="--model: the module whose input is h (default: the model's classifier)")
     me.add_argument("--out", type=Path, help="--model: also write the record as one JSON line to this file")

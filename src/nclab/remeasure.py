@@ -8,7 +8,7 @@ rewritten atomically after every epoch, so a failure keeps what was measured bef
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -20,10 +20,12 @@ from nclab.data.loader import loaders
 from nclab.errors import ConfigError, CorruptFile, NclabError, RunError, warn
 from nclab.measure import Measurement, accuracy, measure
 from nclab.metrics import measure_model
+from nclab.metrics.hooks import FeatureTap
+from nclab.metrics.nc import linear_logits
 from nclab.parts import build_parts, resolve_device
 from nclab.runs import Run
 
-__all__ = ["SPLITS", "load_timm", "measure_checkpoints", "measure_pretrained", "measure_run"]
+__all__ = ["SPLITS", "load_hf", "load_timm", "measure_checkpoints", "measure_pretrained", "measure_run"]
 
 SPLITS = ("train", "test")
 
@@ -167,12 +169,14 @@ def load_timm(spec: str, weights: Path | None, in_chans: int) -> tuple[nn.Module
 def measure_pretrained(
     cfg: RunConfig, spec: str, weights: Path | None, layer: str | None, splits: Sequence[str] = SPLITS
 ) -> tuple[dict[str, float | None], str]:
-    """`nclab measure --model timm:NAME`: every metric of the model on the configured data's un-augmented
-    splits (h = the input of `layer`, default the classifier). The classifier enters the W metrics only when
-    its rows equal the data's K; otherwise they are null and the returned note says why."""
+    """`nclab measure --model timm:NAME` (`hf:DIR`: `measure_hf`): every metric of the model on the configured
+    data's un-augmented splits (h = the input of `layer`, default the classifier). The classifier enters the W
+    metrics only when its rows equal the data's K; otherwise they are null and the returned note says why."""
     _check_splits(splits)
     if "train" not in splits:
         raise ConfigError("--model needs the train split (its class means); use --split train or train,test")
+    if spec.startswith("hf:"):
+        return measure_hf(cfg, spec, splits), ""
     data = load_dataset(cfg.data, cfg.seed)
     if len(data.input_shape) != 3:
         raise ConfigError(
@@ -196,3 +200,79 @@ def measure_pretrained(
         layers=cfg.measure.layers,
         strict=cfg.measure.strict,
     ), note
+
+
+def load_hf(spec: str) -> tuple[nn.Module, str, int, int | None]:
+    """A local Hugging Face causal LM `hf:DIR` (transformers, `local_files_only`: nothing is downloaded):
+    (model in eval mode, the module name of its LM head, the head's rows, its positions or None). One
+    ConfigError line for a missing directory or one without a causal LM."""
+    path = Path(spec.removeprefix("hf:")).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"--model {spec}: no such directory")
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # errors stay one line
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise ConfigError(f"--model {spec}: no causal language model in {path} ({first})") from None
+    head = model.get_output_embeddings()
+    name = next(n for n, m in model.named_modules() if m is head)
+    config = model.config
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return model.eval(), name, int(head.weight.shape[0]), positions
+
+
+@torch.no_grad()
+def _check_linear_head(model: nn.Module, head: str, batches: Iterable) -> None:
+    """Once per measurement: the model's logits equal h W^T + b of its head's hooked input h (a warning
+    where they do not, e.g. a soft-capped or scaled head: the W metrics then read W as it is)."""
+    module = dict(model.named_modules())[head]
+    tap = FeatureTap(model, [head], inputs=True)
+    try:
+        x, _ = next(iter(batches))
+        logits = model(x).logits
+        h = tap.features[head]
+    finally:
+        tap.close()
+    z = logits.reshape(-1, logits.shape[-1]).double()
+    expected = linear_logits(h.double(), module.weight, getattr(module, "bias", None))
+    if not torch.allclose(z, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max())):
+        warn(f"the logits of {head} are not h W^T + b of its input h; the W metrics read its weight as it is")
+
+
+@torch.no_grad()
+def measure_hf(cfg: RunConfig, spec: str, splits: Sequence[str] = SPLITS) -> dict[str, float | None]:
+    """`nclab measure --model hf:DIR data=text ...`: h = the input of the LM head (after the final norm) at
+    every position, classes the next tokens, K = the head's rows, W = the head's weight."""
+    if cfg.data.name != "text":
+        raise ConfigError(
+            f"--model {spec} is a language model: measure it on data=text, not data={cfg.data.name}"
+        )
+    data = load_dataset(cfg.data, cfg.seed)
+    model, head, rows, positions = load_hf(spec)
+    tokenizer = cfg.data.tokenizer
+    own = tokenizer.startswith("hf:") and Path(tokenizer[3:]).expanduser() == Path(spec[3:]).expanduser()
+    if data.num_classes > rows or (not own and data.num_classes != rows):
+        raise ConfigError(
+            f"data.tokenizer={tokenizer} has a vocabulary of {data.num_classes}, the model's head "
+            f"{rows} rows; use the model's own tokenizer: data.tokenizer={spec}"
+        )
+    if positions is not None and data.context > positions:
+        raise ConfigError(f"data.context={data.context} is longer than the {positions} positions of {spec}")
+    device = resolve_device(cfg.train.device)
+    model.to(device)
+    _, train_batches, test_batches = loaders(
+        data, cfg.measure.batch_size, cfg.measure.batch_size, device, cfg.seed, cfg.data
+    )
+    _check_linear_head(model, head, train_batches)
+    return measure_model(
+        model,
+        train_batches,
+        layer=head,
+        num_classes=rows,
+        test_loader=test_batches if "test" in splits else None,
+        strict=cfg.measure.strict,
+    )

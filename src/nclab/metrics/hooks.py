@@ -23,7 +23,8 @@ def pooled(t: Tensor) -> Tensor:
 
 class FeatureTap:
     """Forward hooks on named submodules: after a forward, `features[name]` is the module's output as (B, C)
-    (`pooled`), or with `inputs=True` its first input flattened (the features a classifier layer receives).
+    (`pooled`), or with `inputs=True` its first input flattened (the features a classifier layer receives;
+    (B, T, d) token sequences as (B*T, d)).
     Unknown names raise one ConfigError that lists the model's module names."""
 
     def __init__(self, model: nn.Module, names: Sequence[str], inputs: bool = False) -> None:
@@ -38,8 +39,9 @@ class FeatureTap:
 
     def _hook(self, name: str, inputs: bool) -> Callable:
         def hook(module: nn.Module, args: tuple, output: Tensor | tuple) -> None:
-            if inputs:
-                self.features[name] = args[0].flatten(1)
+            if inputs:  # a sequence (B, T, d) into a linear head (an LM): one sample per position
+                x = args[0]
+                self.features[name] = x.reshape(-1, x.shape[-1]) if x.dim() == 3 else x.flatten(1)
             else:
                 self.features[name] = pooled(output[0] if isinstance(output, tuple) else output)
 
