@@ -161,6 +161,7 @@ def test_bad_input_is_one_line(tmp_path, capsys, content, overrides, fragment):
     assert fragment in err and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_gpt_run_on_text_is_reproduced_by_nclab_measure(tmp_path):
     corpus = corpus_file(tmp_path)
     common = [f"data.root={tmp_path / 'root'}", f"out={tmp_path}", "train.device=cpu", "--quiet"]
