@@ -45,6 +45,7 @@ def study_root(tmp_path_factory) -> Path:
     digits = [[d] for d in range(1, 10)] + [[1, 2], [3, 4, 5]]
     write_digit_struct(root / "SVHN" / "format1" / "train", digits)
     write_digit_struct(root / "SVHN" / "format1" / "test", digits)
+    (root / "corpus.txt").write_text("In the beginning God created the heaven and the earth.\n" * 60)
     return root
 
 
@@ -55,10 +56,11 @@ SMALL = {
     "mlp": 64,
     "vit": 64,
     "swin_cifar": 12,
+    "gpt": 16,
 }
 
 
-def tiny(name: str) -> list[str]:
+def tiny(name: str, root: Path | None = None) -> list[str]:
     """Overrides that shrink a preset's data to a few images per class, its run to one epoch of one or two
     steps, and its model's width (the full models are built in `test_preset_builds_its_full_model`); the
     rest (loss, head, optimizer, schedule, data format and variants) stays the preset's."""
@@ -67,6 +69,8 @@ def tiny(name: str) -> list[str]:
     if cfg.data.name.startswith("mlab_"):
         sizes = {"single": 2, "pair": 1, "test_single": 1, "test_pair": 1}
         out += [f"data.{k}={v}" for k, v in sizes.items()]
+    elif cfg.data.name == "text":  # a 3 kB fixture corpus in short windows
+        out += [f"data.corpus={root / 'corpus.txt'}", "data.context=16", "model.heads=2"]
     elif cfg.data.name not in ("digits", "svhn_multilabel"):
         out.append(f"data.per_class={2 if cfg.data.val_fraction else 1}")
     if cfg.data.val_fraction:
@@ -89,7 +93,9 @@ def test_preset_builds_its_full_model(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_preset_trains_one_epoch_on_tiny_data(name, study_root, tmp_path, no_checksums):
-    cfg = resolve(preset=name, overrides=[f"data.root={study_root}", "data.download=false", *tiny(name)])
+    cfg = resolve(
+        preset=name, overrides=[f"data.root={study_root}", "data.download=false", *tiny(name, study_root)]
+    )
     cfg.out = str(tmp_path)
     run = train(cfg)
     (record,) = run.metrics()

@@ -1,4 +1,4 @@
-"""Named run configurations: one YAML file per experiment of the five studies, plus `demo`.
+"""Named run configurations: one YAML file per experiment of the studies, plus `demo`.
 
 Each file holds an `about` block (`description`: one line; `source`: paper and table or figure; `series`: the
 overrides that vary it into the study's series, where it has one) and the config sections. A name starts with
@@ -16,6 +16,7 @@ STUDIES = {
     "li2023": "Li et al. 2023, Neural Collapse in Multi-label Learning with Pick-all-label Loss (ICML 2024)",
     "bce2025": "Li, Xiao & Shen 2025, BCE vs. CE in Deep Feature Learning (ICML)",
     "center": "mo-vic 2019, standalone-center-loss (after Wen et al. 2016, center loss)",
+    "lc2024": "Wu & Papyan 2024, Linguistic Collapse: Neural Collapse in (Large) Language Models (NeurIPS)",
 }
 
 
