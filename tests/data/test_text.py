@@ -184,3 +184,39 @@ def test_gpt_run_on_text_is_reproduced_by_nclab_measure(tmp_path):
     for a, b in zip(trained, measured, strict=True):
         assert {k: a[k] for k in b} == b
     assert trained[-1]["train_loss"] < trained[0]["train_loss"] < np.log(256)
+
+
+class NextTokenOracle(torch.nn.Module):
+    """A stub LM over one known stream: the feature at position t of a window is the fixed vector of the
+    token at t + 1 plus that position's fixed noise; it asserts the windows arrive consecutively."""
+
+    def __init__(self, ids, table, noise):
+        super().__init__()
+        self.ids, self.table, self.noise, self.at = ids, table, noise, 0
+        self.head = torch.nn.Linear(table.shape[1], table.shape[0], dtype=torch.float64)
+
+    def forward(self, x):
+        n = x.numel()
+        assert torch.equal(x.reshape(-1), self.ids[self.at : self.at + n])
+        h = self.table[self.ids[self.at + 1 : self.at + 1 + n]] + self.noise[self.at : self.at + n]
+        self.at += n
+        return self.head(h.view(*x.shape, -1))
+
+
+def test_oracle_features_measured_through_the_windows_equal_nc_metrics_of_the_stream():
+    from nclab.metrics import measure_model
+    from nclab.metrics.nc import nc_metrics
+
+    g = torch.Generator().manual_seed(0)
+    k, d, n = 40, 12, 3001
+    p = 1 / torch.arange(1, k + 1, dtype=torch.float64)
+    ids = torch.multinomial(p / p.sum(), n, replacement=True, generator=g)
+    table = torch.randn(k, d, generator=g, dtype=torch.float64) * 3
+    noise = torch.randn(n - 1, d, generator=g, dtype=torch.float64)
+    model = NextTokenOracle(ids, table, noise)
+    loader = TokenLoader(ids, context=16, batch_size=5, device=torch.device("cpu"))  # 187 windows + a tail
+    record = measure_model(model, loader, layer="head", num_classes=k)
+    assert model.at == n - 1  # every target position once
+    features, labels = table[ids[1:]] + noise, ids[1:]
+    expected = nc_metrics(features, labels, model.head.weight, model.head.bias, num_classes=k)
+    assert record == pytest.approx(expected, rel=1e-12, abs=1e-12)
