@@ -36,7 +36,7 @@ from baselines import original_measure
 from nclab.config import resolve
 from nclab.data.loader import DeviceLoader
 from nclab.losses import build_loss
-from nclab.measure import measure
+from nclab.measure import Settings, measure
 from nclab.models import build_model
 from nclab.optim import build_optimizer, param_groups
 from nclab.step import autocast, build_step, prepare_model
@@ -179,7 +179,9 @@ def nclab_epochs(
         model.train()
         _, step_acc = _train_epoch(step, train, epoch)
         with precision:
-            record = measure(model, loss_fn, measure_train, measure_test, K).record | {"step_acc": step_acc}
+            record = measure(model, loss_fn, measure_train, measure_test, Settings(K)).record | {
+                "step_acc": step_acc
+            }
         sync(device)
         times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")

@@ -24,7 +24,7 @@ from torch import nn
 from baselines import original_measure, timed
 from nclab.data.loader import DeviceLoader
 from nclab.losses import CrossEntropy
-from nclab.measure import measure
+from nclab.measure import Settings, measure
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
@@ -77,7 +77,9 @@ def main() -> None:
         if layout is torch.channels_last:
             model = model.to(memory_format=torch.channels_last)
         with context():
-            measure(model, loss, list(split["train"])[:1], None, k)  # warm-up (kernels, allocator, cudnn)
+            measure(
+                model, loss, list(split["train"])[:1], None, Settings(k)
+            )  # warm-up (kernels, allocator, cudnn)
             seconds, m = timed(measure, model, loss, split["train"], split["test"], k, device=args.device)
         results.append((name, seconds, m.record["nc1"], m.record["train_acc"]))
     if not args.skip_original:

@@ -1,6 +1,7 @@
 """Proof that a loss, a model, a dataset and a metric are each added in one file outside src/: this module
-registers all four (each with an option of its own; the loss also with a learned parameter), trains 2-epoch
-digits runs with them, and finds them in metrics.jsonl, `nclab compare` and `nclab options`."""
+registers all four (each with an option of its own; the loss also with a learned parameter and a metric it
+reports; the metric with per-epoch state: its class and its table entry), trains 2-epoch digits runs with
+them, and finds them in metrics.jsonl, `nclab compare` and `nclab options`."""
 
 import math
 
@@ -14,13 +15,47 @@ from nclab.cli import main
 from nclab.config import DataConfig, LossConfig, ModelConfig
 from nclab.data import DATASETS, DatasetInfo, Splits, register
 from nclab.losses import LOSSES, Loss
-from nclab.metrics.table import register_metric
+from nclab.metrics.epoch import EpochMetric
+from nclab.metrics.nc import ClassStats
+from nclab.metrics.table import METRICS, register_metric
 from nclab.models import MODELS
+from nclab.parts import build_parts
 from nclab.runs import load
 
-# a metric: declared once, then any loss (or other hook) may report it
-register_metric("feature_norm", "geometry", "mean ||h_i|| of a split", "this test", summary=True)
-register_metric("test_feature_norm", "geometry", "mean ||h_i|| of the test split", "this test")
+# a metric a loss reports: declared once, then any loss (or other hook) may report it
+register_metric("temperature", "optim", "the learned temperature t", "this test")
+register_metric("test_temperature", "optim", "the learned temperature t (test split)", "this test")
+
+
+# a metric with per-epoch state: its class and its table entry (in-tree, the entry names "module:Class")
+class FeatureNorm(EpochMetric):
+    """mean ||h_i|| of a split, summed batch by batch on the features' device"""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__(num_classes)
+        self.sums: Tensor | None = None  # (sum of norms, count)
+
+    def update(self, features: Tensor, labels: Tensor, logits: Tensor | None) -> None:
+        norms = features.detach().double().norm(dim=1)
+        if self.sums is None:
+            self.sums = torch.zeros(2, dtype=torch.float64, device=norms.device)
+        self.sums += torch.stack([norms.sum(), torch.tensor(float(len(norms)), device=norms.device)])
+
+    def result(self, stats: ClassStats) -> dict[str, float | None]:
+        return {"feature_norm": (self.sums[0] / self.sums[1]).item()}
+
+
+@pytest.fixture(scope="module")
+def feature_norm():
+    """The table entry (scoped to this module's runs: every measured epoch of the session would report it)."""
+    register_metric(
+        "feature_norm", "geometry", "mean ||h_i|| of a split", "this test", summary=True,
+        state=f"{__name__}:FeatureNorm",
+    )  # fmt: skip
+    register_metric("test_feature_norm", "geometry", "mean ||h_i|| of the test split", "this test")
+    yield
+    for key in ("feature_norm", "test_feature_norm"):
+        METRICS.pop(key)
 
 
 # a loss with its own option and a learned parameter in its own optimizer group
@@ -36,7 +71,7 @@ def tempered_ce(cfg: TemperedOptions, num_classes: int, feature_dim: int) -> Los
 
 
 class TemperedCE(Loss):
-    extra_metrics = ("feature_norm",)
+    extra_metrics = ("temperature",)
 
     def __init__(self, num_classes: int, init_temperature: float, **kw) -> None:
         super().__init__(num_classes, **kw)
@@ -49,7 +84,7 @@ class TemperedCE(Loss):
         return [{"name": "temperature", "params": [self.log_t], "lr": lr, "weight_decay": 0.0}]
 
     def metrics(self, features: Tensor, labels: Tensor) -> dict[str, float]:
-        return {"feature_norm": features.float().norm(dim=1).mean().item()}
+        return {"temperature": self.log_t.exp().item()}
 
 
 # a model with its own option
@@ -82,7 +117,7 @@ def noisy_digits(cfg: NoisyDigitsOptions, seed: int) -> Splits:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, feature_norm):
     out = tmp_path_factory.mktemp("ext")
     common = [f"out={out}", "epochs=2", "--quiet"]
     settings = {
@@ -99,11 +134,23 @@ def test_each_component_trains_and_reaches_metrics_jsonl(runs):
     for run in runs.values():
         assert run.status()["state"] == "finished" and run.metrics()[-1]["test_acc"] > 0.5
     loss_run = runs["loss"].metrics()[-1]
-    assert loss_run["feature_norm"] > 0 and loss_run["test_feature_norm"] > 0
     cfg = runs["loss"].config()
     assert cfg.loss.init_temperature == 2.0
     t = runs["loss"].load_checkpoint(2)["loss.log_t"].exp().item()
     assert t != pytest.approx(2.0)  # the temperature was learned
+    assert loss_run["temperature"] == pytest.approx(t) and loss_run["test_temperature"] == pytest.approx(t)
+
+
+def test_a_metric_with_per_epoch_state_reports_each_split(runs):
+    run = runs["model"]
+    parts = build_parts(run.config())
+    run.restore(2, parts.model, parts.loss_fn)
+    parts.model.eval()
+    for split, batches in (("", parts.measure_train), ("test_", parts.measure_test)):
+        with torch.no_grad():
+            h = torch.cat([parts.model(x)[1] for x, _ in batches]).double()
+        want = h.norm(dim=1).mean().item()
+        assert run.metrics()[-1][f"{split}feature_norm"] == pytest.approx(want, rel=1e-6)
     assert runs["model"].config().model.hidden == 32 and runs["data"].config().data.noise == 0.3
 
 

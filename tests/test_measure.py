@@ -13,7 +13,7 @@ from nclab.data import load_dataset
 from nclab.data.loader import loaders
 from nclab.errors import ConfigError
 from nclab.losses import Loss, build_loss
-from nclab.measure import measure
+from nclab.measure import Settings, measure
 from nclab.metrics import nc_metrics
 from nclab.metrics.multilabel import multilabel_metrics
 from nclab.metrics.scores import uniform_accuracy
@@ -112,7 +112,7 @@ def test_low_precision_features_accumulate_in_float64(dtype):
     net = Net(dtype=dtype)
     x, y = data()
     xt, yt = data(seed=1)
-    got = measure(net, FeatureLoss(3), batches(x, y), batches(xt, yt), 3).record
+    got = measure(net, FeatureLoss(3), batches(x, y), batches(xt, yt), Settings(3)).record
     with torch.no_grad():
         h, ht = net(x)[1], net(xt)[1]
     assert h.dtype == dtype
@@ -125,7 +125,7 @@ def test_low_precision_features_accumulate_in_float64(dtype):
 def test_model_without_head_gets_null_classifier_keys():
     net = Net(head=False)
     x, y = data()
-    got = measure(net, FeatureLoss(3), batches(x, y), batches(*data(seed=1)), 3).record
+    got = measure(net, FeatureLoss(3), batches(x, y), batches(*data(seed=1)), Settings(3)).record
     with torch.no_grad():
         want = nc_metrics(net(x)[1], y, None)
     assert got["nc1"] == pytest.approx(want["nc1"])
@@ -146,9 +146,11 @@ class CountingLoss(FeatureLoss):
 def test_a_loss_adds_its_own_metrics_per_split():
     x, y = data()
     xt, yt = data(n=30)
-    got = measure(Net(), CountingLoss(3), batches(x, y), batches(xt[:12], yt[:12]), 3).record
+    got = measure(Net(), CountingLoss(3), batches(x, y), batches(xt[:12], yt[:12]), Settings(3)).record
     assert got["center_acc"] == pytest.approx(1 / 3) and got["test_center_acc"] == pytest.approx(4 / 12)
-    assert "center_acc" not in measure(Net(), FeatureLoss(3), batches(x, y), batches(x, y), 3).record
+    assert (
+        "center_acc" not in measure(Net(), FeatureLoss(3), batches(x, y), batches(x, y), Settings(3)).record
+    )
 
 
 def test_multi_hot_targets_use_multilabel_metrics():
@@ -158,7 +160,11 @@ def test_multi_hot_targets_use_multilabel_metrics():
     hot = nn.functional.one_hot(y, 3).double()
     hot[torch.arange(0, 60, 4), (y[::4] + 1) % 3] = 1  # every 4th sample gets a second label
     got = measure(
-        net, FeatureLoss(3), batches(x, hot), batches(x, hot), 3, multilabel=True, features_per_class=5
+        net,
+        FeatureLoss(3),
+        batches(x, hot),
+        batches(x, hot),
+        Settings(3, multilabel=True, features_per_class=5),
     )
     with torch.no_grad():
         h = net(x)[1]
@@ -207,7 +213,7 @@ def test_centers_at_the_class_means_give_the_ncc_accuracies(name):
     with torch.no_grad():
         h = model(train_batches.prepare(splits.train_x))[1]
         loss_fn.centers.copy_(torch.stack([h[splits.train_y == k].mean(0) for k in range(10)]))
-    out = measure(model, loss_fn, train_batches, test_batches, 10).record
+    out = measure(model, loss_fn, train_batches, test_batches, Settings(10)).record
     assert out["center_acc"] == pytest.approx(out["ncc_acc"])
     assert out["test_center_acc"] == pytest.approx(out["test_ncc_acc"])
     if name == "standalone_center":  # no classifier: accuracy is the nearest center's, W metrics are null
@@ -217,8 +223,8 @@ def test_centers_at_the_class_means_give_the_ncc_accuracies(name):
 
 
 def test_measured_loss_is_the_per_sample_mean_for_either_reduction():
-    mean = measure(*setup(["loss=mse"])[1:], 10).record
-    summed = measure(*setup(["loss=mse", "loss.reduction=sum"])[1:], 10).record
+    mean = measure(*setup(["loss=mse"])[1:], Settings(10)).record
+    summed = measure(*setup(["loss=mse", "loss.reduction=sum"])[1:], Settings(10)).record
     assert summed["train_loss"] == pytest.approx(mean["train_loss"], rel=1e-6)
     assert "center_acc" not in mean
 
@@ -241,7 +247,7 @@ def test_layers_get_the_classifier_free_metrics_and_ood_gets_nc5():
     xt, yt = data(seed=1)
     xo, _ = data(seed=2)
     got = measure(
-        net, FeatureLoss(3), batches(x, y), batches(xt, yt), 3, layers=["body"], ood_batches=batches(xo, y)
+        net, FeatureLoss(3), batches(x, y), batches(xt, yt), Settings(3, layers=["body"]), batches(xo, y)
     )
     with torch.no_grad():
         pre, pre_t = net.body(x), net.body(xt)  # the hooked module's output (before the ReLU)
@@ -254,17 +260,17 @@ def test_layers_get_the_classifier_free_metrics_and_ood_gets_nc5():
     assert got.record["nc5"] == pytest.approx(((mu @ o).abs() / (mu.norm(dim=1) * o.norm())).mean().item())
     assert got.classes["counts"].tolist() == [30, 30, 30] and got.classes["nc4_ncc"].shape == (3,)
     with pytest.raises(ConfigError, match="no module named trunk"):
-        measure(net, FeatureLoss(3), batches(x, y), None, 3, layers=["trunk"])
+        measure(net, FeatureLoss(3), batches(x, y), None, Settings(3, layers=["trunk"]))
 
 
 def test_strict_measurement_refuses_a_missing_class():
     net = Net()
     x, y = data()
     keep = y != 1
-    got = measure(net, FeatureLoss(3), batches(x[keep], y[keep]), None, 3).record
+    got = measure(net, FeatureLoss(3), batches(x[keep], y[keep]), None, Settings(3)).record
     assert got["classes_empty"] == 1 and got["nc1"] > 0
     with pytest.raises(ValueError, match="no samples"):
-        measure(net, FeatureLoss(3), batches(x[keep], y[keep]), None, 3, strict=True)
+        measure(net, FeatureLoss(3), batches(x[keep], y[keep]), None, Settings(3, strict=True))
 
 
 def test_training_with_layers_and_ood_saves_them(tmp_path):

@@ -7,12 +7,10 @@ so N processes take the same optimizer steps as one process with the same global
 the loss of rank r is rescaled (`global_reduce`) so that DDP's gradient average is the gradient of the
 mean (or sum) over the whole global batch, whatever the split of an uneven last batch.
 
-A measured epoch reads contiguous shards of the train and test splits; `merge_accumulator` then combines
-the ranks' `NCAccumulator`s exactly (Chan et al.'s parallel update, as within one process):
-    n_k = sum_r n_rk,   mu_k = sum_r n_rk mu_rk / n_k,
-    S = sum_r [S_r + sum_k n_rk (mu_rk - mu_k)(mu_rk - mu_k)^T],
-and gathers the kept features in rank order (= split order), so every metric is the whole dataset's.
-Only rank 0 writes the run directory.
+A measured epoch reads contiguous shards of the train and test splits; each rank's accumulators then
+become the whole split's with `NCAccumulator.merge` (metrics/stream.py, exact), to which this module only
+supplies the collectives (`all_reduce`, `gather_rows`), so every metric is the whole dataset's. Only rank 0
+writes the run directory.
 """
 
 from __future__ import annotations
@@ -27,16 +25,16 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from nclab.errors import ConfigError
-from nclab.metrics.stream import NCAccumulator
 
 T = TypeVar("T")
 
 __all__ = [
+    "all_reduce",
     "broadcast",
     "gather_objects",
+    "gather_rows",
     "global_reduce",
     "is_main",
-    "merge_accumulator",
     "setup",
     "shard",
     "sum_over_ranks",
@@ -140,7 +138,12 @@ def sum_over_ranks(*values: Tensor | float | int) -> list[float]:
     return t.tolist()
 
 
-def _gather_rows(t: Tensor) -> list[Tensor]:
+def all_reduce(t: Tensor) -> None:
+    """Sum `t` over the ranks, in place."""
+    dist.all_reduce(t)
+
+
+def gather_rows(t: Tensor) -> list[Tensor]:
     """Every rank's tensor (rows may differ in number), in rank order."""
     n = torch.tensor([len(t)], device=t.device)
     sizes = [torch.zeros_like(n) for _ in range(world())]
@@ -151,41 +154,6 @@ def _gather_rows(t: Tensor) -> list[Tensor]:
     parts = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(parts, padded)
     return [p[: int(s)] for p, s in zip(parts, sizes, strict=True)]
-
-
-@torch.no_grad()
-def merge_accumulator(acc: NCAccumulator) -> None:
-    """Make `acc` the accumulator of the whole split from each rank's part (exact; a no-op in one process)."""
-    if world() == 1:
-        return
-    sums = acc.means * acc.counts[:, None]
-    counts = acc.counts.clone()
-    dist.all_reduce(counts)
-    dist.all_reduce(sums)
-    means = sums / counts.clamp(min=1)[:, None]
-    delta = acc.means - means
-    spread = delta * acc.counts.sqrt()[:, None]
-    class_ss = acc.class_ss + acc.counts * delta.square().sum(1)
-    scatter = acc.scatter + spread.T @ spread
-    dist.all_reduce(class_ss)
-    dist.all_reduce(scatter)
-    acc.counts, acc.means, acc.class_ss, acc.scatter = counts, means, class_ss, scatter
-    counters = (acc.correct, acc.ncc_correct, acc.ncc_mismatch)
-    hits = torch.stack([torch.as_tensor(v, device=counts.device) for v in counters])
-    dist.all_reduce(hits)
-    acc.correct, acc.ncc_correct, acc.ncc_mismatch = hits[0], hits[1], hits[2]
-    acc.invalidate()
-    if acc.keep_features:
-        h, y = (torch.cat([k[i] for k in acc.kept]) for i in (0, 1))
-        with_pred = acc.kept[0][2] is not None
-        pred = torch.cat([k[2] for k in acc.kept]) if with_pred else None
-        gathered = zip(
-            _gather_rows(h),
-            _gather_rows(y),
-            _gather_rows(pred) if with_pred else [None] * world(),
-            strict=True,
-        )
-        acc.kept = list(gathered)
 
 
 def finish() -> None:

@@ -18,7 +18,7 @@ from nclab.config import RunConfig
 from nclab.data import load_dataset
 from nclab.data.loader import loaders
 from nclab.errors import ConfigError, CorruptFile, NclabError, RunError, warn
-from nclab.measure import Measurement, accuracy, measure
+from nclab.measure import Measurement, accuracy, measure, settings
 from nclab.metrics import measure_model
 from nclab.metrics.hooks import FeatureTap
 from nclab.metrics.nc import linear_logits
@@ -73,13 +73,8 @@ def measure_checkpoints(
             loss_fn,
             train_batches if "train" in splits else None,
             test_batches if "test" in splits else None,
-            k,
-            multilabel=data.multilabel,
-            features_per_class=cfg.measure.features_per_class if features else False,
-            score_samples=cfg.measure.score_samples,
-            layers=cfg.measure.layers,
-            ood_batches=parts.ood,
-            strict=cfg.measure.strict,
+            settings(cfg.measure, k, data.multilabel, features),
+            parts.ood,
         )
         if val is not None:
             measured.record["val_acc"] = accuracy(model, loss_fn, val)
@@ -88,16 +83,14 @@ def measure_checkpoints(
 
 @torch.no_grad()
 def measure_run(run: Run, epochs: Sequence[int] | None = None, splits: Sequence[str] = SPLITS) -> list[int]:
-    """Measure checkpoints into measure.jsonl (and scores/); returns the epochs measured."""
+    """Measure checkpoints into measure.jsonl (and the epochs' scores/ and classes/); returns the epochs
+    measured."""
     records = {r["epoch"]: r for r in run.read_jsonl("measure.jsonl")}
     done = []
     for epoch, measured in measure_checkpoints(run, epochs, splits):
         records[epoch] = {"epoch": epoch} | measured.record
         run.write_jsonl("measure.jsonl", [records[e] for e in sorted(records)])
-        if measured.scores:
-            run.save_arrays("scores", epoch, measured.scores)
-        if measured.classes:
-            run.save_arrays("classes", epoch, measured.classes)
+        run.save_measured(epoch, measured.arrays)
         done.append(epoch)
     if not done:
         raise RunError(f"no checkpoint of {run.path} could be read (see the warnings above)")

@@ -39,6 +39,7 @@ from safetensors.torch import save_file
 from nclab import distributed
 from nclab.config import RunConfig, read_yaml, stored_tree, validate_any
 from nclab.errors import ConfigError, CorruptFile, RunError, RunLocked, WriteError, warn
+from nclab.metrics.epoch import ARRAYS
 from nclab.state import Stateful, decode, encode
 
 __all__ = ["DEFAULT_CHECKPOINTS", "Run", "checkpoint_epochs", "load"]
@@ -370,7 +371,7 @@ class Run:
         return self.path / kind / f"epoch_{epoch:04d}.safetensors"
 
     def save_arrays(self, kind: str, epoch: int, tensors: dict[str, torch.Tensor]) -> Path:
-        """`<kind>/epoch_0001.safetensors` (checkpoints/, features/, scores/), atomic and checksummed."""
+        """`<kind>/epoch_0001.safetensors` (checkpoints/, and the ARRAYS kinds), atomic and checksummed."""
         path = self.array_path(kind, epoch)
         if not distributed.is_main():
             return path
@@ -380,6 +381,17 @@ class Run:
             raise _write_error(path.parent, exc) from None
         save_tensors(path, tensors, {"epoch": str(epoch)})
         return path
+
+    def save_measured(self, epoch: int, arrays: Mapping[str, dict[str, torch.Tensor]]) -> None:
+        """The arrays of a measured epoch (`Measurement.arrays`: kinds of `metrics.epoch.ARRAYS`), one
+        `<kind>/epoch_XXXX.safetensors` each, in the order of ARRAYS; the one writer for training, `nclab
+        measure` and `visualize`."""
+        unknown = set(arrays) - set(ARRAYS)
+        if unknown:
+            raise ValueError(f"unknown array kinds {sorted(unknown)}; a measured epoch saves {ARRAYS}")
+        for kind in ARRAYS:
+            if arrays.get(kind):
+                self.save_arrays(kind, epoch, arrays[kind])
 
     def array_epochs(self, kind: str) -> list[int]:
         return sorted(int(p.stem.split("_")[1]) for p in (self.path / kind).glob("epoch_*.safetensors"))
@@ -466,14 +478,15 @@ class Run:
 
     def rewind(self, epoch: int) -> None:
         """Drop what a killed run wrote after its resume state of `epoch`: metrics lines of later epochs (and
-        a torn last line), later checkpoints, scores and features, leftover temp files."""
+        a torn last line), later checkpoints and measured arrays (every kind of ARRAYS), leftover temp
+        files."""
         if not distributed.is_main():
             return
         records, torn = self._jsonl("metrics.jsonl", quiet=True)
         kept = [r for r in records if r.get("epoch", 0) <= epoch]
         if torn or len(kept) != len(records):
             self.write_jsonl("metrics.jsonl", kept)
-        for kind in ("checkpoints", "scores", "features"):
+        for kind in ("checkpoints", *ARRAYS):
             for e in self.array_epochs(kind):
                 if e > epoch:
                     self.array_path(kind, e).unlink()

@@ -24,7 +24,7 @@ from nclab import distributed
 from nclab.config import RunConfig, validate
 from nclab.data import class_names
 from nclab.errors import Interrupted, NclabError, RunError, TrainingDiverged
-from nclab.measure import accuracy, measure
+from nclab.measure import accuracy, measure, settings
 from nclab.metrics import table
 from nclab.optim import build_optimizer, build_scheduler, param_groups, step_scheduler
 from nclab.parts import Parts, build_parts, resolve_device
@@ -263,11 +263,8 @@ def _fit(
                 if epoch % cfg.measure.every == 0 or epoch == total or save_features:
                     with precision:  # the measured epoch in the training precision; sums stay float64
                         measured = measure(
-                            model, loss_fn, parts.measure_train, parts.measure_test, k,
-                            multilabel=parts.splits.multilabel,
-                            features_per_class=cfg.measure.features_per_class if save_features else False,
-                            score_samples=cfg.measure.score_samples, layers=cfg.measure.layers,
-                            ood_batches=parts.ood, strict=cfg.measure.strict,
+                            model, loss_fn, parts.measure_train, parts.measure_test,
+                            settings(cfg.measure, k, parts.splits.multilabel, save_features), parts.ood,
                         )  # fmt: skip
                         if parts.val is not None:
                             record["val_acc"] = accuracy(model, loss_fn, parts.val)
@@ -277,14 +274,9 @@ def _fit(
                         run.append_metrics(record, table.tag, writer)
                         if on_record:
                             on_record(record)
-                        if measured.scores:
-                            run.save_arrays("scores", epoch, measured.scores)
-                        if measured.classes:
-                            run.save_arrays("classes", epoch, measured.classes)
-                        if measured.features:
-                            run.save_arrays("features", epoch, measured.features)
-                            if projector:
-                                log_features(projector, writer, epoch, measured.features, names)
+                        run.save_measured(epoch, measured.arrays)
+                        if measured.features and projector:
+                            log_features(projector, writer, epoch, measured.features, names)
                     step_scheduler(scheduler, cfg.optim, record)
                     state.update(epoch, record if measured is not None else None)
                     if epoch in save_at:

@@ -62,7 +62,7 @@ from nclab.config import LossConfig, Section, component_validator, resolve
 from nclab.errors import ConfigError, TrainingDiverged
 from nclab.losses import Loss, build_loss
 from nclab.metrics.multilabel import multilabel_metrics, pair_means
-from nclab.metrics.nc import nc_metrics
+from nclab.metrics.stream import nc_metrics
 from nclab.runs import Run
 
 __all__ = ["Check", "Simulation", "UFMConfig", "closed_form_checks", "resolve_ufm", "simulate"]

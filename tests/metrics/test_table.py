@@ -6,7 +6,7 @@ from torch import nn
 
 from nclab.cli import main
 from nclab.errors import NclabError
-from nclab.measure import measure
+from nclab.measure import Settings, measure
 from nclab.metrics import table
 from nclab.runs import load
 from tests.test_measure import FeatureLoss, Net, batches, data
@@ -49,7 +49,9 @@ def test_every_multilabel_key_is_declared():
     x, y = data(n=60)
     hot = nn.functional.one_hot(y, 3).double()
     hot[torch.arange(0, 60, 4), (y[::4] + 1) % 3] = 1
-    record = measure(Net(k=3), FeatureLoss(3), batches(x, hot), batches(x, hot), 3, multilabel=True).record
+    record = measure(
+        Net(k=3), FeatureLoss(3), batches(x, hot), batches(x, hot), Settings(3, multilabel=True)
+    ).record
     assert {"tagwise_angle", "iou", "test_iou"} <= set(record)
     assert undeclared(record) == []
 
@@ -85,7 +87,7 @@ def test_register_adds_a_key_once(monkeypatch):
 def test_every_key_of_a_measurement_with_layers_and_ood_is_declared():
     x, y = data()
     record = measure(
-        Net(), FeatureLoss(3), batches(x, y), batches(x, y), 3, layers=["body"], ood_batches=batches(x, y)
+        Net(), FeatureLoss(3), batches(x, y), batches(x, y), Settings(3, layers=["body"]), batches(x, y)
     ).record
     assert {"body/nc1", "body/test_ncc_acc", "nc5", "nc1_tr", "cdnv4", "test_nc4_ncc"} <= set(record)
     assert undeclared(record) == []

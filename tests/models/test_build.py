@@ -8,7 +8,7 @@ from nclab.cli import main
 from nclab.config import resolve
 from nclab.errors import ConfigError
 from nclab.losses import Loss
-from nclab.measure import measure
+from nclab.measure import Settings, measure
 from nclab.models import MODELS, build_model, count_parameters, describe, parameter_groups
 
 # name -> (overrides keeping it small, input shape, default feature dim)
@@ -133,7 +133,7 @@ def test_headless_model_measures_with_w_metrics_null():
             return h.square().mean(1)
 
     x, y = torch.randn(60, 64), torch.arange(60) % 3
-    out = measure(model, FeatureLoss(3), [(x, y)], [(x, y)], 3).record
+    out = measure(model, FeatureLoss(3), [(x, y)], [(x, y)], Settings(3)).record
     assert (
         out["nc2_w"] is None and out["nc3"] is None and out["train_acc"] is None and out["test_acc"] is None
     )

@@ -1,8 +1,8 @@
-"""NC metrics: one-shot (`nc_metrics`), streaming (`NCAccumulator` + `stream_metrics`), and any model's
-(`measure_model`, features by forward hook)."""
+"""NC metrics: streaming (`NCAccumulator` + `stream_metrics`, the only path; `nc_metrics` is one batch
+through it), one measured epoch (`metrics.epoch.measure_epoch`), any model's (`measure_model`, by hook)."""
 
 from nclab.metrics.model import measure_model
-from nclab.metrics.nc import etf_distance, nc_metrics
-from nclab.metrics.stream import NCAccumulator, stream_metrics
+from nclab.metrics.nc import etf_distance
+from nclab.metrics.stream import NCAccumulator, nc_metrics, stream_metrics
 
 __all__ = ["NCAccumulator", "etf_distance", "measure_model", "nc_metrics", "stream_metrics"]

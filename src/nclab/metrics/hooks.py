@@ -1,14 +1,18 @@
-"""Features of any named module of any model, by forward hook (NC across depth, bring-your-own model)."""
+"""Where a measured epoch gets its features: the model's own `(logits, h)` output (`ModelOutput`, nclab's
+models) or a forward hook on the input of any module (`HookedInput`, anyone's model), and the features of
+other named modules (`FeatureTap`: NC across depth). A feature source is a callable `(model, x) -> (logits
+or None, h)` with a `close()`; another kind (a language model's head, ...) is one more such class."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from nclab.errors import ConfigError
 
-__all__ = ["FeatureTap", "pooled"]
+__all__ = ["FeatureSource", "FeatureTap", "HookedInput", "ModelOutput", "pooled"]
 
 
 def pooled(t: Tensor) -> Tensor:
@@ -51,3 +55,35 @@ class FeatureTap:
         for handle in self.handles:
             handle.remove()
         self.handles = []
+
+
+class FeatureSource:
+    """The features of a batch: `(logits or None, h)`; `close()` removes what the source attached."""
+
+    def __call__(self, model: nn.Module, x: Tensor) -> tuple[Tensor | None, Tensor]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Nothing to remove by default."""
+
+
+class ModelOutput(FeatureSource):
+    """nclab's models return `(logits, h)` (`models.Classifier`)."""
+
+    def __call__(self, model: nn.Module, x: Tensor) -> tuple[Tensor | None, Tensor]:
+        return model(x)
+
+
+class HookedInput(FeatureSource):
+    """h = the input of module `layer` (normally the classifier), read by a forward hook; the batch is moved
+    to `device` first; no logits (the classifier's W and b are read from the module itself)."""
+
+    def __init__(self, model: nn.Module, layer: str, device: torch.device) -> None:
+        self.tap, self.layer, self.device = FeatureTap(model, [layer], inputs=True), layer, device
+
+    def __call__(self, model: nn.Module, x: Tensor) -> tuple[Tensor | None, Tensor]:
+        model(x.to(self.device, non_blocking=True))
+        return None, self.tap.features.pop(self.layer)
+
+    def close(self) -> None:
+        self.tap.close()

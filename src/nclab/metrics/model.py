@@ -1,9 +1,10 @@
 """NC metrics of anyone's model: `measure_model(model, loader, layer="fc")`.
 
 The features are the input of the named layer (normally the classifier), read by a forward hook, so the
-model is used as it is: any architecture, any device, any output type. Features of any dtype (bf16/fp16
-under autocast) stream into the float64 accumulators of `metrics.stream`; nothing N x d is kept beyond the
-train features the nearest-centre metrics need (in their own dtype).
+model is used as it is: any architecture, any device, any output type. It is training's measured epoch
+(`metrics.epoch.measure_epoch`) with a hook as the feature source and no loss: features of any dtype
+(bf16/fp16 under autocast) stream into the float64 accumulators of `metrics.stream`; nothing N x d is kept
+beyond the train features the nearest-centre metrics need (in their own dtype).
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from nclab.errors import ConfigError
-from nclab.metrics.hooks import FeatureTap
-from nclab.metrics.nc import nc5
-from nclab.metrics.stream import NCAccumulator, layer_metrics, stream_metrics
+from nclab.metrics.epoch import Head, Settings, measure_epoch
+from nclab.metrics.hooks import HookedInput
 
 __all__ = ["measure_model", "resolve_classifier"]
 
@@ -62,70 +62,26 @@ def measure_model(
     ood_loader: Iterable | None = None,
     strict: bool = False,
 ) -> dict[str, float | None]:
-    """Every scalar NC metric of `model` on `loader` ((x, y) batches, e.g. the un-augmented train split).
+    """Every scalar NC metric of `model` on `loader` ((x, y) batches, e.g. the un-augmented train split):
+    `metrics.epoch.measure_epoch` with the features of a hook.
 
     h = the input of module `layer` (torchvision ResNets: "fc"; timm: `model.pretrained_cfg["classifier"]`).
     K = `num_classes`, else the classifier's rows. `test_loader` adds the `test_*` keys (nearest centre with
     the train means), `layers` the classifier-free metrics of other modules' (pooled) outputs as
     `<layer>/<key>`, `ood_loader` NC5. The model runs in eval mode on its own device and is restored after.
     """
-    tap = FeatureTap(model, [layer], inputs=True)
-    depth = FeatureTap(model, layers) if layers else None
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
+    source = HookedInput(model, layer, device)  # an unknown layer: one error listing the model's modules
     try:
         weight, bias = resolve_classifier(model, layer, classifier)
         k = num_classes or (None if weight is None else int(weight.shape[0]))
         if k is None:
             raise ConfigError("measure_model needs num_classes when there is no classifier")
-        accs = {"train": NCAccumulator(k, weight, bias, keep_features=True, strict=strict)}
-        accs |= {f"train:{n}": NCAccumulator(k, keep_features=True, strict=strict) for n in layers}
-        _run(model, loader, tap, depth, layer, accs, "train", device)
-        out = stream_metrics(accs["train"])
-        if test_loader is not None:
-            test = {
-                "test": NCAccumulator(
-                    k, weight, bias, ncc_means=accs["train"].stats().centres(), strict=strict
-                )
-            }
-            test |= {
-                f"test:{n}": NCAccumulator(k, ncc_means=accs[f"train:{n}"].stats().centres()) for n in layers
-            }
-            _run(model, test_loader, tap, depth, layer, test, "test", device)
-            out |= stream_metrics(None, test["test"])
-            accs |= test
-        for n in layers:
-            out |= layer_metrics(accs[f"train:{n}"], accs.get(f"test:{n}"), n)
-        if ood_loader is not None:
-            total, count = None, 0
-            for x, *_ in ood_loader:
-                model(x.to(device, non_blocking=True))
-                h = tap.features[layer].to(torch.float64).sum(0)
-                total, count = (h if total is None else total + h), count + len(x)
-            out["nc5"] = nc5(accs["train"].stats(), total / count)
-    finally:
-        tap.close()
-        if depth is not None:
-            depth.close()
-        model.train(was_training)
-    return out
-
-
-def _run(
-    model: nn.Module,
-    loader: Iterable,
-    tap: FeatureTap,
-    depth: FeatureTap | None,
-    layer: str,
-    accs: dict[str, NCAccumulator],
-    split: str,
-    device: torch.device,
-) -> None:
-    for batch in loader:
-        x, y = batch[0], batch[1].to(device, non_blocking=True)
-        model(x.to(device, non_blocking=True))
-        accs[split].update(tap.features[layer], y)
-        for name, feats in (depth.features if depth is not None else {}).items():
-            accs[f"{split}:{name}"].update(feats, y)
+    except ConfigError:
+        source.close()
+        raise
+    settings = Settings(k, layers=layers, strict=strict)
+    return measure_epoch(
+        model, loader, test_loader, settings, source, Head(weight, bias), ood=ood_loader
+    ).record

@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nclab.metrics.nc import linear_logits, summarize_split, summary_metrics
+from nclab.metrics.nc import linear_logits
+from nclab.metrics.stream import NCAccumulator, stream_metrics
 
 __all__ = ["iou", "multilabel_metrics", "pair_means", "set_accuracy", "tagwise"]
 
@@ -90,20 +91,21 @@ def multilabel_metrics(
     h = features.detach().to(torch.float64)
     hot = targets.to(h.device) > 0
     one = hot.sum(1) == 1
-    test = {}
+    train = NCAccumulator(hot.shape[1], weight, bias, keep_features=True)  # one pass for NC and tag-wise
+    train.update(h[one], hot[one].to(torch.long).argmax(1))
+    test = None
     if test_features is not None and test_targets is not None:
         th = test_features.detach().to(torch.float64)
         t_one = (test_targets.to(th.device) > 0).sum(1) == 1
-        test = {"test_features": th[t_one], "test_labels": test_targets.to(th.device)[t_one].argmax(1)}
-    labels = hot[one].to(torch.long).argmax(1)
-    train = summarize_split(h[one], labels, hot.shape[1], weight, bias)  # one summary for NC and tag-wise
-    out = summary_metrics(train, weight, bias, **test)
-    out |= tagwise(train.stats.means, *pair_means(h, targets))
+        test = NCAccumulator(hot.shape[1], weight, bias, ncc_means=train.stats().centres())
+        test.update(th[t_one], test_targets.to(th.device)[t_one].argmax(1))
+    out = stream_metrics(train, test)
+    out |= tagwise(train.stats().means, *pair_means(h, targets))
     out["train_acc"] = out["iou"] = None
     if weight is not None:
         z = linear_logits(h, weight, bias)
         out["train_acc"], out["iou"] = set_accuracy(z, targets), iou(z, targets)
-    if test:
+    if test is not None:
         out["test_acc"] = out["test_iou"] = None
         if weight is not None:
             z = linear_logits(th, weight, bias)

@@ -5,8 +5,9 @@ mu_k class means, mu_G the sample-weighted global mean, Hbar = rows (mu_k - mu_G
 Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T, Sigma_B = (1/K) Hbar^T Hbar.
 
 The within-class covariance is only ever needed through quadratic forms v^T Sigma_W v along the
-at most K-1 right singular vectors v of Hbar (Sigma_B's range). The one-shot function therefore
-never forms the d x d matrix: it costs O(N d K), against O(N d^2) for the original scripts.
+at most K-1 right singular vectors v of Hbar (Sigma_B's range). The statistics come from the streaming
+accumulator (`metrics.stream.NCAccumulator`, also behind the one-shot `nc_metrics`); this module turns them
+into the record's keys.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import Tensor
 
 from nclab.errors import NclabError
 from nclab.metrics.geometry import TILE, etf_distance, pair_geometry, product_etf_distance
+from nclab.metrics.table import keys
 
 __all__ = [
     "ClassStats",
@@ -30,10 +32,7 @@ __all__ = [
     "hits",
     "metrics_from_stats",
     "nc5",
-    "nc_metrics",
     "ncc_predict",
-    "summarize_split",
-    "summary_metrics",
 ]
 
 
@@ -131,61 +130,6 @@ class NearestCentre:
         return pred if self.classes is None else self.classes[pred]
 
 
-@dataclass
-class SplitSummary:
-    """One split after two chunked passes: class statistics, network and nearest-centre predictions."""
-
-    stats: ClassStats
-    pred: Tensor | None  # argmax_k (W h + b)_k, None without a classifier
-    ncc: Tensor  # argmin_k ||h - c_k|| over the given centres (default: this split's own means)
-    labels: Tensor
-
-
-@torch.no_grad()
-def summarize_split(
-    features: Tensor,
-    labels: Tensor,
-    num_classes: int,
-    weight: Tensor | None = None,
-    bias: Tensor | None = None,
-    ncc_means: Tensor | NearestCentre | None = None,
-    strict: bool = False,
-) -> SplitSummary:
-    """Pass 1: counts, class sums, network predictions. Pass 2 (means known): class_ss, the projections
-    (h_i - mu_{y_i}) V onto Sigma_B's directions, nearest-centre predictions. O(N d K) flops, float64.
-    Classes without samples are left out of the statistics (counted in `stats.empty`); `strict` raises."""
-    h, y = features.detach(), labels.to(features.device, torch.long)
-    n, d = h.shape
-    f64 = {"dtype": torch.float64, "device": h.device}
-    counts = torch.bincount(y, minlength=num_classes).to(torch.float64)
-    sums = torch.zeros(num_classes, d, **f64)
-    preds = []
-    step = row_chunk(num_classes)
-    for s in range(0, n, step):
-        hc = h[s : s + step].to(torch.float64)
-        sums.index_add_(0, y[s : s + step], hc)
-        if weight is not None:
-            preds.append(linear_logits(hc, weight, bias).argmax(1))
-    full_means = sums / counts.clamp(min=1)[:, None]
-    classes = present_classes(counts, strict)
-    cnt, means = counts[classes], full_means[classes]
-    v, eig = between_directions(means - global_mean(cnt, means))
-    centres = ncc_means if isinstance(ncc_means, NearestCentre) else None
-    if centres is None:
-        centres = NearestCentre(means, classes) if ncc_means is None else NearestCentre(ncc_means)
-    class_ss = torch.zeros(num_classes, **f64)
-    within = torch.zeros(v.shape[1], **f64)
-    nccs = []
-    for s in range(0, n, step):
-        hc, yc = h[s : s + step].to(torch.float64, copy=True), y[s : s + step]  # modified in place below
-        nccs.append(centres(hc))
-        hc -= full_means[yc]
-        class_ss.index_add_(0, yc, hc.square().sum(1))
-        within += (hc @ v).square().sum(0)
-    stats = ClassStats(cnt, means, class_ss[classes], v, eig, within, classes, num_classes)
-    return SplitSummary(stats, torch.cat(preds) if preds else None, torch.cat(nccs), y)
-
-
 def between_directions(hbar: Tensor) -> tuple[Tensor, Tensor]:
     """Right singular vectors V (d x r) of Hbar and the eigenvalues of Sigma_B = Hbar^T Hbar / K they carry.
 
@@ -228,12 +172,6 @@ def _row_cosines(a: Tensor, b: Tensor) -> Tensor:
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
 
 
-W_KEYS = [
-    "nc2_w", "nc2_w_centered", "nc3", "nc3_centered", "nc3_duality", "nc3_uniform", "nc3_cos_mean",
-    "nc3_cos_min", "nc4_bias", "equinorm_w", "equiangle_w", "maxangle_w",
-]  # fmt: skip
-
-
 def metrics_from_stats(
     stats: ClassStats,
     weight: Tensor | None,
@@ -257,7 +195,7 @@ def metrics_from_stats(
     w = None if weight is None else weight.detach().to(mu_g.device, torch.float64)[stats.classes]
     out |= pair_geometry(hbar, var, w)
     if w is None:
-        return out | dict.fromkeys(W_KEYS)
+        return out | dict.fromkeys(keys("classifier"))
     b = torch.zeros(k, dtype=torch.float64, device=w.device)
     if bias is not None:
         b = bias.detach().to(w.device, torch.float64)[stats.classes]
@@ -315,52 +253,3 @@ def nc4_per_class(mismatch: Tensor, counts: Tensor) -> tuple[dict[str, float], T
     frac = mismatch.to(torch.float64) / counts
     seen = frac[counts > 0]
     return {"nc4_ncc_class_max": seen.max().item(), "nc4_ncc_class_mean": seen.mean().item()}, frac
-
-
-def nc_metrics(
-    features: Tensor,
-    labels: Tensor,
-    weight: Tensor | None,
-    bias: Tensor | None = None,
-    test_features: Tensor | None = None,
-    test_labels: Tensor | None = None,
-    num_classes: int | None = None,
-    strict: bool = False,
-) -> dict[str, float | None]:
-    """Every scalar of the metric table for one model (train keys always, `test_*` when test data is given).
-
-    features (N, d), labels (N,), weight (K, d) or None for classifier-free runs, bias (K,) or None.
-    K = num_classes, else W's rows, else max label + 1; classes without train samples are skipped and
-    counted (`classes_empty`) unless `strict`. Accuracies are fractions in [0, 1]; W-dependent keys are None
-    without a classifier.
-    """
-    k = num_classes or (int(weight.shape[0]) if weight is not None else int(labels.max().item()) + 1)
-    train = summarize_split(features, labels, k, weight, bias, strict=strict)
-    return summary_metrics(train, weight, bias, test_features, test_labels)
-
-
-def summary_metrics(
-    train: SplitSummary,
-    weight: Tensor | None,
-    bias: Tensor | None = None,
-    test_features: Tensor | None = None,
-    test_labels: Tensor | None = None,
-) -> dict[str, float | None]:
-    """`nc_metrics` from a train split already summarised with the same (weight, bias)."""
-    k = train.stats.num_classes
-    out = metrics_from_stats(train.stats, weight, bias)
-    out["ncc_acc"] = accuracy(train.ncc, train.labels)
-    has_w = train.pred is not None
-    out["train_acc"] = accuracy(train.pred, train.labels) if has_w else None
-    out["nc4_ncc"] = 1 - accuracy(train.pred, train.ncc) if has_w else None
-    out |= dict.fromkeys(["nc4_ncc_class_max", "nc4_ncc_class_mean"])
-    if has_w:
-        mismatch = torch.bincount(train.labels[train.pred != train.ncc], minlength=k)
-        out |= nc4_per_class(mismatch, torch.bincount(train.labels, minlength=k))[0]
-    if test_features is not None and test_labels is not None:
-        test = summarize_split(test_features, test_labels, k, weight, bias, ncc_means=train.stats.centres())
-        out["test_nc1"] = nc1_from_stats(test.stats)
-        out["test_ncc_acc"] = accuracy(test.ncc, test.labels)
-        out["test_acc"] = accuracy(test.pred, test.labels) if has_w else None
-        out["test_nc4_ncc"] = 1 - accuracy(test.pred, test.ncc) if has_w else None
-    return out

@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 from nclab.metrics.geometry import Running, pair_geometry
-from nclab.metrics.nc import row_chunk, summarize_split
+from nclab.metrics.nc import row_chunk
+from nclab.metrics.stream import NCAccumulator
 
 __all__ = [
     "QUANTILES",
@@ -169,7 +170,9 @@ def compactness_terms(features: Tensor, labels: Tensor, means: Tensor, global_me
 
 def compactness(features: Tensor, labels: Tensor, num_classes: int) -> float:
     """nclab's definition (not the BCE study's, which gives none): mean_i cos(h_i - mu_G, mu_{y_i} - mu_G)."""
-    stats = summarize_split(features, labels, num_classes).stats
+    acc = NCAccumulator(num_classes)
+    acc.update(features, labels)
+    stats = acc.stats()
     return compactness_terms(features, labels, stats.means, stats.global_mean).mean().item()
 
 

@@ -13,9 +13,15 @@ The nearest-class-centre metrics of the train split (ncc_acc, nc4_ncc) compare e
 the *final* means, which a single pass cannot know in advance; with `keep_features=True` (default
 for a train split) the accumulator keeps the features in their own dtype for that last step.
 A held-out split is given the train centres up front (`ncc_means`) and keeps nothing.
+
+This is the only path to the record: the one-shot `nc_metrics` is one batch through it, training, `nclab
+measure` and `measure_model` stream through it (`metrics.epoch.measure_epoch`), and under torchrun each rank's
+accumulator becomes the whole split's with `merge` (the collectives come from the caller).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -33,8 +39,9 @@ from nclab.metrics.nc import (
     present_classes,
     row_chunk,
 )
+from nclab.metrics.table import keys
 
-__all__ = ["LAYER_KEYS", "NCAccumulator", "layer_metrics", "stream_metrics", "train_metrics"]
+__all__ = ["NCAccumulator", "layer_metrics", "nc_metrics", "stream_metrics", "train_metrics"]
 
 
 class NCAccumulator:
@@ -147,6 +154,44 @@ class NCAccumulator:
     def n(self) -> int:
         return int(self.counts.sum().item()) if self.counts is not None else 0
 
+    @torch.no_grad()
+    def merge(
+        self, all_reduce: Callable[[Tensor], None], gather_rows: Callable[[Tensor], list[Tensor]]
+    ) -> None:
+        """Become the accumulator of the whole split from every process's part (torchrun: each rank
+        streamed a contiguous shard). `all_reduce` sums a tensor over the processes in place, `gather_rows`
+        returns every process's rows in rank order. Exact (Chan et al.'s parallel update):
+            n_k = sum_r n_rk,   mu_k = sum_r n_rk mu_rk / n_k,
+            S = sum_r [S_r + sum_k n_rk (mu_rk - mu_k)(mu_rk - mu_k)^T];
+        hit counters are summed, kept features gathered in rank order (= split order)."""
+        sums = self.means * self.counts[:, None]
+        counts = self.counts.clone()
+        all_reduce(counts)
+        all_reduce(sums)
+        means = sums / counts.clamp(min=1)[:, None]
+        delta = self.means - means
+        spread = delta * self.counts.sqrt()[:, None]
+        class_ss = self.class_ss + self.counts * delta.square().sum(1)
+        scatter = self.scatter + spread.T @ spread
+        all_reduce(class_ss)
+        all_reduce(scatter)
+        self.counts, self.means, self.class_ss, self.scatter = counts, means, class_ss, scatter
+        hits = torch.stack(
+            [
+                torch.as_tensor(v, device=counts.device)
+                for v in (self.correct, self.ncc_correct, self.ncc_mismatch)
+            ]
+        )
+        all_reduce(hits)
+        self.correct, self.ncc_correct, self.ncc_mismatch = hits[0], hits[1], hits[2]
+        self.invalidate()
+        if self.keep_features:
+            h, y = (torch.cat([k[i] for k in self.kept]) for i in (0, 1))
+            pred = torch.cat([k[2] for k in self.kept]) if self.kept[0][2] is not None else None
+            hs = gather_rows(h)
+            preds = gather_rows(pred) if pred is not None else [None] * len(hs)
+            self.kept = list(zip(hs, gather_rows(y), preds, strict=True))
+
 
 def stream_metrics(train: NCAccumulator | None, test: NCAccumulator | None = None) -> dict[str, float | None]:
     """The dict `nc_metrics` returns, from accumulators (test given `ncc_means=train.stats().centres()`);
@@ -186,18 +231,38 @@ def train_metrics(train: NCAccumulator) -> tuple[dict[str, float | None], dict[s
     return out, arrays
 
 
-LAYER_KEYS = [
-    "nc1", "nc1_tr", "nc1_tr_class_max", "nc2_h", "equinorm_h", "equiangle_h", "maxangle_h", "cdnv",
-    "cdnv_std", "cdnv_max", "cdnv4", "nc2_energy_log", "nc2_energy_riesz", "nc2_energy_gauss",
-    "distinctiveness", "ncc_acc",
-    "classes_empty",
-]  # fmt: skip
-
-
 def layer_metrics(
     train: NCAccumulator | None, test: NCAccumulator | None, prefix: str
 ) -> dict[str, float | None]:
-    """The classifier-free metrics of one intermediate layer's features, keyed `<prefix>/<key>`."""
+    """The classifier-free metrics of one intermediate layer's features (the table's `depth` keys), keyed
+    `<prefix>/<key>`."""
     out = stream_metrics(train, test)
-    keep = [*(LAYER_KEYS if train is not None else []), *(["test_nc1", "test_ncc_acc"] if test else [])]
-    return {f"{prefix}/{key}": out[key] for key in keep}
+    return {f"{prefix}/{key}": out[key] for key in keys("depth") if key in out}
+
+
+def nc_metrics(
+    features: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    bias: Tensor | None = None,
+    test_features: Tensor | None = None,
+    test_labels: Tensor | None = None,
+    num_classes: int | None = None,
+    strict: bool = False,
+) -> dict[str, float | None]:
+    """Every scalar of the metric table for one model (train keys always, `test_*` when test data is given):
+    each split as one batch through an `NCAccumulator`, the record from `stream_metrics`.
+
+    features (N, d), labels (N,), weight (K, d) or None for classifier-free runs, bias (K,) or None.
+    K = num_classes, else W's rows, else max label + 1; classes without train samples are skipped and
+    counted (`classes_empty`) unless `strict`. Accuracies are fractions in [0, 1]; W-dependent keys are None
+    without a classifier.
+    """
+    k = num_classes or (int(weight.shape[0]) if weight is not None else int(labels.max().item()) + 1)
+    train = NCAccumulator(k, weight, bias, keep_features=True, strict=strict)
+    train.update(features, labels)
+    test = None
+    if test_features is not None and test_labels is not None:
+        test = NCAccumulator(k, weight, bias, ncc_means=train.stats().centres())
+        test.update(test_features, test_labels)
+    return stream_metrics(train, test)

@@ -6,6 +6,12 @@ A new metric is one call, in any module imported before the run starts:
     register_metric("my_margin", "geometry", "mean logit margin z_y - max_{k!=y} z_k", "my paper 2026",
                     summary=True, curve=True)
 
+A metric that needs per-epoch state names its class (`metrics.epoch.EpochMetric`: update per batch, result
+per split) with `state=` ("module:Class", imported when an epoch is measured, or the class itself); every
+measured epoch then reports it for each split (the test split's key prefixed `test_`, declared beside it).
+`classifier=True` marks the keys that need W (null without a classifier), `depth=True` the classifier-free
+keys reported for every tapped layer as `<layer>/<key>` (`measure.layers`).
+
 A key may name a family with one `*` (`score_pos_*` for score_pos_mean, score_pos_q05, ...); an exact
 declaration wins over a family. Looking up an undeclared key raises, so a metric nobody declared is an error
 (in the tests and at the first measured epoch), never a silently misfiled TensorBoard tag.
@@ -18,11 +24,10 @@ from fnmatch import fnmatchcase
 from typing import Literal
 
 from nclab.errors import NclabError
-from nclab.metrics.stream import LAYER_KEYS
 
-__all__ = ["METRICS", "Metric", "keys", "metric", "register_metric", "tag"]
+__all__ = ["METRICS", "Metric", "keys", "metric", "register_metric", "stateful", "tag"]
 
-Flag = Literal["progress", "summary", "curve", "log"]
+Flag = Literal["progress", "summary", "curve", "log", "classifier", "depth"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,9 @@ class Metric:
     progress: bool = False  # on the training progress line
     summary: bool = False  # a column of `nclab compare` and the end-of-training table
     curve: bool = False  # a default panel of `nclab plot --kind curves`
+    classifier: bool = False  # needs W: null for models and losses without a linear classifier
+    depth: bool = False  # also reported per tapped layer as `<layer>/<key>` (classifier-free)
+    state: str | type | None = None  # per-epoch state: an `EpochMetric` class or "module:Class"
 
 
 METRICS: dict[str, Metric] = {}
@@ -52,13 +60,18 @@ def register_metric(
     progress: bool = False,
     summary: bool = False,
     curve: bool = False,
+    classifier: bool = False,
+    depth: bool = False,
+    state: str | type | None = None,
 ) -> Metric:
     """Declare a metric key (or a `*` family); declaring the same key twice is an error."""
     if key in METRICS:
         raise ValueError(f"metric {key!r} declared twice")
     if key.count("*") > 1:
         raise ValueError(f"metric family {key!r} may hold one `*`")
-    METRICS[key] = Metric(key, group, description, source, log, progress, summary, curve)
+    METRICS[key] = Metric(
+        key, group, description, source, log, progress, summary, curve, classifier, depth, state
+    )
     return METRICS[key]
 
 
@@ -83,6 +96,11 @@ def tag(key: str) -> str:
 def keys(flag: Flag) -> list[str]:
     """Exact keys with `flag` set, in declaration order (e.g. keys("summary") are compare's columns)."""
     return [m.key for m in METRICS.values() if "*" not in m.key and getattr(m, flag)]
+
+
+def stateful() -> list[Metric]:
+    """The metrics with per-epoch state (`state=`), in declaration order."""
+    return [m for m in METRICS.values() if m.state is not None]
 
 
 P20, Z21, Z22 = "Papyan et al. 2020", "Zhu et al. 2021", "Zhou et al. 2022"
@@ -129,10 +147,20 @@ register_metric(
 register_metric("val_acc", "accuracy", "accuracy on the held-out validation split", Z22, summary=True)
 register_metric("step_acc", "accuracy", "train-mode accuracy seen during the epoch's steps")
 register_metric(
-    "ncc_acc", "accuracy", "accuracy of the nearest train class mean, train split", P20, summary=True
+    "ncc_acc",
+    "accuracy",
+    "accuracy of the nearest train class mean, train split",
+    P20,
+    summary=True,
+    depth=True,
 )
 register_metric(
-    "test_ncc_acc", "accuracy", "accuracy of the nearest train class mean, test split", P20, summary=True
+    "test_ncc_acc",
+    "accuracy",
+    "accuracy of the nearest train class mean, test split",
+    P20,
+    summary=True,
+    depth=True,
 )
 register_metric(
     "center_acc", "accuracy", "accuracy of the nearest learned center, train split", "Wen et al. 2016"
@@ -144,18 +172,46 @@ register_metric("iou", "accuracy", "mean softmax mass on the true label set, tra
 register_metric("test_iou", "accuracy", "mean softmax mass on the true label set, test split", LI23)
 # neural collapse
 register_metric(
-    "nc1", "nc", "tr(Sigma_W Sigma_B^+) / K", "all seeds", log=True, progress=True, summary=True, curve=True
+    "nc1",
+    "nc",
+    "tr(Sigma_W Sigma_B^+) / K",
+    "all seeds",
+    log=True,
+    progress=True,
+    summary=True,
+    curve=True,
+    depth=True,
 )
-register_metric("test_nc1", "nc", "nc1 on the test split with test means", Z22, log=True, summary=True)
 register_metric(
-    "nc2_h", "nc", "ETF(Hbar): centred class means vs the simplex ETF", P20, summary=True, curve=True
+    "test_nc1", "nc", "nc1 on the test split with test means", Z22, log=True, summary=True, depth=True
 )
-register_metric("nc2_w", "nc", "ETF(W): classifier rows vs the simplex ETF", Z21, summary=True, curve=True)
-register_metric("nc2_w_centered", "nc", "ETF(W - 1 wbar^T)", Z22)
-register_metric("nc3", "nc", "|| W Hbar^T / ||W Hbar^T||_F - E_K ||_F", Z21, summary=True, curve=True)
-register_metric("nc3_centered", "nc", "NC3 with W's rows centred: W - 1 wbar^T for W", Z22)
-register_metric("nc3_duality", "nc", "|| W/||W||_F - Hbar/||Hbar||_F ||_F", P20, summary=True)
-register_metric("nc4_bias", "nc", "|| W mu_G + b ||_2", Z21, summary=True)
+register_metric(
+    "nc2_h",
+    "nc",
+    "ETF(Hbar): centred class means vs the simplex ETF",
+    P20,
+    summary=True,
+    curve=True,
+    depth=True,
+)
+register_metric(
+    "nc2_w",
+    "nc",
+    "ETF(W): classifier rows vs the simplex ETF",
+    Z21,
+    summary=True,
+    curve=True,
+    classifier=True,
+)
+register_metric("nc2_w_centered", "nc", "ETF(W - 1 wbar^T)", Z22, classifier=True)
+register_metric(
+    "nc3", "nc", "|| W Hbar^T / ||W Hbar^T||_F - E_K ||_F", Z21, summary=True, curve=True, classifier=True
+)
+register_metric("nc3_centered", "nc", "NC3 with W's rows centred: W - 1 wbar^T for W", Z22, classifier=True)
+register_metric(
+    "nc3_duality", "nc", "|| W/||W||_F - Hbar/||Hbar||_F ||_F", P20, summary=True, classifier=True
+)
+register_metric("nc4_bias", "nc", "|| W mu_G + b ||_2", Z21, summary=True, classifier=True)
 register_metric(
     "nc4_ncc", "nc", "fraction where nearest class mean != network prediction", P20, summary=True, curve=True
 )
@@ -166,28 +222,47 @@ register_metric(
     "Galanti et al. 2022",
     log=True,
     summary=True,
+    depth=True,
 )
 # neural collapse, issue 11 (formulas and sources: docs/metrics.md)
-register_metric("nc1_tr", "nc", "tr(Sigma_W) / tr(Sigma_B)", "Tirer et al. 2023", log=True, curve=True)
+register_metric(
+    "nc1_tr", "nc", "tr(Sigma_W) / tr(Sigma_B)", "Tirer et al. 2023", log=True, curve=True, depth=True
+)
 register_metric(
     "nc1_tr_class_max", "nc", "max_k V_k / tr(Sigma_B), V_k = tr(Sigma_k) (vector nc1_class in classes/)",
-    "Tirer et al. 2023", log=True,
+    "Tirer et al. 2023", log=True, depth=True,
 )  # fmt: skip
-register_metric("cdnv_std", "nc", "std (ddof=1) over pairs k<j of the CDNV", "Galanti et al. 2022", log=True)
-register_metric("cdnv_max", "nc", "max over pairs k<j of the CDNV", "Galanti et al. 2022", log=True)
+register_metric(
+    "cdnv_std", "nc", "std (ddof=1) over pairs k<j of the CDNV", "Galanti et al. 2022", log=True, depth=True
+)
+register_metric(
+    "cdnv_max", "nc", "max over pairs k<j of the CDNV", "Galanti et al. 2022", log=True, depth=True
+)
 register_metric(
     "cdnv4", "nc", "mean_{k<j} (V_k + V_j) / (2 ||mu_k - mu_j||^4): distance exponent 4",
-    "Galanti et al. 2023; Wu & Papyan 2024", log=True,
+    "Galanti et al. 2023; Wu & Papyan 2024", log=True, depth=True,
 )  # fmt: skip
 HUG = "Liu et al. 2023 (HUG)"
-register_metric("nc2_energy_log", "nc", "mean_{k<j} log(1 / ||u_k - u_j||), u_k = (mu_k - mu_G)/||.||", HUG)
-register_metric("nc2_energy_riesz", "nc", "mean_{k<j} ||u_k - u_j||^-1 (Riesz s-energy, s = 1)", HUG)
-register_metric("nc2_energy_gauss", "nc", "mean_{k<j} exp(-2 ||u_k - u_j||^2) (Gaussian kernel)", HUG)
 register_metric(
-    "nc3_uniform", "nc", "|std_k / mean_k| of w_k . (mu_k - mu_G): uniform duality", "Wu & Papyan 2024"
+    "nc2_energy_log", "nc", "mean_{k<j} log(1 / ||u_k - u_j||), u_k = (mu_k - mu_G)/||.||", HUG, depth=True
 )
-register_metric("nc3_cos_mean", "nc", "mean_k cos(w_k, mu_k - mu_G) (vector nc3_cos in classes/)", P20)
-register_metric("nc3_cos_min", "nc", "min_k cos(w_k, mu_k - mu_G)", P20)
+register_metric(
+    "nc2_energy_riesz", "nc", "mean_{k<j} ||u_k - u_j||^-1 (Riesz s-energy, s = 1)", HUG, depth=True
+)
+register_metric(
+    "nc2_energy_gauss", "nc", "mean_{k<j} exp(-2 ||u_k - u_j||^2) (Gaussian kernel)", HUG, depth=True
+)
+register_metric(
+    "nc3_uniform",
+    "nc",
+    "|std_k / mean_k| of w_k . (mu_k - mu_G): uniform duality",
+    "Wu & Papyan 2024",
+    classifier=True,
+)
+register_metric(
+    "nc3_cos_mean", "nc", "mean_k cos(w_k, mu_k - mu_G) (vector nc3_cos in classes/)", P20, classifier=True
+)
+register_metric("nc3_cos_min", "nc", "min_k cos(w_k, mu_k - mu_G)", P20, classifier=True)
 register_metric(
     "nc4_ncc_class_max", "nc", "max over classes of the class's nc4_ncc (vector nc4_ncc in classes/)", P20
 )
@@ -200,7 +275,11 @@ register_metric(
     "Ammar et al. 2024 (NECO)",
 )
 register_metric(
-    "classes_empty", "run", "declared classes without train samples, skipped (measure.strict)", OURS
+    "classes_empty",
+    "run",
+    "declared classes without train samples, skipped (measure.strict)",
+    OURS,
+    depth=True,
 )
 # language models (data=text; formulas and the paper's names: docs/metrics.md)
 LC24, DISP25 = "Wu & Papyan 2024 (Linguistic Collapse)", "Li et al. 2025 (representation dispersion)"
@@ -217,13 +296,19 @@ register_metric("dispersion", "geometry", "1 - mean_{i<j} cos(h_i, h_j) over the
 register_metric("test_dispersion", "geometry", "dispersion of the test split's features", DISP25)
 # geometry
 for side, rows in (("h", "centred class means"), ("w", "classifier rows")):
-    register_metric(f"equinorm_{side}", "geometry", f"std/mean of the norms of the {rows}", P20)
+    flags = {"classifier": True} if side == "w" else {"depth": True}
+    register_metric(f"equinorm_{side}", "geometry", f"std/mean of the norms of the {rows}", P20, **flags)
     register_metric(
-        f"equiangle_{side}", "geometry", f"std (ddof=1) of the cosines of the {rows} over pairs k<j", P20
+        f"equiangle_{side}", "geometry", f"std (ddof=1) of the cosines of the {rows} over pairs k<j", P20,
+        **flags,
+    )  # fmt: skip
+    register_metric(
+        f"maxangle_{side}", "geometry", f"mean | cos + 1/(K-1) | over pairs of {rows}", P20, **flags
     )
-    register_metric(f"maxangle_{side}", "geometry", f"mean | cos + 1/(K-1) | over pairs of {rows}", P20)
 register_metric("compactness", "geometry", "mean_i cos(h_i - mu_G, mu_{y_i} - mu_G)", OURS)
-register_metric("distinctiveness", "geometry", "min angle (degrees) between centred class means", OURS)
+register_metric(
+    "distinctiveness", "geometry", "min angle (degrees) between centred class means", OURS, depth=True
+)
 # decision scores (train split)
 register_metric("score_pos_*", "scores", "positive scores w_y . h: mean, std, quantiles q05..q95", BCE25)
 register_metric("score_neg_*", "scores", "negative scores w_k . h, k != y: mean, std, quantiles", BCE25)
@@ -243,7 +328,7 @@ register_metric("tagwise_coef", "multilabel", "mean c_S = <mu_S, mu_a + mu_b> / 
 register_metric("tagwise_coef_std", "multilabel", "std of c_S over pair sets", LI23)
 register_metric("tagwise_residual", "multilabel", "mean ||mu_S - c_S (mu_a + mu_b)|| / ||mu_S||", LI23)
 # NC across depth (measure.layers): the classifier-free keys of a tapped module's pooled output
-for base in [*LAYER_KEYS, "test_nc1", "test_ncc_acc"]:
+for base in keys("depth"):
     declared = METRICS[base]
     register_metric(
         f"*/{base}", "depth", f"{base} of the layer's output: {declared.description}",
