@@ -12,8 +12,8 @@ from nclab.cli import main
 from nclab.config import resolve
 from nclab.data import load_dataset
 from nclab.data.loader import loaders
+from nclab.metrics import nc_metrics
 from nclab.metrics.hooks import FeatureTap
-from nclab.metrics.nc import nc_metrics
 from tests.data.test_text import corpus_file
 
 
