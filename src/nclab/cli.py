@@ -58,10 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("runs", nargs="+", type=Path)
     pl.add_argument(
         "--kind",
-        choices=["nc", "curves", "grid", "heatmap", "scores", "embed"],
+        choices=["nc", "curves", "grid", "heatmap", "scores", "embed", "frequency", "correlate"],
         default="nc",
         help="nc: overview (default); curves: --metrics; grid: NC1-NC4 2x2; heatmap: final metrics over "
-        "--x and --y; scores: violins per epoch or against --x; embed: 2-D feature frames + GIF",
+        "--x and --y; scores: violins per epoch or against --x; embed: 2-D feature frames + GIF; frequency: "
+        "per-class vectors vs frequency rank; correlate: final --metrics vs test loss, Spearman/Pearson",
     )
     pl.add_argument("--format", choices=["png", "pdf", "svg"], default="png", help="pdf/svg are vector")
     pl.add_argument("--metrics", type=_list, help="metrics.jsonl keys for curves and heatmap (nc1,nc2_h,...)")

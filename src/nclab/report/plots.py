@@ -9,7 +9,13 @@
   each other row's absolute difference to that row (the paper's |Acc_CE - Acc_loss| maps);
 - scores: violins of positive scores s_{i,y_i}, negative scores s_{i,k!=y_i} and biases b_k (BCE vs CE, 2025),
   per epoch, or against a config key across runs (`--x head.bias_mean`, the initial bias mean);
-- embed: the 2-D feature frames of `nclab visualize` for each run (report/embed.py).
+- embed: the 2-D feature frames of `nclab visualize` for each run (report/embed.py);
+- frequency: per-class vectors of the last saved `classes/` epoch (nc1_class, nc3_cos, nc4_ncc) against the
+  class's frequency rank (log x), the mean over log-spaced rank bins, one line per setting (language models:
+  Wu & Papyan 2024);
+- correlate: each run's final value of a metric (`--metrics`, default cdnv, nc1, nc2_h, test_nc4_ncc)
+  against its final test loss, one point per run, Spearman and Pearson over the runs of each facet (`--x KEY`:
+  one row per value of KEY), as Linguistic Collapse's figures 2-4.
 
 Runs equal up to `seed` are one line: the mean over seeds with a shaded min-max (or +-1 std) band. Lines
 take the Okabe-Ito colour-blind-safe palette, legend entries name the config keys that differ between the
@@ -19,12 +25,13 @@ the metric table (metrics/table.py) says so, epoch ticks are integers.
 
 from __future__ import annotations
 
+import math
 import textwrap
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from io import BytesIO
-from itertools import product
+from itertools import pairwise, product
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +51,12 @@ from nclab.report.groups import Group, group_runs, setting_keys, short
 from nclab.runs import Run
 
 __all__ = [
-    "BANDS", "FORMATS", "KINDS", "curves_figure", "heatmap_figure", "paper_style", "pick_evenly", "plot",
-    "render_png", "save", "scores_figure",
+    "BANDS", "FORMATS", "KINDS", "correlate_figure", "curves_figure", "frequency_figure", "heatmap_figure",
+    "paper_style", "pick_evenly", "plot", "render_png", "save", "scores_figure",
 ]  # fmt: skip
 
 FORMATS = ("png", "pdf", "svg")
-KINDS = ("nc", "curves", "grid", "heatmap", "scores", "embed")
+KINDS = ("nc", "curves", "grid", "heatmap", "scores", "embed", "frequency", "correlate")
 BANDS = ("minmax", "std", "none")
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -388,6 +395,107 @@ def scores_figure(
     return fig
 
 
+FREQUENCY = ["nc1_class", "nc3_cos", "nc4_ncc"]  # per-class vectors of classes/ drawn by `frequency`
+CORRELATE = ["cdnv", "nc1", "nc2_h", "test_nc4_ncc"]
+
+
+def rank_bins(counts: np.ndarray, values: np.ndarray, bins: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """(geometric bin centres of frequency rank 1..K', mean value per bin) over log-spaced rank bins; classes
+    ranked by count (most frequent first), empty classes and NaN values left out, empty bins dropped."""
+    seen = counts > 0
+    order = np.argsort(-counts[seen], kind="stable")
+    v = values[seen][order]
+    ranks = np.arange(1, len(v) + 1)
+    edges = np.unique(np.geomspace(1, len(v) + 1, bins + 1).astype(int))
+    centres, means = [], []
+    for lo, hi in pairwise(edges):
+        chunk = v[(ranks >= lo) & (ranks < hi)]
+        chunk = chunk[~np.isnan(chunk)]
+        if len(chunk):
+            centres.append(np.sqrt(lo * (hi - 1)))
+            means.append(chunk.mean())
+    return np.asarray(centres), np.asarray(means)
+
+
+def frequency_figure(groups: list[Group], metrics: list[str] | None = None) -> Figure:
+    """Per-class vectors (`metrics`: names in classes/) against frequency rank (log x): each run's last
+    `classes/` epoch, binned by rank (`rank_bins`), the mean over a setting's seeds per bin."""
+    keys = metrics or FREQUENCY
+    arrays: list[list[dict]] = []
+    for group in groups:
+        arrays.append([])
+        for run in group.runs:
+            saved = run.array_epochs("classes")
+            if not saved:
+                raise RunError(f"{run.path} has no classes/ arrays; measured epochs write them")
+            arrays[-1].append(run.load_arrays("classes", saved[-1]))
+    known = {k for runs in arrays for a in runs for k in a} - {"counts"}
+    if metrics and not set(metrics) <= known:
+        unknown = ",".join(k for k in metrics if k not in known)
+        raise ConfigError(
+            f"--metrics {unknown}: not a classes/ vector; available: {', '.join(sorted(known))}"
+        )
+    keys = [k for k in keys if k in known]
+    if not keys:
+        raise RunError(f"the runs' classes/ arrays hold none of {', '.join(FREQUENCY)}")
+    fig, axes = _subplots(len(keys))
+    for i, (group, runs) in enumerate(zip(groups, arrays, strict=True)):
+        for ax, key in zip(axes, keys, strict=True):
+            binned = [rank_bins(a["counts"].double().numpy(), a[key].double().numpy()) for a in runs]
+            size = min(len(b[0]) for b in binned)
+            mean = np.mean([b[1][:size] for b in binned], 0)
+            ax.plot(binned[0][0][:size], mean, "o-", markersize=2, color=_color(i), label=group.label)
+    for ax, key in zip(axes, keys, strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel("frequency rank of the class")
+        ax.set_ylabel(key)
+    _legend(fig, groups)
+    return fig
+
+
+def correlate_figure(groups: list[Group], metrics: list[str] | None = None, x: str | None = None) -> Figure:
+    """Final `metric` against final test loss, a point per run (colour: its setting); each panel's title
+    gives Spearman's rho and Pearson's r over the runs of the facet (one row per value of `x`, or all)."""
+    keys = metrics or [k for k in CORRELATE if any(not np.isnan(g.final(k)).all() for g in groups)]
+    facets = [("", groups)]
+    if x is not None:
+        _check_keys(groups, {"--x": x})
+        facets = [
+            (f"{short(x)}={v}", [g for g in groups if g.config.get(x) == v]) for v in _levels(groups, x)
+        ]
+    fig, axes = _subplots(len(keys) * len(facets), min(3, len(keys)))
+    for row, (title, members) in enumerate(facets):
+        for col, key in enumerate(keys):
+            ax = axes[row * len(keys) + col]
+            for group in members:
+                ax.scatter(group.final(key), group.final("test_loss"), s=6, color=_color(groups.index(group)))
+            rho, r, n = correlations(members, key)
+            stats = f"Spearman {rho:+.2f}, Pearson {r:+.2f} (n={n})" if n >= 3 else f"n={n} < 3"
+            ax.set_title(_wrap(f"{title}: {stats}" if title else stats))
+            ax.set_xlabel(key)
+            ax.set_ylabel("test_loss")
+            if table.metric(key).log:
+                ax.set_xscale("log")
+    _legend(fig, groups)
+    return fig
+
+
+def correlations(groups: list[Group], key: str, against: str = "test_loss") -> tuple[float, float, int]:
+    """(Spearman rho, Pearson r, n) of the runs' final `key` and `against` (NaN with fewer than 3 runs)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    xs = np.concatenate([g.final(key) for g in groups])
+    ys = np.concatenate([g.final(against) for g in groups])
+    ok = ~(np.isnan(xs) | np.isnan(ys))
+    if ok.sum() < 3:
+        return math.nan, math.nan, int(ok.sum())
+    return (
+        float(spearmanr(xs[ok], ys[ok]).statistic),
+        float(pearsonr(xs[ok], ys[ok]).statistic),
+        int(ok.sum()),
+    )
+
+
 def save(fig: Figure, path: Path) -> Path:
     """Write the figure (format from the suffix: vector for pdf/svg, 300 dpi png) and close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -440,13 +548,17 @@ def plot(
                     raise RunError(
                         f"{run.path} has no metrics yet (no complete metrics.jsonl line); nothing to plot"
                     )
-    if metrics:
+    if metrics and kind != "frequency":  # frequency draws classes/ vectors, not metrics.jsonl keys
         _check_metrics(groups, metrics)
     with paper_style():
         if kind == "heatmap":
             fig = heatmap_figure(groups, x, y, metrics, baseline)
         elif kind == "scores":
             fig = scores_figure(groups, epochs, x)
+        elif kind == "frequency":
+            fig = frequency_figure(groups, metrics)
+        elif kind == "correlate":
+            fig = correlate_figure(groups, metrics, x)
         else:
             curves = metrics or table.keys("curve")
             panels = {"nc": NC_PANELS, "grid": GRID_PANELS}.get(kind) or [[m] for m in curves]
