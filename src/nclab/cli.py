@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from nclab import __version__
 from nclab.errors import ConfigError, NclabError
 
 
@@ -39,10 +40,33 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
+class _ComponentsHelp(argparse.Action):
+    """`nclab train --help`: the usage, then the registered datasets, models, losses and optimizers."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show this help and the components")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> NoReturn:
+        from nclab.config import COMPONENTS, registry
+
+        lines = [f"  {section}: {', '.join(registry(section).names())}" for section in COMPONENTS]
+        title = "components (nclab options SECTION [NAME] lists their options):"
+        parser.epilog = "\n".join([title, *lines, ""])
+        parser.print_help()
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nclab", description="Neural collapse lab")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    tr = sub.add_parser("train", help="train one run: nclab train [CONFIG.yaml] [key=value ...]")
+    tr = sub.add_parser(
+        "train",
+        help="train one run: nclab train [CONFIG.yaml] [key=value ...]",
+        add_help=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tr.add_argument("-h", "--help", action=_ComponentsHelp)
     tr.add_argument("items", nargs="*", help="an optional YAML config file, then key=value overrides")
     tr.add_argument("--preset", help="start from a named preset (see `nclab presets`)")
     tr.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -105,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("runs", nargs="+", type=Path)
     co.add_argument("--format", choices=["md", "csv"], default="md")
     co.add_argument("--each-seed", action="store_true", help="one row per run, not mean +- std per setting")
+    co.add_argument("--metrics", type=_list, help="final-record keys as columns (default: the summary keys)")
     sw = sub.add_parser("sweep", help="a grid of runs on Ray Tune: nclab sweep FILE.yaml (see README)")
     sw.add_argument("file", type=Path, help="sweep file: base, grid, zip, random, out, resources, retries")
     sw.add_argument("--address", help="an existing Ray cluster (ray://host:10001); default: a local Ray")
@@ -143,10 +168,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _summary(run, figure: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from nclab.metrics import table as metric_table
+    from nclab.output import console
 
     last = run.metrics()[-1]
     table = Table(title=f"final metrics, epoch {last['epoch']}")
@@ -155,18 +180,28 @@ def _summary(run, figure: Path) -> None:
     for key in metric_table.keys("summary"):
         if last.get(key) is not None:
             table.add_row(key, f"{last[key]:.4g}")
-    console = Console()
-    console.print(f"run directory: {run.path}")
-    console.print(table)
-    console.print(f"figure: {figure}")
+    out = console()
+    out.print(f"run directory: {run.path}")
+    out.print(table)
+    out.print(f"figure: {figure}")
 
 
 def _file_and_overrides(items: list[str]) -> tuple[str | None, list[str]]:
-    """`[CONFIG.yaml] key=value ...` -> (the file or None, the overrides)."""
+    """`[CONFIG.yaml] key=value ...` -> (the file or None, the overrides); a key given twice (also as
+    `epochs` and `train.epochs`, `loss` and `loss.name`) is an error naming both."""
+    from nclab.config import canonical_key, parse_override
+
     files = [i for i in items if "=" not in i]
     if len(files) > 1:
         raise ConfigError(f"one config file at most, got {files}; write other settings as key=value")
-    return (files[0] if files else None), [i for i in items if "=" in i]
+    overrides = [i for i in items if "=" in i]
+    seen: dict[str, str] = {}
+    for text in overrides:
+        key = canonical_key(parse_override(text)[0])
+        if key in seen:
+            raise ConfigError(f"{seen[key]} and {text}: {key} is given twice; keep one")
+        seen[key] = text
+    return (files[0] if files else None), overrides
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -228,9 +263,9 @@ def _clip(text: str, limit: int = 80) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from nclab.output import console
     from nclab.report.tables import run_rows
 
     rows = run_rows(args.dir)
@@ -239,10 +274,7 @@ def cmd_runs(args: argparse.Namespace) -> None:
         table.add_column(column, justify="left" if column in ("run", "status") else "right")
     for row in rows:
         table.add_row(*(_cell(v) for v in row.values()))
-    console = Console()
-    if not console.is_terminal:  # piped or redirected: whole run names rather than 80 columns
-        console.width = 200
-    console.print(table)
+    console().print(table)
 
 
 def _cell(value: object) -> str:
@@ -252,12 +284,14 @@ def _cell(value: object) -> str:
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
+    from nclab.config import canonical_key
     from nclab.report.plots import plot
     from nclab.runs import load
 
+    x, y = (canonical_key(k) if k else None for k in (args.x, args.y))  # `--y epochs` as in a sweep file
     paths = plot(
         [load(p) for p in args.runs], args.kind, args.format, args.out, band=args.band,
-        by_seed=not args.each_seed, metrics=args.metrics, epochs=args.epochs, x=args.x, y=args.y,
+        by_seed=not args.each_seed, metrics=args.metrics, epochs=args.epochs, x=x, y=y,
         baseline=args.baseline, method=args.method,
     )  # fmt: skip
     print("\n".join(map(str, paths)))
@@ -280,12 +314,11 @@ def cmd_measure(args: argparse.Namespace) -> None:
 
 
 def _measure_model(args: argparse.Namespace) -> None:
-    import json
-
-    from rich.console import Console
     from rich.table import Table
 
+    from nclab import jsontext
     from nclab.config import resolve
+    from nclab.output import console
     from nclab.remeasure import measure_pretrained
 
     if any("=" not in i for i in args.items):
@@ -297,10 +330,10 @@ def _measure_model(args: argparse.Namespace) -> None:
     table.add_column("value", justify="right")
     for key, value in record.items():
         table.add_row(key, "null" if value is None else f"{value:.6g}")
-    Console().print(table)
+    console().print(table)
     if args.out:
         with args.out.open("a") as f:
-            f.write(json.dumps({"model": args.model, "data": cfg.data.name} | record) + "\n")
+            f.write(jsontext.dumps({"model": args.model, "data": cfg.data.name} | record) + "\n")
         print(f"record appended to {args.out}")
 
 
@@ -316,7 +349,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     from nclab.report.tables import compare
     from nclab.runs import load
 
-    print(compare([load(p) for p in args.runs], args.format, by_seed=not args.each_seed), end="")
+    runs = [load(p) for p in args.runs]
+    print(compare(runs, args.format, by_seed=not args.each_seed, metrics=args.metrics), end="")
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -375,11 +409,11 @@ def cmd_presets(args: argparse.Namespace) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from nclab.config import resolve
     from nclab.data import DATASET_INFO
+    from nclab.output import console
 
     def count(n: int | None) -> str:
         return "?" if n is None else f"{n:,}"
@@ -391,7 +425,7 @@ def cmd_data(args: argparse.Namespace) -> None:
         for name, info in DATASET_INFO.items():
             shape = "x".join(map(str, info.shape))
             table.add_row(name, count(info.train), count(info.test), shape, str(info.classes), info.summary)
-        Console().print(table)
+        console().print(table)
         return
     if not args.items or "=" in args.items[0]:
         raise ConfigError(f"nclab data info needs a dataset name, one of: {', '.join(DATASET_INFO)}")
@@ -407,13 +441,45 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    from rich.console import Console
+    """Every model (or the one `model=NAME` asks for) with d and its parameter count; without a model
+    chosen, each model gets the given model.* keys it takes (`model.stem=imagenet`: the ResNets)."""
     from rich.table import Table
 
     from nclab.config import component_section, parse_override, resolve
     from nclab.models import MODELS, describe
+    from nclab.output import console
 
+    pairs = [parse_override(i) for i in args.items]
+    chosen = any(key in ("model", "model.name") for key, _ in pairs)
+    given = {k.removeprefix("model."): v for k, v in pairs if k.startswith("model.") and k != "model.name"}
+    takers = {n: [k for k in given if k in MODELS.options(n).model_fields] for n in MODELS.names()}
+    if not chosen:
+        if unknown := [k for k in given if not any(k in keys for keys in takers.values())]:
+            raise ConfigError(f"model.{unknown[0]}: no model takes this key (nclab options model)")
+        args.items = [
+            i for i, (key, _) in zip(args.items, pairs, strict=True) if not key.startswith("model.")
+        ]
     cfg = resolve(None, args.items)
+    shape, k, source = _model_inputs(args, cfg)
+    table = Table(title=f"models for {source}")
+    for column in ("model", "d", "parameters", "note"):
+        table.add_column(column, justify="right" if column in ("d", "parameters") else "left")
+    for name in [cfg.model.name] if chosen else MODELS.names():
+        try:
+            if not chosen:  # each model with the given keys it takes (model.width=0.5: every width)
+                cfg.model = component_section("model", {k: given[k] for k in takers[name]} | {"name": name})
+            d, n = describe(cfg, shape, k)
+            ignored = sorted(set(given) - set(takers[name])) if not chosen else []
+            table.add_row(name, str(d), f"{n:,}", f"takes no {', '.join(ignored)}" if ignored else "")
+        except ConfigError as exc:
+            if chosen:  # the one model asked for: its problem is the answer
+                raise
+            table.add_row(name, "-", "-", str(exc))
+    console().print(table)
+
+
+def _model_inputs(args: argparse.Namespace, cfg) -> tuple[tuple[int, ...], int, str]:
+    """(input shape, K, a title) from --input-shape/--classes or the config's dataset."""
     if args.input_shape:
         try:
             shape = tuple(int(s) for s in args.input_shape.split(","))
@@ -421,34 +487,12 @@ def cmd_models(args: argparse.Namespace) -> None:
             raise ConfigError(
                 f"--input-shape {args.input_shape!r}: write C,H,W as integers, e.g. 3,32,32"
             ) from None
-        k, source = args.classes, f"input {args.input_shape}, K={args.classes}"
-    else:
-        from nclab.data import DATASET_INFO
+        return shape, args.classes, f"input {args.input_shape}, K={args.classes}"
+    from nclab.data import DATASET_INFO
 
-        info = DATASET_INFO[cfg.data.name]
-        shape, k = info.input_shape(cfg.data), info.classes
-        source = f"data={cfg.data.name}: input {','.join(map(str, shape))}, K={k}"
-    chosen = any(parse_override(i)[0] in ("model", "model.name") for i in args.items)
-    table = Table(title=f"models for {source}")
-    table.add_column("model")
-    table.add_column("d", justify="right")
-    table.add_column("parameters", justify="right")
-    table.add_column("note")
-    given = cfg.model.model_dump(include=cfg.model.model_fields_set - {"name"})  # model.* set by the user
-    for name in [cfg.model.name] if chosen else MODELS.names():
-        try:
-            if not chosen:  # each model with the given keys it takes (model.width=0.5: every width)
-                takes = MODELS.options(name).model_fields
-                cfg.model = component_section(
-                    "model", {k: v for k, v in given.items() if k in takes} | {"name": name}
-                )
-            d, n = describe(cfg, shape, k)
-            table.add_row(name, str(d), f"{n:,}", "")
-        except ConfigError as exc:
-            if chosen:  # the one model asked for: its problem is the answer
-                raise
-            table.add_row(name, "-", "-", str(exc))
-    Console().print(table)
+    info = DATASET_INFO[cfg.data.name]
+    shape, k = info.input_shape(cfg.data), info.classes
+    return shape, k, f"data={cfg.data.name}: input {','.join(map(str, shape))}, K={k}"
 
 
 def _type_name(annotation) -> str:
@@ -460,10 +504,10 @@ def _doc(options) -> str:
 
 
 def cmd_options(args: argparse.Namespace) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from nclab.config import COMPONENTS, registry
+    from nclab.output import console
 
     if args.section is None:
         for section in COMPONENTS:
@@ -483,7 +527,7 @@ def cmd_options(args: argparse.Namespace) -> None:
             options = reg.options(name)
             own = [k for k in options.model_fields if k not in reg.base.model_fields]
             table.add_row(name, ", ".join(own), _doc(options))
-        Console().print(table)
+        console().print(table)
         return
     options = reg.options(args.name)
     table = Table(title=f"{args.section}={args.name}: {_doc(options)}")
@@ -499,12 +543,17 @@ def cmd_options(args: argparse.Namespace) -> None:
         table.add_row(
             f"{args.section}.{key}", _type_name(field.annotation), repr(default), field.description or ""
         )
-    Console(width=160).print(table)
+    console(width=160).print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        args, extra = parser.parse_known_args(argv)  # key=value after a flag: `--quiet seed=0`
+        if extra:
+            if not hasattr(args, "items") or any(e.startswith("-") for e in extra):
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            args.items += extra
         commands = {
             "train": cmd_train, "plot": cmd_plot, "measure": cmd_measure, "visualize": cmd_visualize,
             "compare": cmd_compare, "sweep": cmd_sweep, "presets": cmd_presets, "data": cmd_data,

@@ -21,7 +21,6 @@ import contextlib
 import errno
 import fcntl
 import json
-import math
 import os
 import re
 import shutil
@@ -36,7 +35,7 @@ from pydantic import BaseModel
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from nclab import distributed
+from nclab import distributed, jsontext
 from nclab.config import RunConfig, read_yaml, stored_tree, validate_any
 from nclab.errors import ConfigError, CorruptFile, RunError, RunLocked, WriteError, warn
 from nclab.metrics.epoch import ARRAYS
@@ -55,13 +54,6 @@ def checkpoint_epochs(epochs: int, save_every: int | None) -> set[int]:
         return set(range(save_every, epochs + 1, save_every)) | {epochs}
     n = DEFAULT_CHECKPOINTS - 1
     return {round(epochs ** (i / n)) for i in range(n + 1)} | {epochs}
-
-
-def _json_value(value: Any) -> Any:
-    """Floats that JSON cannot hold (nan, inf) are written as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _write_error(path: Path, exc: OSError | SafetensorError) -> WriteError:
@@ -241,7 +233,7 @@ class Run:
         }
         if error:
             status["error"] = error
-        write_atomic(self.path / "status.json", json.dumps(status, indent=1) + "\n")
+        write_atomic(self.path / "status.json", jsontext.dumps(status, indent=1) + "\n")
 
     @property
     def lock_path(self) -> Path:
@@ -302,7 +294,7 @@ class Run:
         tags = {k: tag(k) if tag else k for k in record}
         if not distributed.is_main():
             return
-        line = (json.dumps({k: _json_value(v) for k, v in record.items()}) + "\n").encode()
+        line = (jsontext.dumps(record) + "\n").encode()
         path = self.path / "metrics.jsonl"
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -363,7 +355,7 @@ class Run:
 
     def write_jsonl(self, name: str, records: list[dict[str, Any]]) -> None:
         """Replace a whole JSONL file atomically (nclab measure's measure.jsonl, resume's trimmed metrics)."""
-        lines = [json.dumps({k: _json_value(v) for k, v in r.items()}) + "\n" for r in records]
+        lines = [jsontext.dumps(r) + "\n" for r in records]
         write_atomic(self.path / name, "".join(lines))
 
     # --- arrays and checkpoints -----------------------------------------------------------------------

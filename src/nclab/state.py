@@ -10,6 +10,7 @@ stores; `decode` is its inverse, so resume states load without unpickling anythi
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nclab import distributed
+from nclab import distributed, jsontext
 from nclab.errors import warn
 
 __all__ = ["Progress", "RNGState", "Stateful", "decode", "encode"]
@@ -94,7 +95,8 @@ class Progress:
 
 def encode(state: Any) -> tuple[dict[str, Tensor], str]:
     """(tensors named t0, t1, ..., JSON skeleton) of a nested state; tensors go to the CPU, NumPy arrays
-    are stored as tensors with their dtype noted, dicts with non-string keys as item lists."""
+    are stored as tensors with their dtype noted, dicts with non-string keys as item lists, inf and nan as
+    {"$float": "inf"} (the skeleton is strict JSON)."""
     tensors: dict[str, Tensor] = {}
 
     def walk(obj: Any) -> Any:
@@ -113,12 +115,14 @@ def encode(state: Any) -> tuple[dict[str, Tensor], str]:
             return {"$tuple": [walk(v) for v in obj]}
         if isinstance(obj, list):
             return [walk(v) for v in obj]
+        if isinstance(obj, float) and not math.isfinite(obj):  # strict JSON has no inf/nan (plateau's best)
+            return {"$float": repr(obj)}
         if obj is None or isinstance(obj, bool | int | float | str):
             return obj
         raise TypeError(f"cannot store a {type(obj).__name__} in a resume state")
 
     skeleton = walk(state)
-    return tensors, json.dumps(skeleton)
+    return tensors, jsontext.dumps(skeleton)
 
 
 def decode(tensors: dict[str, Tensor], skeleton: str) -> Any:
@@ -133,6 +137,8 @@ def decode(tensors: dict[str, Tensor], skeleton: str) -> Any:
             return tensors[obj["$tensor"]]
         if "$ndarray" in obj:
             return tensors[obj["$ndarray"]].numpy().astype(obj["dtype"])
+        if "$float" in obj:
+            return float(obj["$float"])
         if "$tuple" in obj:
             return tuple(walk(v) for v in obj["$tuple"])
         if "$items" in obj:

@@ -10,14 +10,12 @@ import random
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor, nn
 
 from nclab import distributed
@@ -27,6 +25,7 @@ from nclab.errors import Interrupted, NclabError, RunError, TrainingDiverged
 from nclab.measure import accuracy, measure, settings
 from nclab.metrics import table
 from nclab.optim import build_optimizer, build_scheduler, param_groups, step_scheduler
+from nclab.output import EpochLog
 from nclab.parts import Parts, build_parts, resolve_device
 from nclab.report.board import log_features, log_figures
 from nclab.runs import Run, checkpoint_epochs, load
@@ -41,19 +40,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _progress(enabled: bool) -> Progress | nullcontext:
-    if not enabled:
-        return nullcontext()
-    return Progress(
-        TextColumn("epoch"),
-        MofNCompleteColumn(),
-        BarColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
-        transient=False,
-    )
 
 
 @dataclass
@@ -251,8 +237,7 @@ def _fit(
     if writer and cfg.measure.save_features_at:
         projector, names = run.tensorboard(purge_step=purge, folder="projector"), class_names(cfg.data, k)
     try:
-        with _progress(progress and distributed.is_main()) as bar, _Interrupts() as interrupts:
-            task = bar.add_task("train", total=total, completed=saved, info="") if bar else None
+        with EpochLog(total, saved, progress and distributed.is_main()) as log, _Interrupts() as interrupts:
             for epoch in range(saved + 1, total + 1):
                 lr = float(optimizer.param_groups[0]["lr"])  # a tensor under train.cuda_graph
                 model.train()
@@ -284,12 +269,7 @@ def _fit(
                     run.save_state(stateful, epoch)
                     saved = epoch
                     run.set_status("running", epochs_done=epoch, epochs=total)
-                if bar:
-                    if measured is not None:
-                        shown = [k for k in table.keys("progress") if record.get(k) is not None]
-                        info = "  ".join(f"{k} {record[k]:.4g}" for k in shown)
-                        bar.update(task, info=info)
-                    bar.advance(task)
+                log.epoch(epoch, record if measured is not None else None)
         if writer:
             log_figures(writer, run, total)
     except TrainingDiverged as exc:

@@ -53,12 +53,12 @@ def test_seeds_are_one_row_with_mean_and_std(make_run, capsys):
     summary = [(r["run"], r["seeds"], r["optim.lr"]) for r in rows]
     assert summary == [("s0 + s1 + s2", 3, 0.1), ("other", 1, 0.2)]
     finals = np.array([curve(KEYS.index("nc1"), s, 5) for s in (0, 1, 2)])
-    assert rows[0]["nc1"] == finals.mean() and rows[0]["nc1_std"] == finals.std(ddof=1)
-    assert rows[1]["nc1"] == curve(KEYS.index("nc1"), 5, 5) and rows[1]["nc1_std"] is None
+    assert rows[0]["nc1"] == finals.mean() and rows[0]["nc1:std"] == finals.std(ddof=1)
+    assert rows[1]["nc1"] == curve(KEYS.index("nc1"), 5, 5) and rows[1]["nc1:std"] is None
     assert "seed" not in rows[0]
     assert main(["compare", *(str(r.path) for r in runs)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "| seeds |" in lines[0] and "nc1_std" not in lines[0]
+    assert "| seeds |" in lines[0] and "nc1:std" not in lines[0]
     assert f"{finals.mean():.4g} ± {finals.std(ddof=1):.2g}" in lines[2]
     assert main(["compare", "--each-seed", "--format", "csv", *(str(r.path) for r in runs)]) == 0
     each = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

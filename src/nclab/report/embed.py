@@ -1,7 +1,8 @@
 """`nclab visualize` (and `nclab plot --kind embed`): 2-D pictures of the penultimate features over epochs,
 train and test panels, one file per epoch (png, pdf or svg) and an animated GIF (figures/embed/). Features are
 plotted directly when d = 2 (the center-loss study's scatter), otherwise embedded with t-SNE (scikit-learn) or
-PCA and min-max normalised to [0, 1] per axis as in the BCE vs CE study's t-SNE figures. Every frame has the
+PCA (train and test in one embedding, so a class sits in the same place in both panels) and min-max normalised
+to [0, 1] per axis as in the BCE vs CE study's t-SNE figures. Every frame has the
 same axis limits (those of all frames together), so motion in the animation is motion of the features; the
 legend gives the dataset's class names. Features come from features/ (saved at `measure.save_features_at`);
 epochs without them but with a checkpoint are measured from the checkpoint first and saved there.
@@ -130,11 +131,12 @@ def feature_frames(
     data = _features(run, sorted(set(epochs)) if epochs else None)
     frames: dict[int, list[Panel]] = {}
     for epoch, arrays in data.items():
-        frames[epoch] = []
-        for split in ("train", "test"):
-            if f"{split}_features" in arrays:
-                xy, used = embed_2d(arrays[f"{split}_features"], method, seed=epoch)
-                frames[epoch].append((split, xy, arrays[f"{split}_labels"], used))
+        splits = [s for s in ("train", "test") if f"{s}_features" in arrays]
+        sizes = np.cumsum([len(arrays[f"{s}_features"]) for s in splits])[:-1]
+        joint = np.concatenate([arrays[f"{s}_features"] for s in splits])  # one embedding: a class sits
+        xy, used = embed_2d(joint, method, seed=epoch)  # in the same place in both panels
+        parts = zip(splits, np.split(xy, sizes), strict=True)
+        frames[epoch] = [(s, part, arrays[f"{s}_labels"], used) for s, part in parts]
     num_classes = int(max(p[2].max() for panels in frames.values() for p in panels)) + 1
     names = class_names(run.config().data, num_classes)
     lims = limits([p for panels in frames.values() for p in panels])

@@ -162,6 +162,11 @@ def _style(group: int, key: int) -> str:
     return LINESTYLES[(key + group // len(PALETTE)) % len(LINESTYLES)]
 
 
+def x_label(groups: list[Group]) -> str:
+    """The time axis: `iteration` for UFM simulations (their record's `epoch` counts iterations)."""
+    return "iteration" if all(g.config.get("kind") == "ufm" for g in groups) else "epoch"
+
+
 def _draw_panels(axes: list[Axes], groups: list[Group], panels: list[list[str]], band: str) -> None:
     """Every panel gets one line per group (mean over its seeds) and key (2nd key dashed), with a band."""
     for ax, keys in zip(axes, panels, strict=True):
@@ -176,7 +181,7 @@ def _draw_panels(axes: list[Axes], groups: list[Group], panels: list[list[str]],
                 if len(group.runs) > 1 and band != "none":
                     ax.fill_between(epochs, low, high, color=_color(i), alpha=0.2, linewidth=0)
         ax.set_ylabel(_wrap(metric_label(keys[0]), 32) if len(keys) == 1 else "accuracy")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(x_label(groups))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if log:
             ax.set_yscale("log")

@@ -1,8 +1,9 @@
 """`nclab compare`: one row per setting (runs equal up to `seed`, report/groups.py) or, with `--each-seed`,
 per run; the config keys that differ between the rows, the number of seeds, the final epoch's metrics (the
-keys the metric table marks `summary`) and the best test accuracy, as the mean over seeds with the sample
-standard deviation (ddof=1) beside it (`nc1_std` columns in CSV, `mean ± std` cells in Markdown). With a
-validation split (`val_acc` in metrics.jsonl) the best test accuracy is the test accuracy of the
+keys the metric table marks `summary`, or `--metrics`) and the best test accuracy with its epoch, as the mean
+over seeds with the sample standard deviation (ddof=1) beside it (`nc1:std` columns in CSV: a name no metric
+key can take, `cdnv_std` being one; `mean ± std` cells in Markdown). A column no row has a value for is left
+out. With a validation split (`val_acc` in metrics.jsonl) the best test accuracy is the test accuracy of the
 best-validation epoch, as Zhou et al. 2022 report it (`best_val_test_top1`); otherwise the maximum test
 accuracy over measured epochs."""
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from nclab.errors import RunError
+from nclab.errors import ConfigError, RunError
 from nclab.metrics import table
 from nclab.report.groups import differing, group_runs
 from nclab.runs import Run
@@ -23,6 +24,7 @@ from nclab.runs import Run
 __all__ = ["FORMATS", "compare", "compare_rows", "run_rows"]
 
 FORMATS = ("md", "csv")
+STD = ":std"  # the spread column of `key` is `key:std`
 
 
 def _best(records: list[dict[str, Any]]) -> tuple[float | None, int | None]:
@@ -43,13 +45,17 @@ def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
     return float(kept.mean()), float(kept.std(ddof=1)) if len(kept) > 1 else None
 
 
-def compare_rows(runs: list[Run], by_seed: bool = True) -> list[dict[str, Any]]:
+def compare_rows(
+    runs: list[Run], by_seed: bool = True, metrics: list[str] | None = None
+) -> list[dict[str, Any]]:
     """One dict per setting (per run without `by_seed`): `run` (the run names), the differing config keys,
-    `seeds` (with `by_seed`), `epoch`, the final value of each summary key and the best test accuracy; with
-    several seeds in a row each value is the mean, `<key>_std` the std."""
+    `seeds` (with `by_seed`), `epoch`, the final value of each metric (default: the summary keys), the best
+    test accuracy and its epoch; with several seeds in a row each value is the mean, `<key>:std` the std.
+    Columns without a value in any row are dropped."""
     groups = group_runs(runs, by_seed)
     keys = differing([g.config for g in groups])
     several = any(len(g.runs) > 1 for g in groups)
+    _check_metrics(metrics, groups)
     rows = []
     for group in groups:
         lasts = [recs[-1] if recs else {} for recs in group.records]
@@ -59,15 +65,28 @@ def compare_rows(runs: list[Run], by_seed: bool = True) -> list[dict[str, Any]]:
             row["seeds"] = len(group.runs)
         epochs = [last["epoch"] for last in lasts if "epoch" in last]
         row["epoch"] = max(epochs) if epochs else None
-        columns = {k: [last.get(k) for last in lasts] for k in table.keys("summary")}
+        columns = {k: [last.get(k) for last in lasts] for k in metrics or table.keys("summary")}
         columns["best_test_acc"] = [acc for acc, _ in best]
+        columns["best_epoch"] = [epoch for _, epoch in best]
         for key, values in columns.items():
             row[key], std = _mean_std(values)
             if several:
-                row[f"{key}_std"] = std
-        row["best_epoch"] = best[0][1] if len(best) == 1 else None
+                row[f"{key}{STD}"] = std
         rows.append(row)
-    return rows
+    empty = {c for c in rows[0] if all(row[c] is None for row in rows)}
+    return [{k: v for k, v in row.items() if k not in empty} for row in rows]
+
+
+def _check_metrics(metrics: list[str] | None, groups: list) -> None:
+    """`--metrics` keys must be in some run's last record (one line naming those that are)."""
+    if not metrics:
+        return
+    present = sorted({k for g in groups for recs in g.records if recs for k in recs[-1]} - {"epoch"})
+    missing = [k for k in metrics if k not in present]
+    if missing:
+        raise ConfigError(
+            f"--metrics {', '.join(missing)}: not in the runs' final records; they hold {', '.join(present)}"
+        )
 
 
 def _cell(value: Any) -> str:
@@ -78,9 +97,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def compare(runs: list[Run], fmt: str = "md", by_seed: bool = True) -> str:
-    """The table as Markdown (`mean ± std` cells) or CSV (`<key>_std` columns) text."""
-    rows = compare_rows(runs, by_seed)
+def compare(runs: list[Run], fmt: str = "md", by_seed: bool = True, metrics: list[str] | None = None) -> str:
+    """The table as Markdown (`mean ± std` cells) or CSV (`<key>:std` columns) text."""
+    rows = compare_rows(runs, by_seed, metrics)
     columns = list(rows[0])
     if fmt == "csv":
         buffer = io.StringIO()
@@ -88,10 +107,10 @@ def compare(runs: list[Run], fmt: str = "md", by_seed: bool = True) -> str:
         writer.writeheader()
         writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
         return buffer.getvalue()
-    shown = [c for c in columns if not (c.endswith("_std") and c[:-4] in columns)]
+    shown = [c for c in columns if not c.endswith(STD)]
 
     def cell(row: dict[str, Any], column: str) -> str:
-        std = row.get(f"{column}_std")
+        std = row.get(f"{column}{STD}")
         return _cell(row[column]) + (f" ± {std:.2g}" if std is not None else "")
 
     lines = ["| " + " | ".join(shown) + " |", "|" + " --- |" * len(shown)]
