@@ -72,7 +72,13 @@ def test_sweep_trains_every_combination_then_skips_them(local_ray, tmp_path, cap
     assert "loss.name" in table[0] and "seeds" in table[0] and "nc1" in table[0] and "test_acc" in table[0]
     assert (out_dir / "compare.csv").is_file() and (out_dir / "figures" / "grid.png").stat().st_size > 10_000
     assert reported_to_tune(out_dir, "loss=mse,seed=1")
-    capsys.readouterr()
+    lines = capsys.readouterr().out.splitlines()  # one line per trial event, no Tune tables
+    for name in names:
+        events = [
+            line.removeprefix(f"trial {name}: ").split()[0] for line in lines if f"trial {name}:" in line
+        ]
+        assert events == ["started", "epoch", "epoch", "epoch", "finished"]
+    assert not any("Trial status" in line or "│" in line for line in lines)
 
     assert main(["sweep", str(path)]) == 0  # nothing left to do: no trial runs again
     assert "skipped 4 finished trials" in capsys.readouterr().out
@@ -143,6 +149,55 @@ def test_failing_trial_is_retried_reported_and_the_others_finish(local_ray, tmp_
     assert "optim.lr=1e+09: loss became nan in epoch 1" in err[-1] and "(after 2 attempts" in err[-1]
     assert set(finished(tmp_path / "out")) == {"optim.lr=0.05"}
     assert Run(tmp_path / "out" / "optim.lr=1e+09").status()["state"] == "failed"
+
+
+@pytest.mark.slow
+def test_every_trial_failing_ends_with_the_first_trials_error(local_ray, tmp_path, capsys):
+    """Each trial misses its dataset (another directory each): the sweep's error line is the first trial's
+    own line and its exit code (2: input), not "no measured runs"."""
+    roots = [str(tmp_path / "a"), str(tmp_path / "b")]
+    base = TINY | {"data": "mnist", "data.download": False}
+    path = sweep_file(tmp_path, base=base, grid={"data.root": roots})
+    assert main(["sweep", str(path)]) == 2
+    out, err = capsys.readouterr()
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: mnist: files not found or corrupted in {roots[0]}/MNIST/raw")
+    assert "all 2 trials failed" in err and "no measured runs" not in err
+    for root in roots:  # each trial's event line names its own directory
+        assert f"failed: mnist: files not found or corrupted in {root}/MNIST/raw" in out
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_sweep_with_130_and_the_rerun_continues(local_ray, tmp_path, capsys):
+    """SIGINT to `nclab sweep` (its own local Ray): exit 130, the unfinished trial `interrupted` with its
+    epochs kept; the same command then finishes every trial without training a kept epoch again."""
+    path = sweep_file(tmp_path, base=TINY | {"epochs": 40}, grid={"seed": [0, 1]}, max_concurrent=1)
+    env = os.environ | {"PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nclab", "sweep", str(path)], start_new_session=True, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    out = tmp_path / "out"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and not any(len(Run(p).metrics()) >= 3 for p in out.glob("seed=*")):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)  # the driver only, as a terminal's Ctrl-C reaches it
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("error: sweep interrupted")
+    started = {p.name: Run(p).metrics() for p in out.glob("seed=*")}
+    states = {n: Run(out / n).status()["state"] for n in started}
+    assert "interrupted" in states.values() and set(states.values()) <= {"interrupted", "finished"}
+    assert any(len(records) >= 3 for n, records in started.items() if states[n] == "interrupted")
+
+    assert main(["sweep", str(path)]) == 0
+    for name, records in started.items():
+        assert Run(out / name).metrics()[: len(records)] == records
+    assert set(finished(out)) == {"seed=0", "seed=1"}
 
 
 @pytest.mark.slow

@@ -139,7 +139,10 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--retries", type=int, help="attempts after a trial's first failure (overrides the file)")
     sw.add_argument("--out", type=Path, help="sweep directory (overrides the file's out)")
     sw.add_argument("--report", action="store_true", help="only the table and figures of the runs so far")
-    sw.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Tune output (2: trial logs)")
+    sw.add_argument(
+        "--verbose", "-v", action="count", default=0, help="Ray Tune's tables instead of one line per trial "
+        "event; twice (-vv): also the trials' own output",
+    )  # fmt: skip
     uf = sub.add_parser(
         "ufm",
         help="unconstrained features model: nclab ufm K=10 d=64 n=50 loss=ce lambda_W=5e-4 lambda_H=5e-4",
@@ -357,7 +360,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
     from nclab.config import describe
-    from nclab.sweep import Resources, SweepResult, load_sweep, report, run_sweep
+    from nclab.sweep import Resources, SweepResult, load_sweep, report
+    from nclab.sweep_tune import TUNE_DIR, run_sweep
 
     sweep, trials, sweep_dir = load_sweep(args.file, args.out)
     resources = sweep.resources
@@ -369,15 +373,25 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if args.report:
         result = SweepResult(sweep_dir, trials, [], {})
     else:
-        print(f"sweep {args.file}: {len(trials)} trials into {sweep_dir}")
+        print(f"sweep {args.file}: {len(trials)} trials into {sweep_dir}", flush=True)
         result = run_sweep(sweep, trials, sweep_dir, args.address, resources, args.retries, args.verbose)
         if result.skipped:
             print(f"skipped {len(result.skipped)} finished trials: {', '.join(result.skipped)}")
+    tracebacks = sweep_dir / TUNE_DIR / "trials"
+    if result.failed and len(result.failed) == len(trials) - len(result.skipped):  # nothing to report
+        print(f"all {len(result.failed)} trials failed (tracebacks in {tracebacks})", file=sys.stderr)
+        first = next(iter(result.failed.values()))
+        error = NclabError(first.message)  # the first failing trial's own line and exit code
+        error.exit_code = first.exit_code
+        raise error
     table, figures = report(result, sweep.report)
     print(table, end="")
     print(f"table: {sweep_dir / 'compare.md'} (.csv); figures: {', '.join(map(str, figures))}")
     if result.failed:
-        lines = "; ".join(f"{name}: {error}" for name, error in result.failed.items())
+        lines = "; ".join(
+            f"{name}: {f.message} (after {f.attempts} attempts; traceback in {tracebacks / name}/error.txt)"
+            for name, f in result.failed.items()
+        )
         raise NclabError(
             f"{len(result.failed)} of {len(trials)} trials failed ({lines}); their run dirs keep "
             "status.json; fix the cause and rerun the same command to continue them"

@@ -21,20 +21,12 @@ validated before Ray starts, so a bad key fails the whole sweep with one error l
 Trial `loss=ce,seed=0` writes `<out>/loss=ce,seed=0/` (named by the keys that differ between trials) by
 calling `nclab.train.train`; each measured epoch's metrics go to `tune.report` (the Tune table shows nc1 and
 test accuracy). Rerunning a sweep skips finished trials and continues interrupted ones from their resume
-state (`train.resume`).
+state (`train.resume`). Running the trials on Ray: sweep_tune.py.
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
-import os
-import shutil
-import subprocess
-import sys
-import threading
-import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,14 +34,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nclab.config import RunConfig, canonical_key, config_model, describe, read_yaml, resolve, validate_any
-from nclab.errors import ConfigError, NclabError, RunError
+from nclab.config import RunConfig, canonical_key, config_model, describe, read_yaml, resolve
+from nclab.errors import ConfigError, RunError
 from nclab.runs import Run
 
-__all__ = ["Sweep", "SweepResult", "Trial", "load_sweep", "report", "run_sweep"]
-
-TUNE_DIR = ".tune"  # Tune's experiment state inside the sweep directory
-REPORT_FIRST = ["nc1", "test_acc", "train_acc", "train_loss"]  # the Tune table shows the first four
+__all__ = ["Failure", "Sweep", "SweepResult", "Trial", "load_sweep", "report"]
 
 
 class _Strict(BaseModel):
@@ -268,87 +257,13 @@ def _check_report(spec: ReportSpec, trials: list[Trial], model: type[BaseModel],
     spec.heatmap = keys
 
 
-def _state(run_dir: Path) -> str:
-    """`new`, `finished`, or `interrupted` (a run dir left by a killed or failed attempt)."""
-    if not (run_dir / "status.json").is_file():
-        return "new"
-    return "finished" if Run(run_dir).status()["state"] == "finished" else "interrupted"
+@dataclass(frozen=True)
+class Failure:
+    """A trial's final failure: its own error line, the exit code its command would have had, attempts."""
 
-
-def _report_record(record: dict[str, Any]) -> None:
-    """One measured epoch's summary keys (metrics.table) to Tune (metrics.jsonl has them all); nc1 and
-    test_acc first, so Tune's progress table (the first four numbers) shows them."""
-    from ray import tune
-
-    from nclab.metrics import table
-
-    keys = ["epoch", *REPORT_FIRST, *table.keys("summary")]
-    tune.report({k: record[k] for k in keys if isinstance(record.get(k), int | float)})
-
-
-def _torchrun(cfg: RunConfig, ranks: int, continuing: bool) -> None:
-    """The trial as `torchrun --nproc-per-node ranks -m nclab train` (on the GPUs Ray gave the trial, which
-    CUDA_VISIBLE_DEVICES names), reporting the run's new metrics.jsonl lines to Tune as they appear."""
-    run_dir = Path(cfg.out) / cfg.name
-    config = run_dir.parent / TUNE_DIR / "configs" / f"{cfg.name}.yaml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(cfg.to_yaml())
-    what = ["--resume", str(run_dir)] if continuing else [str(config)]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}"]
-    proc = subprocess.Popen(
-        [*cmd, "-m", "nclab", "train", *what, "--quiet"], stderr=subprocess.PIPE, text=True
-    )
-    errors: list[str] = []
-    reader = threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)
-    reader.start()
-    seen = len(Run(run_dir).metrics()) if continuing else 0
-    while True:
-        finished = proc.poll() is not None
-        records = Run(run_dir).metrics() if run_dir.is_dir() else []
-        for record in records[seen:]:
-            _report_record(record)
-        seen = len(records)
-        if finished:
-            break
-        time.sleep(1.0)
-    reader.join()
-    if proc.returncode:
-        lines = [line.strip() for line in errors if line.startswith("error: ")]
-        raise NclabError(lines[-1][7:] if lines else f"torchrun exited with {proc.returncode}: {errors[-1:]}")
-
-
-def _trial(params: dict[str, Any], configs: dict[str, dict[str, Any]], ranks: int = 1) -> None:
-    """A Tune trial: train the run `params["trial"]`, or continue it from its resume state (an earlier
-    attempt was killed, preempted or failed), reporting each measured epoch."""
-    from nclab.train import resume, train
-
-    cfg = validate_any(configs[params["trial"]])
-    run_dir = Path(cfg.out) / cfg.name
-    state = _state(run_dir)
-    if state == "finished":  # finished while the sweep was being killed: nothing to redo
-        _report_record(Run(run_dir).metrics()[-1])
-        return
-    if state == "new" and run_dir.exists():  # killed while creating it: no epoch to keep
-        shutil.rmtree(run_dir)
-    if not isinstance(cfg, RunConfig):  # a UFM simulation: seconds long, no resume state: start it again
-        from nclab.ufm import simulate
-
-        if state == "interrupted":
-            shutil.rmtree(run_dir)
-        simulate(cfg, on_record=_report_record)
-        return
-    if ranks > 1:
-        _torchrun(cfg, ranks, continuing=state == "interrupted")
-        return
-    try:
-        if state == "interrupted":
-            resume(run_dir, on_record=_report_record)
-        else:
-            train(cfg, on_record=_report_record)
-    except Exception as exc:
-        if (run_dir / "status.json").is_file() and Run(run_dir).status()["state"] != "failed":
-            Run(run_dir).set_status("failed", Run(run_dir).status()["epochs_done"], error=str(exc))
-        raise
+    message: str
+    exit_code: int
+    attempts: int
 
 
 @dataclass
@@ -356,118 +271,11 @@ class SweepResult:
     sweep_dir: Path
     trials: list[Trial]
     skipped: list[str]  # finished before this invocation
-    failed: dict[str, str]  # trial name -> its last error line
+    failed: dict[str, Failure]  # trial name -> its final failure, in trial order
 
     @property
     def runs(self) -> list[Run]:
         return [Run(self.sweep_dir / t.name) for t in self.trials if (self.sweep_dir / t.name).is_dir()]
-
-
-def _error_line(error: BaseException | None) -> str:
-    """The user-facing line of a trial's error (Ray wraps the trial's exception)."""
-    cause = getattr(error, "cause", None) or error
-    text = str(cause).strip().splitlines()
-    return text[-1] if text else type(cause).__name__
-
-
-def run_sweep(
-    sweep: Sweep,
-    trials: list[Trial],
-    sweep_dir: Path,
-    address: str | None = None,
-    resources: Resources | None = None,
-    retries: int | None = None,
-    verbose: int = 1,
-) -> SweepResult:
-    """Run the trials not yet finished as Ray Tune trials (a local Ray by default, the cluster at `address`
-    otherwise); a failed trial is retried `retries` times, then reported while the others finish."""
-    skipped = [t.name for t in trials if _state(sweep_dir / t.name) == "finished"]
-    pending = [t for t in trials if t.name not in skipped]
-    failed: dict[str, str] = {}
-    if pending:
-        failed = _tune(sweep, pending, sweep_dir, address, resources or sweep.resources, retries, verbose)
-    return SweepResult(sweep_dir, trials, skipped, failed)
-
-
-def _tune(
-    sweep: Sweep,
-    pending: list[Trial],
-    sweep_dir: Path,
-    address: str | None,
-    resources: Resources,
-    retries: int | None,
-    verbose: int,
-) -> dict[str, str]:
-    import ray
-    from ray import tune
-
-    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials see the paths the user gave
-    started = not ray.is_initialized()
-    if started:
-        try:
-            ray.init(address=address or "local", include_dashboard=False, log_to_driver=verbose > 1)
-        except ConnectionError as exc:
-            raise NclabError(
-                f"no Ray cluster answers at {address} ({exc}); check the address (`ray status` on the head "
-                "node), and with token authentication set RAY_AUTH_MODE=token and the cluster's token"
-            ) from None
-
-    class Failures(tune.Callback):
-        """Counts each trial's failed attempts (a retried failure, then the final one)."""
-
-        def __init__(self) -> None:
-            self.count: Counter[str] = Counter()
-
-        def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-            self.count[trial.config["trial"]] += 1
-
-        on_trial_error = on_trial_recover
-
-    failures = Failures()
-    try:
-        configs = {t.name: t.config.model_dump() for t in pending}
-        trainable = tune.with_resources(
-            tune.with_parameters(_trial, configs=configs, ranks=sweep.ranks),
-            {"cpu": resources.cpu, "gpu": resources.gpu},
-        )
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"trial": tune.grid_search([t.name for t in pending])},
-            tune_config=tune.TuneConfig(
-                max_concurrent_trials=sweep.max_concurrent,
-                reuse_actors=True,  # a trial's worker keeps torch and nclab imported for the next trial
-                trial_name_creator=_tune_name,
-                trial_dirname_creator=_tune_name,
-            ),
-            run_config=tune.RunConfig(
-                name="trials",
-                storage_path=str(sweep_dir / TUNE_DIR),
-                failure_config=tune.FailureConfig(max_failures=sweep.retries if retries is None else retries),
-                verbose=verbose,
-                callbacks=[failures],
-            ),
-        )
-        tune_log = logging.getLogger("ray.tune")
-        level = tune_log.level
-        if verbose < 2:  # the sweep reports failures itself; tracebacks stay in each trial's error.txt
-            tune_log.setLevel(logging.CRITICAL)
-        try:
-            results = tuner.fit()
-        finally:
-            tune_log.setLevel(level)
-    finally:
-        if started:
-            ray.shutdown()
-    return {
-        name: f"{_error_line(r.error)} (after {failures.count[name]} attempts; traceback in "
-        f"{sweep_dir / TUNE_DIR / 'trials' / name / 'error.txt'})"
-        for r in results
-        if r.error is not None and (name := r.config["trial"])
-    }
-
-
-def _tune_name(trial) -> str:
-    return trial.config["trial"]
 
 
 def report(result: SweepResult, spec: ReportSpec | None = None, plots: bool = True) -> tuple[str, list[Path]]:
