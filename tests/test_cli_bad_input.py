@@ -14,7 +14,15 @@ CHECKPOINT_3 = "checkpoints/epoch_0003.safetensors"
 
 
 def train(*args: str) -> Callable[[Path, tuple[Path, Path]], list[str]]:
-    return lambda tmp, runs: ["train", f"out={tmp / 'runs'}", "epochs=2", *args, "--quiet"]
+    """`nclab train` with out=<tmp>/runs and epochs=2 unless the case sets them (a key given twice is an
+    error of its own)."""
+    given = {a.split("=")[0] for a in args}
+
+    def make(tmp: Path, runs: tuple[Path, Path]) -> list[str]:
+        defaults = {"out": f"out={tmp / 'runs'}", "epochs": "epochs=2"}
+        return ["train", *(v for k, v in defaults.items() if k not in given), *args, "--quiet"]
+
+    return make
 
 
 def yaml_file(text: str) -> Callable[[Path, tuple[Path, Path]], list[str]]:

@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue a run from its newest resume state; only epochs=N may be given (extend a run)",
     )
-    tr.set_defaults(run=cmd_train)
+    tr.set_defaults(handler=cmd_train)
     cli_report.add_parsers(sub)
     sw = sub.add_parser("sweep", help="a grid of runs on Ray Tune: nclab sweep FILE.yaml (see README)")
     sw.add_argument("file", type=Path, help="sweep file: base, grid, zip, random, out, resources, retries")
@@ -87,14 +87,14 @@ def _parser() -> argparse.ArgumentParser:
         "--verbose", "-v", action="count", default=0, help="Ray Tune's tables instead of one line per trial "
         "event; twice (-vv): also the trials' own output",
     )  # fmt: skip
-    sw.set_defaults(run=cmd_sweep)
+    sw.set_defaults(handler=cmd_sweep)
     uf = sub.add_parser(
         "ufm",
         help="unconstrained features model: nclab ufm K=10 d=64 n=50 loss=ce lambda_W=5e-4 lambda_H=5e-4",
     )
     uf.add_argument("items", nargs="*", help="an optional YAML config file, then key=value settings")
     uf.add_argument("--quiet", action="store_true", help="no progress lines")
-    uf.set_defaults(run=cmd_ufm)
+    uf.set_defaults(handler=cmd_ufm)
     cli_info.add_parsers(sub)
     return parser
 
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             if not hasattr(args, "items") or any(e.startswith("-") for e in extra):
                 parser.error(f"unrecognized arguments: {' '.join(extra)}")
             args.items += extra
-        args.run(args)
+        args.handler(args)
     except NclabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

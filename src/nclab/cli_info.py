@@ -13,26 +13,26 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """`presets`, `data`, `options`, `models`: what there is to choose from."""
     pr = sub.add_parser("presets", help="the named presets by study, or one preset's source and config")
     pr.add_argument("name", nargs="?", help="a preset: print what it reproduces and its resolved config")
-    pr.set_defaults(run=cmd_presets)
+    pr.set_defaults(handler=cmd_presets)
     da = sub.add_parser("data", help="datasets: nclab data list | nclab data info NAME [key=value ...]")
     da.add_argument("action", choices=["list", "info"])
     da.add_argument(
         "items", nargs="*", help="info: the dataset name, then data.* overrides (e.g. data.root=...)"
     )
-    da.set_defaults(run=cmd_data)
+    da.set_defaults(handler=cmd_data)
     op = sub.add_parser(
         "options", help="components and their options: nclab options [data|model|loss|optim [NAME]]"
     )
     op.add_argument("section", nargs="?", help="data, model, loss or optim")
     op.add_argument("name", nargs="?", help="a component of the section, e.g. focal")
-    op.set_defaults(run=cmd_options)
+    op.set_defaults(handler=cmd_options)
     mo = sub.add_parser("models", help="models with feature dim and parameter count for a dataset's inputs")
     mo.add_argument(
         "items", nargs="*", help="key=value settings, e.g. data=digits head.fixdim=true model=vit"
     )
     mo.add_argument("--input-shape", help="C,H,W (or D) instead of a dataset's shape, e.g. 3,32,32")
     mo.add_argument("--classes", type=int, default=10, help="K with --input-shape (default 10)")
-    mo.set_defaults(run=cmd_models)
+    mo.set_defaults(handler=cmd_models)
 
 
 def cmd_presets(args: argparse.Namespace) -> None:

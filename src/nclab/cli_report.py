@@ -26,7 +26,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """`runs`, `plot`, `measure`, `visualize`, `compare`: commands that read run directories."""
     ru = sub.add_parser("runs", help="one row per run: status, epochs, final accuracy and nc1, disk use")
     ru.add_argument("dir", nargs="?", type=Path, default=Path("runs"), help="default: runs")
-    ru.set_defaults(run=cmd_runs)
+    ru.set_defaults(handler=cmd_runs)
     pl = sub.add_parser("plot", help="figures of runs (seeds averaged), into the first run's figures/")
     pl.add_argument("runs", nargs="+", type=Path)
     pl.add_argument(
@@ -49,7 +49,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--each-seed", action="store_true", help="one line per run instead of one per setting")
     pl.add_argument("--method", choices=["auto", "tsne", "pca"], default="auto", help="embed: as visualize")
     pl.add_argument("--out", type=Path, help="directory for the figure (default: the first run's figures/)")
-    pl.set_defaults(run=cmd_plot)
+    pl.set_defaults(handler=cmd_plot)
     _measure_parser(sub)
     vi = sub.add_parser("visualize", help="2-D feature plots per epoch + GIF into figures/embed/")
     vi.add_argument("run", type=Path)
@@ -58,7 +58,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--method", choices=["auto", "tsne", "pca"], default="auto", help="auto: direct if d=2, else t-SNE"
     )
     vi.add_argument("--format", choices=["png", "pdf", "svg"], default="png", help="of the per-epoch frames")
-    vi.set_defaults(run=cmd_visualize)
+    vi.set_defaults(handler=cmd_visualize)
     co = sub.add_parser(
         "compare", help="one row per setting (seeds: mean ± std): differing config keys, final metrics"
     )
@@ -66,7 +66,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     co.add_argument("--format", choices=["md", "csv"], default="md")
     co.add_argument("--each-seed", action="store_true", help="one row per run, not mean +- std per setting")
     co.add_argument("--metrics", type=_list, help="final-record keys as columns (default: the summary keys)")
-    co.set_defaults(run=cmd_compare)
+    co.set_defaults(handler=cmd_compare)
 
 
 def _measure_parser(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +86,7 @@ def _measure_parser(sub: argparse._SubParsersAction) -> None:
     me.add_argument("--weights", type=Path, help="--model: a state dict (.safetensors, .pth) to load")
     me.add_argument("--layer", help="--model: the module whose input is h (default: the model's classifier)")
     me.add_argument("--out", type=Path, help="--model: also write the record as one JSON line to this file")
-    me.set_defaults(run=cmd_measure)
+    me.set_defaults(handler=cmd_measure)
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
