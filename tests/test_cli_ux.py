@@ -26,6 +26,7 @@ def strict(text: str) -> object:
     return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
 
 
+@pytest.mark.slow
 def test_piped_output_has_one_line_per_measured_epoch_and_whole_paths(tmp_path):
     out = tmp_path / ("a-directory-name-long-enough-to-pass-eighty-columns-" * 2)
     cmd = [
