@@ -1,5 +1,5 @@
 """Losses by name (SPEC.md, "Losses"): `LOSSES.get(name)(options, num_classes, feature_dim) -> Loss`, each
-registered with its options class (extending config.LossConfig) beside it.
+declared with its options class (extending config.LossConfig) in components/losses.py.
 
 Every loss is called as loss(logits, features, targets) -> scalar, so losses on the features (center
 losses, feature decay) fit the same slot as losses on the logits. Targets are class indices (N,) or
@@ -19,16 +19,21 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import Tensor, nn
 
+from nclab.components.losses import (
+    LOSSES,
+    CenterLossOptions,
+    FocalOptions,
+    MseOptions,
+    PickAllOptions,
+    SmoothingOptions,
+    StandaloneOptions,
+)
 from nclab.config import LossConfig
 from nclab.metrics.nc import accuracy, ncc_predict
-from nclab.registry import Registry
 
 __all__ = ["LOSSES", "Loss", "build_loss", "losses_where"]
-
-LOSSES: Registry = Registry("loss", LossConfig)
 
 
 def target_rows(targets: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
@@ -227,88 +232,41 @@ class StandaloneCenterLoss(Centers):
         return self.nearest_center(features)
 
 
-class MseOptions(LossConfig):
-    scale: float = Field(1.0, gt=0, description="target s * one_hot(y) (Zhou et al. 2022: 15)")
-
-
-class FocalOptions(LossConfig):
-    gamma: float = Field(3.0, ge=0, description="exponent of (1 - p_y)")
-
-
-class SmoothingOptions(LossConfig):
-    smoothing: float = Field(0.05, ge=0, le=1, description="alpha of (1 - alpha) e_y + alpha/K")
-
-
-class PickAllOptions(LossConfig):
-    normalize: bool = Field(
-        False, description="divide by the label count |Y_i| (what the original's data did)"
-    )
-
-
-class CenterOptions(LossConfig):
-    center_lr: float | None = Field(None, gt=0, description="own lr for the centers; default optim's lr")
-
-
-class CenterLossOptions(CenterOptions):
-    center_weight: float = Field(1.0, ge=0, description="lambda of lambda/2 ||h - c_y||^2")
-
-
-class StandaloneOptions(CenterOptions):
-    w_intra: float = Field(1.0, ge=0, description="weight of mean ||h_i - c_{y_i}||^2")
-    w_inter: float = Field(0.1, ge=0, description="weight of the log inter-class push")
-
-
 def _common(cfg: LossConfig) -> dict:
     return {"reduction": cfg.reduction, "feature_decay": cfg.feature_decay}
 
 
-@LOSSES.register("ce")
 def ce(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
-    """cross-entropy -log p_y"""
     return CrossEntropy(num_classes, **_common(cfg))
 
 
-@LOSSES.register("label_smoothing", SmoothingOptions)
 def label_smoothing(cfg: SmoothingOptions, num_classes: int, feature_dim: int) -> Loss:
-    """cross-entropy against (1 - alpha) e_y + alpha/K (Szegedy et al. 2016)"""
     return CrossEntropy(num_classes, smoothing=cfg.smoothing, **_common(cfg))
 
 
-@LOSSES.register("mse", MseOptions)
 def mse(cfg: MseOptions, num_classes: int, feature_dim: int) -> Loss:
-    """mean over K of (z_k - s 1[k=y])^2 (Hui & Belkin 2021)"""
     return MeanSquaredError(num_classes, scale=cfg.scale, **_common(cfg))
 
 
-@LOSSES.register("focal", FocalOptions)
 def focal(cfg: FocalOptions, num_classes: int, feature_dim: int) -> Loss:
-    """-(1 - p_y)^gamma log p_y (Lin et al. 2017)"""
     return Focal(num_classes, gamma=cfg.gamma, **_common(cfg))
 
 
-@LOSSES.register("bce")
 def bce(cfg: LossConfig, num_classes: int, feature_dim: int) -> Loss:
-    """binary cross-entropy summed over the K one-vs-all problems"""
     return BinaryCrossEntropy(num_classes, **_common(cfg))
 
 
-@LOSSES.register("pick_all_label", PickAllOptions)
 def pick_all_label(cfg: PickAllOptions, num_classes: int, feature_dim: int) -> Loss:
-    """sum over the true labels of -log p_k, multi-hot targets (Li et al. 2023)"""
     return PickAllLabel(num_classes, normalize=cfg.normalize, **_common(cfg))
 
 
-@LOSSES.register("center", CenterLossOptions)
 def center(cfg: CenterLossOptions, num_classes: int, feature_dim: int) -> Loss:
-    """cross-entropy + lambda/2 ||h - c_y||^2, learned centers (Wen et al. 2016)"""
     return CenterLoss(
         num_classes, feature_dim, weight=cfg.center_weight, center_lr=cfg.center_lr, **_common(cfg)
     )
 
 
-@LOSSES.register("standalone_center", StandaloneOptions)
 def standalone_center(cfg: StandaloneOptions, num_classes: int, feature_dim: int) -> Loss:
-    """intra-class pull to learned centers, log inter-class push; no classifier (mo-vic 2019)"""
     return StandaloneCenterLoss(
         num_classes, feature_dim, w_intra=cfg.w_intra, w_inter=cfg.w_inter, center_lr=cfg.center_lr,
         **_common(cfg),

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field, model_validator
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 
+from nclab.components.optim import OPTIMIZERS, AdamOptions, AdamWOptions, LbfgsOptions, SgdOptions
 from nclab.config import OptimConfig, RunConfig
 from nclab.errors import ConfigError
 from nclab.models import parameter_groups
-from nclab.registry import Registry
 
 __all__ = [
     "OPTIMIZERS",
@@ -35,8 +34,6 @@ __all__ = [
     "param_groups",
     "step_scheduler",
 ]
-
-OPTIMIZERS: Registry = Registry("optim", OptimConfig)
 
 Groups = list[dict[str, Any]]
 
@@ -66,61 +63,16 @@ def _fused(groups: Groups) -> bool | None:
     return True if params and all(p.is_cuda for p in params) else None
 
 
-class SgdOptions(OptimConfig):
-    """SGD with momentum; weight decay per group."""
-
-    lr: float = Field(0.05, gt=0, description="initial learning rate")
-    momentum: float = Field(0.9, ge=0)
-    nesterov: bool = Field(False, description="Nesterov momentum; needs momentum > 0")
-
-    @model_validator(mode="after")
-    def _nesterov(self) -> SgdOptions:
-        if self.nesterov and self.momentum == 0:
-            raise ValueError("nesterov needs momentum > 0; set optim.momentum=0.9 or optim.nesterov=false")
-        return self
-
-    def state_slots(self) -> int:
-        """The momentum buffer, if any."""
-        return int(self.momentum > 0)
-
-
-class AdamOptions(OptimConfig):
-    """Adam with coupled L2 decay (the 2021 study's `Adam`)."""
-
-    lr: float = Field(1e-3, gt=0, description="initial learning rate")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="running-average coefficients")
-
-
-class LbfgsOptions(OptimConfig):
-    """torch's L-BFGS with the decays as an explicit penalty (Zhu et al. 2021: lr 0.1, batch 2048)."""
-
-    lr: float = Field(0.1, gt=0, description="initial step length")
-    history_size: int = Field(10, ge=1, description="curvature pairs kept")
-    max_iter: int = Field(20, ge=1, description="iterations (closure evaluations) per batch")
-    line_search: Literal["strong_wolfe", "none"] = "strong_wolfe"
-
-    def state_slots(self) -> int:
-        """2 x history_size curvature directions, the search direction and the last gradient."""
-        return 2 * self.history_size + 2
-
-
-@OPTIMIZERS.register("sgd", SgdOptions)
 def sgd(cfg: SgdOptions, groups: Groups) -> torch.optim.Optimizer:
     return torch.optim.SGD(
         groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, fused=_fused(groups)
     )
 
 
-@OPTIMIZERS.register("adam", AdamOptions)
 def adam(cfg: AdamOptions, groups: Groups) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, fused=_fused(groups))
 
 
-class AdamWOptions(AdamOptions):
-    """AdamW, decoupled decay (Loshchilov & Hutter 2019; the BCE study)."""
-
-
-@OPTIMIZERS.register("adamw", AdamWOptions)
 def adamw(cfg: AdamWOptions, groups: Groups) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=_fused(groups))
 
@@ -151,7 +103,6 @@ class LBFGS(torch.optim.LBFGS):
         return sum(wd / 2 * sum(p.square().sum() for p in params) for wd, params in self.decays)
 
 
-@OPTIMIZERS.register("lbfgs", LbfgsOptions)
 def lbfgs(cfg: LbfgsOptions, groups: Groups) -> torch.optim.Optimizer:
     return LBFGS(cfg, groups)
 

@@ -147,7 +147,9 @@ def resume(
     distributed.setup(resolve_device(cfg.train.device))  # under torchrun: join first, so only rank 0 locks
     with run.lock():
         if epochs is not None:
-            cfg = validate(cfg.model_dump() | {"train": cfg.train.model_dump() | {"epochs": epochs}})
+            cfg = validate(
+                cfg.model_dump() | {"train": cfg.train.model_dump() | {"epochs": epochs}}, RunConfig
+            )
         seed_everything(cfg.seed)
         parts = build_parts(cfg, run.labels())
         optimizer, scheduler = _optimization(cfg, parts)

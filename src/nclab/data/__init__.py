@@ -1,5 +1,6 @@
-"""Datasets by name: `DATASETS.get(name)(options, seed) -> Splits`, each registered with its options class
-(extending config.DataConfig, the options every dataset takes); `load_dataset` adds the variants.
+"""Datasets by name: `DATASETS.get(name)(options, seed) -> Splits`, each declared with its options class
+(extending config.DataConfig, the options every dataset takes) in components/data.py; `load_dataset` adds
+the variants.
 
 Every dataset arrives as tensors (images as uint8 N x C x H x W with per-channel mean/std to apply
 on the device, tabular data as float32 N x D) so the loader can keep them on the device. Labels are
@@ -9,14 +10,13 @@ int64 class indices, or float32 N x K multi-hot rows for the multi-label sets.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from torch import Tensor
 
+from nclab.components.data import DATASET_INFO, DATASETS, DIGITS, DatasetInfo, register
 from nclab.config import DataConfig
 from nclab.errors import ConfigError, DataError
-from nclab.registry import Registry
 
 __all__ = [
     "DATASETS", "DATASET_INFO", "DIGITS", "DatasetInfo", "Splits", "class_names", "load_dataset", "register",
@@ -44,41 +44,6 @@ class Splits:
     @property
     def multilabel(self) -> bool:
         return self.train_y.dim() == 2
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What `nclab data list/info` shows without loading anything."""
-
-    summary: str
-    train: int | None  # None: known only after the first build
-    test: int | None
-    shape: tuple[int, ...]
-    classes: int
-    where: Callable[[DataConfig], str] = lambda cfg: "generated in memory"
-    names: Callable[[DataConfig], Sequence[str]] = lambda cfg: ()  # class names for figures; () = unknown
-    rgb32: bool = False  # MNIST-like: `data.rgb32` resizes to 32x32 and repeats to 3 channels
-
-    def input_shape(self, cfg: DataConfig) -> tuple[int, ...]:
-        """The shape a model sees under `cfg` (3 x 32 x 32 for MNIST-like sets with `data.rgb32`)."""
-        return (3, 32, 32) if self.rgb32 and cfg.rgb32 else self.shape
-
-
-DATASETS: Registry = Registry("data", DataConfig)
-DATASET_INFO: dict[str, DatasetInfo] = {}
-
-
-def register(name: str, info: DatasetInfo, options: type[DataConfig] | None = None) -> Callable:
-    """Decorator: dataset `name` with what `nclab data` shows and its own options (extending DataConfig)."""
-
-    def deco(fn: Callable) -> Callable:
-        DATASET_INFO[name] = info
-        return DATASETS.register(name, options)(fn)
-
-    return deco
-
-
-DIGITS = tuple(str(k) for k in range(10))
 
 
 def class_names(cfg: DataConfig, num_classes: int) -> list[str]:
@@ -111,6 +76,3 @@ def load_dataset(cfg: DataConfig, seed: int, labels: Tensor | None = None) -> Sp
     if cfg.random_labels and labels is not None:
         splits = with_labels(splits, labels)
     return splits
-
-
-from nclab.data import embedded, multilabel, text, vision  # noqa: E402, F401  (registers datasets)

@@ -5,25 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from pydantic import Field
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from nclab.components.data import GaussianOptions
 from nclab.config import DataConfig
-from nclab.data import DIGITS, DatasetInfo, Splits, register
+from nclab.data import Splits
 
 
-@register(
-    "digits",
-    DatasetInfo(
-        "scikit-learn 8x8 digits, standardised, seeded stratified split",
-        1437,
-        360,
-        (64,),
-        10,
-        names=lambda cfg: DIGITS,
-    ),
-)
 def digits(cfg: DataConfig, seed: int) -> Splits:
     """Stratified seeded split; features standardised with the train split's per-pixel mean and std."""
     x, y = load_digits(return_X_y=True)
@@ -39,21 +28,6 @@ def digits(cfg: DataConfig, seed: int) -> Splits:
     return Splits(tensor(x_tr), torch.from_numpy(y_tr), tensor(x_te), torch.from_numpy(y_te), num_classes=10)
 
 
-class GaussianOptions(DataConfig):
-    """K-class Gaussian mixture x = mu_y + N(0, I), means of norm `separation` in random directions."""
-
-    classes: int = Field(10, ge=2, description="K, the number of mixture components")
-    train_per_class: int = Field(500, ge=1, description="train samples per class")
-    test_per_class: int = Field(100, ge=1, description="test samples per class")
-    dim: int = Field(32, ge=1, description="input dimension")
-    separation: float = Field(4.0, ge=0, description="norm of each class mean; the noise is N(0, I)")
-
-
-@register(
-    "gaussian",
-    DatasetInfo("K-class Gaussian mixture: x = mu_y + N(0, I)", 5000, 1000, (32,), 10),
-    GaussianOptions,
-)
 def gaussian(cfg: GaussianOptions, seed: int) -> Splits:
     """Class means mu_k = separation * u_k, u_k uniform on the unit sphere of R^dim; x = mu_y + e,
     e ~ N(0, I).

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from pydantic import Field
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from nclab.components.data import DATASETS, MultiLabelOptions, svhn_format1
 from nclab.config import DataConfig
-from nclab.data import DATASET_INFO, DATASETS, IMAGENET_STATS, DatasetInfo, Splits, register
+from nclab.data import IMAGENET_STATS, Splits
 from nclab.errors import DataError
 
 SVHN_SINGLE_CAP = 543
@@ -110,15 +110,6 @@ def require_single_label_classes(splits: Splits, name: str) -> None:
             )
 
 
-class MultiLabelOptions(DataConfig):
-    """Composition sizes of Li et al. 2023: 3100 single + 200 per class pair train, 800 + 50 test."""
-
-    single: int = Field(3100, ge=0, description="train images per class with one label")
-    pair: int = Field(200, ge=0, description="train images per pair of classes with two labels")
-    test_single: int = Field(800, ge=0, description="test images per class with one label")
-    test_pair: int = Field(50, ge=0, description="test images per pair of classes")
-
-
 def _cache(cfg: MultiLabelOptions, name: str, seed: int) -> Path:
     m = cfg
     return (
@@ -149,57 +140,14 @@ def _save(path: Path, *tensors: Tensor) -> None:
     tmp.replace(path)
 
 
-def _cache_where(name: str):
-    return lambda cfg: str(_cache(cfg, name, cfg.seed if cfg.seed is not None else 0).parent)
-
-
-@register(
-    "mlab_mnist",
-    DatasetInfo(
-        "MNIST pairs on a 56x56 canvas (Li et al. 2023)",
-        40000,
-        10250,
-        (1, 56, 56),
-        10,
-        _cache_where("mlab_mnist"),
-        lambda cfg: DATASET_INFO["mnist"].names(cfg),
-    ),
-    MultiLabelOptions,
-)
 def mlab_mnist(cfg: MultiLabelOptions, seed: int) -> Splits:
     return _composed(cfg, seed, "mlab_mnist", "mnist")
 
 
-@register(
-    "mlab_fashion_mnist",
-    DatasetInfo(
-        "Fashion-MNIST pairs on a 56x56 canvas",
-        40000,
-        10250,
-        (1, 56, 56),
-        10,
-        _cache_where("mlab_fashion_mnist"),
-        lambda cfg: DATASET_INFO["fashion_mnist"].names(cfg),
-    ),
-    MultiLabelOptions,
-)
 def mlab_fashion_mnist(cfg: MultiLabelOptions, seed: int) -> Splits:
     return _composed(cfg, seed, "mlab_fashion_mnist", "fashion_mnist")
 
 
-@register(
-    "mlab_cifar10",
-    DatasetInfo(
-        "CIFAR-10 pairs on a 64x64 canvas (Li et al. 2023)",
-        40000,
-        10250,
-        (3, 64, 64),
-        10,
-        _cache_where("mlab_cifar10"),
-        lambda cfg: DATASET_INFO["cifar10"].names(cfg),
-    ),
-    MultiLabelOptions,
-)
 def mlab_cifar10(cfg: MultiLabelOptions, seed: int) -> Splits:
     return _composed(cfg, seed, "mlab_cifar10", "cifar10")
 
@@ -253,23 +201,8 @@ def _svhn_split(directory: Path) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), targets
 
 
-def _svhn_dir(cfg: DataConfig) -> Path:
-    return Path(cfg.root) / "SVHN" / "format1"
-
-
-@register(
-    "svhn_multilabel",
-    DatasetInfo(
-        "SVHN format-1 house numbers, 1-3 distinct digits (Li et al. 2023)",
-        None,
-        11273,
-        (3, 32, 32),
-        9,
-        lambda cfg: str(_svhn_dir(cfg)),
-    ),
-)
 def svhn_multilabel(cfg: DataConfig, seed: int) -> Splits:
-    directory = _svhn_dir(cfg)
+    directory = svhn_format1(cfg)
     path = Path(cfg.root) / "multilabel" / "svhn_multilabel.safetensors"
     if not path.is_file():
         missing = [s for s in ("train", "test") if not (directory / s / "digitStruct.mat").is_file()]

@@ -35,11 +35,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator
 from torch import Tensor
 
-from nclab.config import DataConfig
-from nclab.data import DatasetInfo, Splits, register
+from nclab.components.data import TextOptions
+from nclab.data import Splits
 from nclab.errors import ConfigError, DataError
 
 __all__ = ["CORPORA", "TextOptions", "TokenLoader", "TokenSplits", "read_corpus", "token_loaders", "tokenize"]
@@ -49,31 +48,6 @@ GCIDE = Path("/usr/share/dictd/gcide.dict.dz")
 KJV_RANGE = "Gen1:1-Rev22:21"
 WORD = re.compile(r"\w+|[^\w\s]")
 UNK = "<unk>"
-
-
-class TextOptions(DataConfig):
-    """a text corpus as a token stream: each position is a sample, its class the next token"""
-
-    corpus: str = Field(
-        "kjv", description="kjv | fortunes | gcide (Debian packages) or the path of a text file"
-    )
-    tokenizer: str = Field("byte", description="byte | word | bpe:N (trained on the corpus) | hf:DIR (local)")
-    word_min_count: int = Field(2, ge=1, description="word tokenizer: rarer words become <unk> (id 0)")
-    context: int = Field(64, ge=1, description="T: tokens per window (the model's input length)")
-    tokens: int | None = Field(None, ge=2, description="use the first N tokens of the corpus (null: all)")
-    train_windows: int | None = Field(
-        None, ge=1, description="training windows per epoch (null: train tokens / context, about one pass)"
-    )
-    test_fraction: float = Field(0.1, gt=0, lt=1, description="held-out share: the last tokens of the stream")
-
-    @field_validator("tokenizer")
-    @classmethod
-    def _tokenizer(cls, v: str) -> str:
-        if v in ("byte", "word") or (v.startswith("hf:") and len(v) > 3):
-            return v
-        if v.startswith("bpe:") and v[4:].isdigit() and int(v[4:]) >= 258:
-            return v
-        raise ValueError("write byte, word, bpe:N (N >= 258) or hf:DIR")
 
 
 @dataclass
@@ -214,18 +188,6 @@ def _cached_ids(cfg: TextOptions) -> tuple[np.ndarray, int]:
     return np.load(ids_file, mmap_mode="r"), int(vocab_file.read_text())
 
 
-@register(
-    "text",
-    DatasetInfo(
-        "a text corpus (kjv, fortunes, gcide, a file) as next-token classes; K = the tokenizer's vocabulary",
-        None,
-        None,
-        (64, 256),
-        256,
-        where=lambda cfg: str(Path(cfg.root) / "text"),
-    ),
-    TextOptions,
-)
 def text(cfg: TextOptions, seed: int) -> TokenSplits:
     """The tokenised corpus split contiguously: train the first (1 - test_fraction), test the rest."""
     refused = {

@@ -9,9 +9,7 @@ official `.gz` archives work as they are and Fashion-MNIST is also found in Debi
 from __future__ import annotations
 
 import gzip
-import pickle
 import struct
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +17,10 @@ import torch
 from torchvision import datasets
 from torchvision.transforms.v2 import functional as TF
 
+from nclab.components.data import DEBIAN_FASHION_MNIST, IDX_FILES, idx_dir, idx_path
 from nclab.config import DataConfig
-from nclab.data import DIGITS, DatasetInfo, Splits, register
+from nclab.data import Splits
 from nclab.errors import DataError
-
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-IDX_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -45,16 +38,6 @@ def read_idx(path: Path) -> np.ndarray:
             f"{path} is truncated ({len(data)} bytes for shape {shape}); delete it and fetch it again"
         )
     return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def _idx_path(directory: Path, stem: str) -> Path | None:
-    return next((p for p in (directory / stem, directory / f"{stem}.gz") if p.is_file()), None)
-
-
-def _idx_dir(directories: list[Path]) -> Path | None:
-    """The first directory holding all four IDX files (plain or .gz)."""
-    stems = [s for pair in IDX_FILES.values() for s in pair]
-    return next((d for d in directories if all(_idx_path(d, s) for s in stems)), None)
 
 
 def _download(name: str, directory: Path, fetch, how: str) -> None:
@@ -78,7 +61,7 @@ def _mnist_like(cfg: DataConfig, cls: type[datasets.MNIST], name: str, stats, ex
     how = f"put the official archives ({archives}) in {raw}"
     if extra:
         how += " or install the Debian package dataset-fashion-mnist"
-    found = _idx_dir([raw, *extra])
+    found = idx_dir([raw, *extra])
     if found is None:
         if not cfg.download:
             raise _missing(name, raw, how)
@@ -86,7 +69,7 @@ def _mnist_like(cfg: DataConfig, cls: type[datasets.MNIST], name: str, stats, ex
         found = raw
 
     def split(which: str) -> tuple[torch.Tensor, torch.Tensor]:
-        images, labels = (torch.from_numpy(read_idx(_idx_path(found, s)).copy()) for s in IDX_FILES[which])
+        images, labels = (torch.from_numpy(read_idx(idx_path(found, s)).copy()) for s in IDX_FILES[which])
         x = images.unsqueeze(1)
         if cfg.rgb32:  # the 2021 study: Resize(32) and Grayscale(3 channels)
             x = TF.resize(x, [32, 32], antialias=True).expand(-1, 3, -1, -1).contiguous()
@@ -140,105 +123,23 @@ CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 SVHN_STATS = ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970))
 
 
-def _where(folder: str) -> Callable[[DataConfig], str]:
-    return lambda cfg: str(Path(cfg.root) / folder)
-
-
-def _names(cls: type) -> Callable[[DataConfig], list[str]]:
-    """torchvision's class names: MNIST-like classes carry them; CIFAR reads them from the archive's meta
-    file (as torchvision does), so they are known once the files are there."""
-    if hasattr(cls, "classes"):
-        return lambda cfg: list(cls.classes)
-
-    def from_meta(cfg: DataConfig) -> list[str]:
-        path = Path(cfg.root) / cls.base_folder / cls.meta["filename"]
-        if not path.is_file():
-            return []
-        with open(path, "rb") as f:
-            return list(pickle.load(f, encoding="latin1")[cls.meta["key"]])
-
-    return from_meta
-
-
-def _fashion_where(cfg: DataConfig) -> str:
-    own = Path(cfg.root) / "FashionMNIST" / "raw"
-    found = _idx_dir([own, DEBIAN_FASHION_MNIST])
-    return str(found or own)
-
-
-@register(
-    "mnist",
-    DatasetInfo(
-        "MNIST handwritten digits",
-        60000,
-        10000,
-        (1, 28, 28),
-        10,
-        _where("MNIST/raw"),
-        _names(datasets.MNIST),
-        rgb32=True,
-    ),
-)
 def mnist(cfg: DataConfig, seed: int) -> Splits:
     return _mnist_like(cfg, datasets.MNIST, "mnist", MNIST_STATS, [])
 
 
-@register(
-    "fashion_mnist",
-    DatasetInfo(
-        "Zalando Fashion-MNIST",
-        60000,
-        10000,
-        (1, 28, 28),
-        10,
-        _fashion_where,
-        _names(datasets.FashionMNIST),
-        rgb32=True,
-    ),
-)
 def fashion_mnist(cfg: DataConfig, seed: int) -> Splits:
     return _mnist_like(
         cfg, datasets.FashionMNIST, "fashion_mnist", FASHION_MNIST_STATS, [DEBIAN_FASHION_MNIST]
     )
 
 
-@register(
-    "cifar10",
-    DatasetInfo(
-        "CIFAR-10", 50000, 10000, (3, 32, 32), 10, _where("cifar-10-batches-py"), _names(datasets.CIFAR10)
-    ),
-)
 def cifar10(cfg: DataConfig, seed: int) -> Splits:
     return _cifar_like(cfg, datasets.CIFAR10, "cifar10", 10, CIFAR10_STATS)
 
 
-@register(
-    "cifar100",
-    DatasetInfo(
-        "CIFAR-100 (fine labels)",
-        50000,
-        10000,
-        (3, 32, 32),
-        100,
-        _where("cifar-100-python"),
-        _names(datasets.CIFAR100),
-    ),
-)
 def cifar100(cfg: DataConfig, seed: int) -> Splits:
     return _cifar_like(cfg, datasets.CIFAR100, "cifar100", 100, CIFAR100_STATS)
 
 
-@register(
-    "svhn",
-    DatasetInfo(
-        "SVHN cropped digits (format 2, digit 0 is label 0)",
-        73257,
-        26032,
-        (3, 32, 32),
-        10,
-        _where("SVHN"),
-        lambda cfg: DIGITS,
-    ),
-)
 def svhn(cfg: DataConfig, seed: int) -> Splits:
     return _svhn(cfg)

@@ -1,5 +1,6 @@
-"""Models by name: `MODELS.get(name)(config, input_shape, out_dim) -> (backbone, feature_dim)`; a `Classifier`
-puts a head on the backbone. Every model returns (logits, features), features being the head's input.
+"""Models by name: `MODELS.get(name)(config, input_shape, out_dim) -> (backbone, feature_dim)` (declared
+with their options in components/models.py); a `Classifier` puts a head on the backbone. Every model returns
+(logits, features), features being the head's input.
 
 `out_dim` is K when `head.fixdim=true` (Zhu et al. 2021, d = K): the backbone must then emit K features,
 natively where the model has a natural place for it (the ResNets' last block, the MLP's last layer) or through
@@ -13,10 +14,10 @@ import math
 import torch
 from torch import Tensor, nn
 
-from nclab.config import ModelConfig, RunConfig
+from nclab.components.models import MODELS
+from nclab.config import RunConfig
 from nclab.errors import ConfigError
 from nclab.models.head import build_head
-from nclab.registry import Registry
 
 __all__ = [
     "MODELS",
@@ -31,8 +32,6 @@ __all__ = [
     "scaled",
     "whole",
 ]
-
-MODELS: Registry = Registry("model", ModelConfig)
 
 
 class Classifier(nn.Module):
@@ -139,15 +138,3 @@ def whole(value: float, key: str) -> int:
     if value != math.floor(value):
         raise ConfigError(f"{key} must be a whole number for this model, got {value}")
     return int(value)
-
-
-from nclab.models import (  # noqa: E402, F401  (registers models)
-    convnet,
-    densenet,
-    gpt,
-    mlp,
-    preact_resnet,
-    resnet,
-    transformers,
-    wide_resnet,
-)

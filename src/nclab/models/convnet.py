@@ -4,22 +4,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
 from torch import nn
 
-from nclab.config import ModelConfig
-from nclab.models import MODELS, fixdim_check, image_shape, scaled
+from nclab.components.models import ConvNetOptions
+from nclab.models import fixdim_check, image_shape, scaled
 
 
-class ConvNetOptions(ModelConfig):
-    width: float = Field(1.0, gt=0, description="channel multiplier of the three stages (32/64/128 x width)")
-
-
-@MODELS.register("convnet", ConvNetOptions)
 def convnet(
     cfg: ConvNetOptions, input_shape: tuple[int, ...], out_dim: int | None = None
 ) -> tuple[nn.Module, int]:
-    """Small CNN for MNIST-size data: conv stages 32/64/128 x width, d = 128 x width."""
     c, _, _ = image_shape(input_shape, "convnet", min_size=4)
     widths = [scaled(32, cfg.width), scaled(64, cfg.width), scaled(128, cfg.width)]
     widths[-1] = fixdim_check(widths[-1], out_dim)

@@ -12,7 +12,7 @@ from torch import nn
 from torchvision.models.densenet import DenseNet
 
 from nclab.config import ModelConfig
-from nclab.models import MODELS, image_shape, project
+from nclab.models import image_shape, project
 
 
 def _densenet(
@@ -36,17 +36,13 @@ def _densenet(
     return project(backbone, net.classifier.in_features, out_dim)
 
 
-@MODELS.register("densenet121")
 def densenet121(
     cfg: ModelConfig, input_shape: tuple[int, ...], out_dim: int | None = None
 ) -> tuple[nn.Module, int]:
-    """torchvision's DenseNet121 (ImageNet stem), d = 1024."""
     return _densenet(input_shape, "densenet121", 32, 64, True, out_dim)
 
 
-@MODELS.register("densenet121_cifar")
 def densenet121_cifar(
     cfg: ModelConfig, input_shape: tuple[int, ...], out_dim: int | None = None
 ) -> tuple[nn.Module, int]:
-    """DenseNet121 for CIFAR (the BCE study's: growth 16, 3x3 stem), d = 512."""
     return _densenet(input_shape, "densenet121_cifar", 16, 32, False, out_dim)

@@ -14,26 +14,12 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import Tensor, nn
 
-from nclab.config import ModelConfig
+from nclab.components.models import GPTOptions
 from nclab.errors import ConfigError
-from nclab.models import MODELS
 
 __all__ = ["GPT", "GPTOptions"]
-
-
-class GPTOptions(ModelConfig):
-    """small causal transformer LM: pre-LN blocks, causal SDPA attention, learned positions"""
-
-    width: int = Field(128, ge=1, description="d, the embedding and feature dimension")
-    depth: int = Field(2, ge=1, description="transformer blocks")
-    heads: int = Field(4, ge=1, description="attention heads (must divide width)")
-    context: int = Field(256, ge=1, description="positions: the longest input the model takes")
-    mlp_ratio: int = Field(4, ge=1, description="MLP hidden width / d")
-    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on embeddings, attention and residuals")
-    tie: bool = Field(True, description="the token embedding is the LM head's W (GPT-2); false: its own")
 
 
 class CausalSelfAttention(nn.Module):
@@ -115,7 +101,6 @@ class GPT(nn.Module):
         return self.ln_f(x)
 
 
-@MODELS.register("gpt", GPTOptions)
 def gpt(cfg: GPTOptions, input_shape: tuple[int, ...], out_dim: int | None = None) -> tuple[nn.Module, int]:
     """Token data of shape (T, V) (data=text); T <= model.context."""
     if len(input_shape) != 2:

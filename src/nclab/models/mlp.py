@@ -5,22 +5,13 @@ from __future__ import annotations
 
 import math
 
-from pydantic import Field
 from torch import nn
 
-from nclab.config import ModelConfig
-from nclab.models import MODELS, fixdim_check, whole
+from nclab.components.models import MLPOptions
+from nclab.models import fixdim_check, whole
 
 
-class MLPOptions(ModelConfig):
-    width: float = Field(256, gt=0, description="hidden units per layer (a whole number)")
-    depth: int = Field(3, ge=1, description="hidden layers")
-    batch_norm: bool = Field(True, description="BatchNorm1d after each hidden layer")
-
-
-@MODELS.register("mlp", MLPOptions)
 def mlp(cfg: MLPOptions, input_shape: tuple[int, ...], out_dim: int | None = None) -> tuple[nn.Module, int]:
-    """MLP of Zhu et al. 2021: depth x [Linear, BatchNorm, ReLU], d = width."""
     width = whole(cfg.width, "model.width")
     depth = cfg.depth
     widths = [width] * (depth - 1) + [fixdim_check(width, out_dim)]

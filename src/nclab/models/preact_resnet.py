@@ -12,25 +12,17 @@ from __future__ import annotations
 
 from functools import partial
 
-from pydantic import Field
 from timm.layers import BatchNormAct2d, create_conv2d
 from timm.models.resnetv2 import DownsampleConv, PreActBasic
 from torch import nn
 
-from nclab.config import ModelConfig
-from nclab.models import MODELS, fixdim_check, image_shape, scaled
+from nclab.components.models import PreActResNetOptions
+from nclab.models import fixdim_check, image_shape, scaled
 
 
-class PreActResNetOptions(ModelConfig):
-    width: float = Field(1.0, gt=0, description="channel multiplier of every group (16..128 x width)")
-    embed_dim: int = Field(2, ge=1, description="embedding (feature) dimension, 2 or 128 in the study")
-
-
-@MODELS.register("preact_resnet", PreActResNetOptions)
 def preact_resnet(
     cfg: PreActResNetOptions, input_shape: tuple[int, ...], out_dim: int | None = None
 ) -> tuple[nn.Module, int]:
-    """Pre-activation ResNet of the standalone-center-loss study, d = embed_dim (2 or 128)."""
     c, _, _ = image_shape(input_shape, "preact_resnet", min_size=3)
     widths = [scaled(n, cfg.width) for n in (16, 32, 32, 64, 64, 128)]
     strides = [1, 2, 1, 2, 1]

@@ -13,24 +13,11 @@ Init as torchvision: convs kaiming-normal (fan_out, relu), BN weight 1 and bias 
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1, conv3x3
 
-from nclab.config import ModelConfig
-from nclab.models import MODELS, fixdim_check, image_shape, scaled
-
-
-class ResNetOptions(ModelConfig):
-    width: float = Field(
-        1.0, gt=0, description="channel multiplier of every stage: round(64 w) * (1, 2, 4, 8)"
-    )
-    stem: Literal["cifar", "imagenet"] = Field(
-        "cifar", description="cifar = 3x3 stride 1; imagenet = 7x7 stride 2 + max-pool"
-    )
-
+from nclab.components.models import ResNetOptions
+from nclab.models import fixdim_check, image_shape, scaled
 
 __all__ = ["ResNet"]
 
@@ -107,13 +94,9 @@ def _builder(block: Block, layers: list[int], name: str):
         net = ResNet(block, layers, c, cfg.stem, scaled(64, cfg.width), out_dim=out_dim)
         return net, net.feature_dim
 
-    build.__doc__ = f"{name}: {block.__name__} x {layers}, channels round(64 w) * (1, 2, 4, 8)."
     return build
 
 
-for _name, _block, _layers in [
-    ("resnet18", BasicBlock, [2, 2, 2, 2]),
-    ("resnet34", BasicBlock, [3, 4, 6, 3]),
-    ("resnet50", Bottleneck, [3, 4, 6, 3]),
-]:
-    MODELS.register(_name, ResNetOptions)(_builder(_block, _layers, _name))
+resnet18 = _builder(BasicBlock, [2, 2, 2, 2], "resnet18")
+resnet34 = _builder(BasicBlock, [3, 4, 6, 3], "resnet34")
+resnet50 = _builder(Bottleneck, [3, 4, 6, 3], "resnet50")

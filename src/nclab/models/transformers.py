@@ -23,15 +23,14 @@ an output projection), MLP 512, no qkv bias, dropout 0.2 / 0.1: 11,096,586 param
 from __future__ import annotations
 
 import torch
-from pydantic import Field, field_validator
 from timm.layers import Mlp
 from timm.models.swin_transformer import SwinTransformer
 from timm.models.vision_transformer import Attention, VisionTransformer
 from torch import Tensor, nn
 
-from nclab.config import ModelConfig, positive_sizes
+from nclab.components.models import SwinCifarOptions, SwinOptions, ViTOptions
 from nclab.errors import ConfigError
-from nclab.models import MODELS, image_shape, project, whole
+from nclab.models import image_shape, project, whole
 
 
 def _patches(input_shape: tuple[int, ...], name: str, patch: int, merges: int = 0) -> tuple[int, int, int]:
@@ -65,28 +64,7 @@ def _attention(head_dim: int | None) -> type[Attention]:
     return HeadDimAttention
 
 
-class ViTOptions(ModelConfig):
-    width: float = Field(192, gt=0, description="embedding dim (a whole number)")
-    depth: int = Field(6, ge=1, description="transformer blocks")
-    heads: int = Field(3, ge=1, description="attention heads")
-    patch_size: int = Field(4, ge=1, description="patch size in pixels")
-    head_dim: int | None = Field(
-        None,
-        ge=1,
-        description="dim per head (default width/heads); heads x head_dim is the attention's inner dim, "
-        "projected back to width (the BCE study: 10 x 64 on 512)",
-    )
-    mlp_dim: int | None = Field(
-        None, ge=1, description="hidden units of each block's MLP (default 4 x width)"
-    )
-    qkv_bias: bool = Field(True, description="bias of the qkv map")
-    dropout: float = Field(0.0, ge=0, lt=1, description="dropout after attention and in the MLP")
-    emb_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the patch + position embedding")
-
-
-@MODELS.register("vit", ViTOptions)
 def vit(cfg: ViTOptions, input_shape: tuple[int, ...], out_dim: int | None = None) -> tuple[nn.Module, int]:
-    """Vision Transformer (timm) on small images, d = width (the BCE study's ViT with head_dim=64)."""
     patch = cfg.patch_size
     width = whole(cfg.width, "model.width")
     depth, heads = cfg.depth, cfg.heads
@@ -111,19 +89,7 @@ def vit(cfg: ViTOptions, input_shape: tuple[int, ...], out_dim: int | None = Non
     return project(net, net.num_features, out_dim)
 
 
-class SwinOptions(ModelConfig):
-    width: float = Field(48, gt=0, description="embedding dim of stage 1 (a whole number), x2 per stage")
-    depth: int | list[int] = Field(2, description="blocks per stage (3 stages), or a list, one per stage")
-    heads: int = Field(3, ge=1, description="attention heads of stage 1, x2 per stage")
-    patch_size: int = Field(2, ge=1, description="patch size in pixels")
-    window_size: int = Field(4, ge=1, description="attention window in patches")
-
-    _sizes = field_validator("depth")(positive_sizes)
-
-
-@MODELS.register("swin", SwinOptions)
 def swin(cfg: SwinOptions, input_shape: tuple[int, ...], out_dim: int | None = None) -> tuple[nn.Module, int]:
-    """Swin Transformer (timm), three stages, d = 4 x width."""
     patch = cfg.patch_size
     width = whole(cfg.width, "model.width")
     depths = tuple(cfg.depth) if isinstance(cfg.depth, list) else (cfg.depth,) * 3
@@ -260,27 +226,9 @@ class SwinCifar(nn.Module):
         return self.norm(x.mean((1, 2)))
 
 
-class SwinCifarOptions(ModelConfig):
-    width: float = Field(96, gt=0, description="embedding dim of stage 1 (a whole number), x2 per merge")
-    depth: int | list[int] | None = Field(
-        None, description="blocks per stage: a list, or n for [n, n, 6, 2] (default [2, 2, 6, 2])"
-    )
-    heads: int | list[int] = Field(3, description="heads per stage: a list, or n for n x 2^stage")
-    head_dim: int = Field(32, ge=1, description="dim per head")
-    qkv_bias: bool = Field(False, description="bias of the qkv map")
-    window_size: int = Field(4, ge=1, description="attention window in patches")
-    downscaling: list[int] | None = Field(
-        None, description="patch-merge factor of each stage (default [2, 2, 2, 1]; the first is the patch)"
-    )
-
-    _sizes = field_validator("depth", "heads", "downscaling")(positive_sizes)
-
-
-@MODELS.register("swin_cifar", SwinCifarOptions)
 def swin_cifar(
     cfg: SwinCifarOptions, input_shape: tuple[int, ...], out_dim: int | None = None
 ) -> tuple[nn.Module, int]:
-    """The BCE study's CIFAR Swin-T (26,598,646 parameters at K = 10), d = 8 x width."""
     width = whole(cfg.width, "model.width")
     depths = cfg.depth if isinstance(cfg.depth, list) else [cfg.depth or 2, cfg.depth or 2, 6, 2]
     heads = cfg.heads if isinstance(cfg.heads, list) else [cfg.heads * 2**i for i in range(len(depths))]

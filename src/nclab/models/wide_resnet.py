@@ -7,26 +7,18 @@ Trainable parameters with the cifar stem and K = 10: 5.88M / 10.35M / 23.52M / 6
 
 from __future__ import annotations
 
-from pydantic import Field
 from torch import nn
 from torchvision.models.resnet import Bottleneck
 
+from nclab.components.models import WideResNetOptions
 from nclab.errors import ConfigError
-from nclab.models import MODELS, image_shape
-from nclab.models.resnet import ResNet, ResNetOptions
+from nclab.models import image_shape
+from nclab.models.resnet import ResNet
 
 
-class WideResNetOptions(ResNetOptions):
-    width: float = Field(
-        2.0, gt=0, description="bottleneck inner width int(planes * width): 1 = ResNet50, 2 = WideResNet50-2"
-    )
-
-
-@MODELS.register("wide_resnet50", WideResNetOptions)
 def wide_resnet50(
     cfg: WideResNetOptions, input_shape: tuple[int, ...], out_dim: int | None = None
 ) -> tuple[nn.Module, int]:
-    """WideResNet50 of Zhou et al. 2022: ResNet50 with bottleneck width x width, d = 2048."""
     width = cfg.width
     if int(64 * width) < 1:
         raise ConfigError(f"model.width={width} leaves wide_resnet50's first bottlenecks empty; use >= 1/64")
