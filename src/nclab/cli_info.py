@@ -36,10 +36,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_presets(args: argparse.Namespace) -> None:
-    from nclab.config import preset_about, preset_names, resolve
-    from nclab.presets import STUDIES, study_of
+    from nclab.presets import STUDIES, preset_about, preset_names, study_of
 
     if args.name:
+        from nclab.config import resolve
+
         about, cfg = preset_about(args.name), resolve(preset=args.name)
         print(f"{args.name}: {about.get('description', '')}")
         for key in ("source", "series"):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from nclab.config.sections import DataConfig
+from nclab.components.base import DataConfig
 from nclab.registry import Registry
 
 __all__ = ["DATASETS", "DATASET_INFO", "DIGITS", "DatasetInfo", "declare", "register"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from nclab.config.sections import LossConfig
+from nclab.components.base import LossConfig
 from nclab.registry import Registry
 
 __all__ = ["LOSSES"]

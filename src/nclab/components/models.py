@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from nclab.config.sections import ModelConfig, positive_sizes
+from nclab.components.base import ModelConfig, positive_sizes
 from nclab.registry import Registry
 
 __all__ = ["MODELS"]

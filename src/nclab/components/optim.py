@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from nclab.config.sections import OptimConfig
+from nclab.components.base import OptimConfig
 from nclab.registry import Registry
 
 __all__ = ["OPTIMIZERS"]

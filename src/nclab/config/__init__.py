@@ -1,26 +1,14 @@
-"""One validated run configuration (pydantic, validated once; every error one `key: problem` line).
+"""One validated run configuration (pydantic, validated once; every error one `key: problem` line). The
+section bases (`Section`, `DataConfig`, ...) live in components/base.py with the components' options.
 
-- sections.py: `Section` and the bases every dataset's, model's, loss's and optimizer's options extend
 - validate.py: component sections against the chosen component's options; errors as one line
 - run.py: `RunConfig` (seed, name, out and the data/model/head/loss/optim/train/measure sections)
-- resolve.py: defaults < preset < YAML file < `key=value` overrides (`resolve`), presets
+- resolve.py: defaults < preset (nclab.presets) < YAML file < `key=value` overrides (`resolve`)
 - migrate.py: config trees of older run directories (`stored_tree`)
 - kinds.py: the top-level config class of a tree's `kind` (training or `nclab ufm`)
 """
 
-from nclab.config.kinds import config_model, validate_any
-from nclab.config.migrate import stored_tree
-from nclab.config.resolve import (
-    canonical_key,
-    parse_override,
-    preset_about,
-    preset_names,
-    read_preset,
-    read_yaml,
-    resolve,
-)
-from nclab.config.run import HeadConfig, MeasureConfig, RunConfig, TrainConfig
-from nclab.config.sections import (
+from nclab.components.base import (
     DataConfig,
     LossConfig,
     ModelConfig,
@@ -28,6 +16,10 @@ from nclab.config.sections import (
     Section,
     positive_sizes,
 )
+from nclab.config.kinds import config_model, validate_any
+from nclab.config.migrate import stored_tree
+from nclab.config.resolve import canonical_key, parse_override, read_yaml, resolve
+from nclab.config.run import HeadConfig, MeasureConfig, RunConfig, TrainConfig
 from nclab.config.validate import (
     COMPONENTS,
     MOVED,
@@ -38,6 +30,7 @@ from nclab.config.validate import (
     validate,
 )
 from nclab.errors import ConfigError
+from nclab.presets import preset_about, preset_names, read_preset
 
 __all__ = [
     "COMPONENTS", "MOVED", "ConfigError", "DataConfig", "HeadConfig", "LossConfig", "MeasureConfig",

@@ -8,17 +8,17 @@ YAML scalars (`true`, `0.05`, `null`, `[1, 2]`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel
 
+from nclab.components.base import Section
 from nclab.config.run import RunConfig
-from nclab.config.sections import Section
 from nclab.config.validate import validate
 from nclab.errors import ConfigError
+from nclab.presets import read_preset
 
 M = TypeVar("M", bound=BaseModel)
 ALIASES = {"epochs": "train.epochs"}  # RunConfig's short keys
@@ -97,34 +97,6 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(data).__name__}")
     return data
-
-
-def preset_names() -> list[str]:
-    return sorted(
-        p.name.removesuffix(".yaml")
-        for p in resources.files("nclab.presets").iterdir()
-        if p.name.endswith(".yaml")
-    )
-
-
-def _preset_file(name: str) -> dict[str, Any]:
-    if name not in preset_names():
-        raise ConfigError(
-            f"preset {name!r} is unknown; `nclab presets` lists them (e.g. zhu2021-cifar10-sgd)"
-        )
-    return yaml.safe_load(resources.files("nclab.presets").joinpath(f"{name}.yaml").read_text()) or {}
-
-
-def read_preset(name: str) -> dict[str, Any]:
-    """The config sections of a preset (its `about` block removed)."""
-    tree = _preset_file(name)
-    tree.pop("about", None)
-    return tree
-
-
-def preset_about(name: str) -> dict[str, str]:
-    """A preset's `about` block: description, source (paper, table or figure), series (overrides to vary)."""
-    return _preset_file(name).get("about") or {}
 
 
 def resolve(

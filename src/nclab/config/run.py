@@ -8,8 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
-from nclab.components.data import DATASETS
-from nclab.config.sections import (
+from nclab.components.base import (
     NAME_MAX,
     SEED_RANGE,
     DataConfig,
@@ -18,6 +17,7 @@ from nclab.config.sections import (
     OptimConfig,
     Section,
 )
+from nclab.components.data import DATASETS
 from nclab.config.validate import COMPONENTS, component_validator
 
 BiasInit = Literal[

@@ -7,11 +7,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator
 
+from nclab.components.base import Section
 from nclab.components.data import DATASETS
 from nclab.components.losses import LOSSES
 from nclab.components.models import MODELS
 from nclab.components.optim import OPTIMIZERS
-from nclab.config.sections import Section
 from nclab.errors import ConfigError
 from nclab.registry import Registry
 

@@ -1,5 +1,5 @@
-"""The sections every component of a kind shares: `Section` (extra keys forbidden, finite floats) and the
-bases that each dataset's, model's, loss's and optimizer's own options class extends (nclab/components/)."""
+"""`Section` (a config section: extra keys forbidden, finite floats) and the bases that each dataset's,
+model's, loss's and optimizer's own options class extends: the keys every component of a kind takes."""
 
 from __future__ import annotations
 
