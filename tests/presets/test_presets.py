@@ -1,4 +1,4 @@
-"""Every preset of the five studies resolves, says what it reproduces and builds its full model (feature dim
+"""Every preset of the studies resolves, says what it reproduces and builds its full model (feature dim
 and parameter count pinned); one preset per data format and model trains on tiny data in the real on-disk
 formats (a slice of Debian's Fashion-MNIST where installed; MNIST IDX, CIFAR pickles and SVHN format-1 trees
 written here); `nclab presets` lists the studies."""
@@ -67,6 +67,8 @@ BUILDS = {
     "center-mnist-standalone-2d": (2, 401_026),
     "center-mnist-xent-128d": (128, 418_570),
     "center-mnist-xent-2d": (2, 401_056),
+    "lc2024-kjv-gpt-wd0.1": (128, 446_208),
+    "lc2024-kjv-gpt-wd5e-4": (128, 446_208),
     "demo": (256, 152_330),
     "li2023-cifar10-resnet18": (512, 11_173_962),
     "li2023-cifar10-resnet18-etf": (10, 8_859_762),
@@ -100,7 +102,15 @@ BUILDS = {
     "zhu2021-mnist-learned": (512, 11_173_962),
     "zhu2021-mnist-sgd": (512, 11_181_642),
 }
-STUDY_SIZES = {"zhu2021": 18, "zhou2022": 8, "li2023": 5, "bce2025": 26, "center": 18, "other": 1}
+STUDY_SIZES = {
+    "zhu2021": 18,
+    "zhou2022": 8,
+    "li2023": 5,
+    "bce2025": 26,
+    "center": 18,
+    "lc2024": 2,
+    "other": 1,
+}
 # the on-disk format each preset dataset is read from; trained below: one preset per (format, model)
 FORMAT = {
     "digits": "embedded",
@@ -111,6 +121,7 @@ FORMAT = {
     "mlab_mnist": "idx composed",
     "mlab_cifar10": "cifar pickles composed",
     "svhn_multilabel": "svhn format-1",
+    "text": "text corpus",
 }
 
 
