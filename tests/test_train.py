@@ -71,8 +71,8 @@ def test_training_collapses_on_digits(tmp_path):
     from nclab.train import train
 
     cfg = resolve(
-        None, [f"out={tmp_path}", "epochs=30", "optim.weight_decay=5e-3", "optim.step_size=20"], "demo"
-    )
+        None, [f"out={tmp_path}", "epochs=12", "optim.weight_decay=5e-3", "optim.step_size=8"], "demo"
+    )  # train accuracy 1 from epoch 7 on; NC1 falls to a third of epoch 1's
     records = train(cfg).metrics()
     assert records[-1]["train_acc"] == 1.0 and records[-1]["test_acc"] > 0.95
     assert records[-1]["nc1"] < 0.5 * records[0]["nc1"]
