@@ -13,12 +13,14 @@ import torch
 from torch import Tensor, nn
 
 from nclab import distributed
+from nclab.data import Splits
+from nclab.data.text import TokenSplits
 from nclab.losses import Loss
 from nclab.metrics.epoch import Batches, Collectives, Head, Measurement, Settings, measure_epoch
 from nclab.metrics.nc import hits
 from nclab.models.head import linear_classifier
 
-__all__ = ["Measurement", "Settings", "accuracy", "measure", "settings"]
+__all__ = ["Measurement", "Settings", "accuracy", "measure", "resolved_weighting", "settings"]
 
 
 @torch.no_grad()
@@ -39,9 +41,19 @@ def accuracy(model: nn.Module, loss_fn: Loss, batches: Iterable[tuple[Tensor, Te
     return None if correct is None else int(correct) / n
 
 
-def settings(measure_cfg: Any, num_classes: int, multilabel: bool, features: bool) -> Settings:
+def settings(
+    measure_cfg: Any, num_classes: int, multilabel: bool, features: bool, splits: Splits | None = None
+) -> Settings:
     """The measured epoch's settings from a run's `measure` section; `features`: save the per-class
-    feature subsample (`measure.save_features_at`) this epoch."""
+    feature subsample (`measure.save_features_at`) this epoch. With the run's single-label `splits`, the
+    class counts of the measured targets (min_count, top_k, class weighting); `measure.weighting=auto` is
+    `class` for token data (a language model) and `sample` otherwise."""
+    language = isinstance(splits, TokenSplits)
+    counts = None
+    if splits is not None and not multilabel:
+        counts = tuple(
+            torch.bincount(y.long(), minlength=num_classes) for y in (splits.train_y, splits.test_y)
+        )
     return Settings(
         num_classes,
         multilabel=multilabel,
@@ -49,7 +61,18 @@ def settings(measure_cfg: Any, num_classes: int, multilabel: bool, features: boo
         features_per_class=measure_cfg.features_per_class if features else False,
         score_samples=measure_cfg.score_samples,
         strict=measure_cfg.strict,
+        weighting=resolved_weighting(measure_cfg.weighting, language),
+        counts=counts,
+        min_count=measure_cfg.min_count,
+        top_k=measure_cfg.top_k,
+        language=language,
     )
+
+
+def resolved_weighting(weighting: str, language: bool) -> str:
+    """`measure.weighting` with `auto` resolved: class for a language model (Wu & Papyan 2024), else
+    sample."""
+    return ("class" if language else "sample") if weighting == "auto" else weighting
 
 
 def measure(

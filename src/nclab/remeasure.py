@@ -73,7 +73,7 @@ def measure_checkpoints(
             loss_fn,
             train_batches if "train" in splits else None,
             test_batches if "test" in splits else None,
-            settings(cfg.measure, k, data.multilabel, features),
+            settings(cfg.measure, k, data.multilabel, features, data),
             parts.ood,
         )
         if val is not None:

@@ -21,8 +21,9 @@ from torch import Tensor, nn
 from nclab import distributed
 from nclab.config import RunConfig, validate
 from nclab.data import class_names
+from nclab.data.text import TokenSplits
 from nclab.errors import Interrupted, NclabError, RunError, TrainingDiverged
-from nclab.measure import accuracy, measure, settings
+from nclab.measure import accuracy, measure, resolved_weighting, settings
 from nclab.metrics import table
 from nclab.optim import build_optimizer, build_scheduler, param_groups, step_scheduler
 from nclab.output import EpochLog
@@ -130,6 +131,10 @@ def train(cfg: RunConfig, progress: bool = False, on_record: OnRecord | None = N
             run.save_labels(parts.splits.train_y)
         if progress and distributed.is_main():
             print(plan.describe())
+            if isinstance(parts.splits, TokenSplits):  # the language-model default differs from SPEC.md's
+                weighting = resolved_weighting(cfg.measure.weighting, True)
+                print(f"measure.weighting={weighting} (class: every next-token class weighs the same, the")
+                print("language-model default of Wu & Papyan 2024; sample: every token weighs the same)")
         _fit(cfg, run, parts, optimizer, scheduler, step, TrainProgress(), progress, on_record)
     return run
 
@@ -251,7 +256,8 @@ def _fit(
                     with precision:  # the measured epoch in the training precision; sums stay float64
                         measured = measure(
                             model, loss_fn, parts.measure_train, parts.measure_test,
-                            settings(cfg.measure, k, parts.splits.multilabel, save_features), parts.ood,
+                            settings(cfg.measure, k, parts.splits.multilabel, save_features, parts.splits),
+                            parts.ood,
                         )  # fmt: skip
                         if parts.val is not None:
                             record["val_acc"] = accuracy(model, loss_fn, parts.val)

@@ -129,6 +129,17 @@ class MeasureConfig(Section):
         False,
         description="a class without samples is an error (default: skipped and counted as classes_empty)",
     )
+    weighting: Literal["auto", "sample", "class"] = Field(
+        "auto",
+        description="class: mu_G = mean of class means, Sigma_W = mean of class covariances (Wu & Papyan "
+        "2024); sample: SPEC.md; auto: class for data=text, sample otherwise",
+    )
+    min_count: int = Field(
+        1, ge=1, description="measure only the classes with at least this many train samples"
+    )
+    top_k: int | None = Field(
+        None, ge=2, description="measure only the k most frequent train classes (tokens)"
+    )
 
     @field_validator("ood")
     @classmethod

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from nclab.metrics.hooks import FeatureSource, FeatureTap, ModelOutput
+from nclab.metrics.lm import Dispersion, lm_spreads
 from nclab.metrics.multilabel import multilabel_metrics
 from nclab.metrics.nc import ClassStats, class_arrays, nc5
 from nclab.metrics.scores import compactness_terms, stream_scores
@@ -103,7 +104,13 @@ class Settings:
     """What to measure besides the record's fixed keys. `features_per_class`: False saves no features, an
     int that many per class of each split (first in split order), None all; `layers`: named modules whose
     pooled outputs get the classifier-free keys as `<layer>/<key>` (single-label only); `strict`: a class
-    without samples is an error instead of being skipped and counted (`classes_empty`)."""
+    without samples is an error instead of being skipped and counted (`classes_empty`).
+
+    Vocabulary scale (language models, SPEC.md): `counts` = the (train, test) class counts of the measured
+    targets, known before the pass; with them `min_count` / `top_k` keep the train classes with at least
+    that many samples / the most frequent (the rest dropped and counted: `classes_dropped`,
+    `samples_dropped`), and `weighting="class"` weighs every class the same (mu_G = mean of the class means,
+    Sigma_W = mean of the class covariances). `language` adds Linguistic Collapse's spreads and dispersion."""
 
     num_classes: int
     multilabel: bool = False
@@ -111,6 +118,35 @@ class Settings:
     features_per_class: int | Literal[False] | None = False
     score_samples: int = 2000
     strict: bool = False
+    weighting: Literal["sample", "class"] = "sample"
+    counts: tuple[Tensor, Tensor] | None = None
+    min_count: int = 1
+    top_k: int | None = None
+    language: bool = False
+
+    def kept_classes(self) -> Tensor | None:
+        """bool (K,) of the measured classes under min_count / top_k (None: no filter)."""
+        if self.counts is None or (self.min_count <= 1 and self.top_k is None):
+            return None
+        train = self.counts[0]
+        keep = train >= self.min_count
+        if self.top_k is not None:
+            top = torch.zeros_like(keep)
+            top[torch.argsort(train, descending=True, stable=True)[: self.top_k]] = True
+            keep &= top
+        return keep
+
+    def class_weights(self, split: int, keep: Tensor | None) -> Tensor | None:
+        """1 / n_k of split 0 (train) or 1 (test) for class weighting (classes outside `keep` get 0)."""
+        if self.weighting == "sample":
+            return None
+        if self.counts is None:
+            raise ValueError(
+                "weighting=class needs the class counts of the measured splits (Settings.counts)"
+            )
+        counts = self.counts[split].to(torch.float64)
+        weights = torch.where(counts > 0, 1 / counts.clamp(min=1), torch.zeros_like(counts))
+        return weights if keep is None else weights * keep
 
 
 @dataclass
@@ -144,6 +180,7 @@ class _Split:
     metrics: list[EpochMetric] = field(default_factory=list)
     kept: list[tuple[Tensor, Tensor]] = field(default_factory=list)
     loss: float | None = None
+    dispersion: Dispersion | None = None
 
     def features(self) -> tuple[Tensor, Tensor] | None:
         kept = self.kept if self.acc is None else [(h, y) for h, y, _ in self.acc.kept]
@@ -189,6 +226,8 @@ def _pass(
             acc.update(tap.features.pop(name), y)
         for metric in split.metrics:
             metric.update(h, y, logits)
+        if split.dispersion is not None:
+            split.dispersion.update(h)
     if collectives is not None:
         for acc in [split.acc, *split.layers.values()] if split.acc is not None else []:
             acc.merge(collectives.all_reduce, collectives.gather_rows)
@@ -271,6 +310,18 @@ def _single_label(
     for split, prefix in ((train, ""), (test, "test_")):
         for metric in split.metrics if split is not None else []:
             out |= {prefix + k: v for k, v in metric.result(split.acc.stats()).items()}
+    if train is not None and settings.kept_classes() is not None:
+        keep = settings.kept_classes()
+        out["classes_dropped"] = int(((settings.counts[0] > 0) & ~keep).sum())
+        out["samples_dropped"] = int(train.acc.dropped)
+    if settings.language:
+        for split, prefix in ((train, ""), (test, "test_")):
+            if split is not None:
+                out[f"{prefix}dispersion"] = split.dispersion.value()
+        if train is not None:
+            stats = train.acc.stats()
+            w = None if classifier.weight is None else classifier.weight.to(stats.means.device)[stats.classes]
+            out |= lm_spreads(stats.means - stats.global_mean, w)
     return out, arrays
 
 
@@ -280,20 +331,25 @@ def _open_split(settings: Settings, classifier: Head, train: _Split | None, test
     k, strict, (weight, bias, _) = settings.num_classes, settings.strict, classifier
     if settings.multilabel:
         return _Split(None)
+    classes = settings.kept_classes()
+    vocab = {"classes": classes, "class_weights": settings.class_weights(int(test), classes)}
+    dispersion = Dispersion() if settings.language else None
     if not test:
         return _Split(
-            NCAccumulator(k, weight, bias, keep_features=True, strict=strict),
+            NCAccumulator(k, weight, bias, keep_features=True, strict=strict, **vocab),
             {n: NCAccumulator(k, keep_features=True, strict=strict) for n in settings.layers},
             _epoch_metrics(k),
+            dispersion=dispersion,
         )
     centres = train.acc.stats().centres() if train is not None else None
     return _Split(
-        NCAccumulator(k, weight, bias, ncc_means=centres, keep_features=keep, strict=strict),
+        NCAccumulator(k, weight, bias, ncc_means=centres, keep_features=keep, strict=strict, **vocab),
         {
             n: NCAccumulator(k, ncc_means=train.layers[n].stats().centres() if train is not None else None)
             for n in settings.layers
         },
         _epoch_metrics(k),
+        dispersion=dispersion,
     )
 
 

@@ -44,6 +44,8 @@ class ClassStats:
     ones are skipped and counted), counts (K',), means (K', d), class_ss (K',) = sum over class k of
     ||h_i - mu_k||^2, and the within-class scatter S_W = N Sigma_W seen along Sigma_B's kept eigenvectors:
     directions V (d, r), eigenvalues (r,) of Sigma_B, within (r,) = diag(V^T S_W V).
+    `weighting="class"` (Linguistic Collapse; SPEC.md "Language models"): mu_G is the mean of the class means
+    and S_W = sum_k S_k / n_k = K Sigma_W, so every class weighs the same.
     """
 
     counts: Tensor
@@ -54,6 +56,7 @@ class ClassStats:
     within: Tensor
     classes: Tensor
     num_classes: int
+    weighting: str = "sample"
 
     @property
     def n(self) -> int:
@@ -65,15 +68,22 @@ class ClassStats:
 
     @property
     def global_mean(self) -> Tensor:
-        return global_mean(self.counts, self.means)
+        return global_mean(self.counts, self.means, self.weighting)
+
+    @property
+    def weight_total(self) -> int:
+        """What S_W is divided by to give Sigma_W: N (sample weighting) or K' (class weighting)."""
+        return self.n if self.weighting == "sample" else len(self.counts)
 
     def centres(self) -> NearestCentre:
         """The nearest-class-centre rule with these means (held-out splits take the train centres)."""
         return NearestCentre(self.means, self.classes)
 
 
-def global_mean(counts: Tensor, means: Tensor) -> Tensor:
-    """Sample-weighted mu_G = (1/N) sum_k n_k mu_k."""
+def global_mean(counts: Tensor, means: Tensor, weighting: str = "sample") -> Tensor:
+    """mu_G = (1/N) sum_k n_k mu_k (sample weighting), or (1/K) sum_k mu_k (class weighting)."""
+    if weighting == "class":
+        return means.mean(0)
     return (counts[:, None] * means).sum(0) / counts.sum()
 
 
@@ -145,7 +155,7 @@ def between_directions(hbar: Tensor) -> tuple[Tensor, Tensor]:
 
 def nc1_from_stats(stats: ClassStats) -> float:
     """tr(Sigma_W Sigma_B^+) / K = (1/K) sum_j v_j^T Sigma_W v_j / lambda_j over Sigma_B's kept eigenpairs."""
-    return ((stats.within / stats.n) / stats.eigenvalues).sum().item() / len(stats.counts)
+    return ((stats.within / stats.weight_total) / stats.eigenvalues).sum().item() / len(stats.counts)
 
 
 def _coefficient_of_variation(x: Tensor) -> float:
@@ -186,7 +196,9 @@ def metrics_from_stats(
     tr_b = hbar.square().sum() / k
     out: dict[str, float | None] = {
         "nc1": nc1_from_stats(stats),
-        "nc1_tr": ((stats.class_ss.sum() / stats.n) / tr_b).item(),
+        "nc1_tr": (
+            (stats.class_ss.sum() / stats.n if stats.weighting == "sample" else var.mean()) / tr_b
+        ).item(),
         "nc1_tr_class_max": (var.max() / tr_b).item(),
         "nc2_h": etf_distance(hbar),
         "equinorm_h": _coefficient_of_variation(hbar.norm(dim=1)),

@@ -48,7 +48,10 @@ class NCAccumulator:
     """Running class statistics of one split; `update` per batch, then `stats()` / `stream_metrics`.
 
     `strict=True` raises when a declared class has no samples; by default such classes are skipped and
-    counted (`classes_empty`)."""
+    counted (`classes_empty`). `classes` (bool, K): only those classes are measured, the other samples are
+    dropped and counted (`dropped`; measure.min_count / top_k). `class_weights` (K): w_k = 1/n_k with the
+    split's final counts n_k known before the pass (token data, labelled splits): S_W accumulates
+    sum_k S_k / n_k and the statistics are class-weighted (`ClassStats.weighting`)."""
 
     def __init__(
         self,
@@ -58,8 +61,13 @@ class NCAccumulator:
         ncc_means: Tensor | NearestCentre | None = None,
         keep_features: bool = False,
         strict: bool = False,
+        classes: Tensor | None = None,
+        class_weights: Tensor | None = None,
     ) -> None:
         self.num_classes = num_classes
+        self.classes = classes  # bool (K,): samples of the other classes are dropped and counted
+        self.class_weights = None if class_weights is None else class_weights.to(torch.float64)
+        self.dropped = 0
         self.weight = None if weight is None else weight.detach().to(torch.float64)
         self.bias = None if bias is None else bias.detach().to(torch.float64)
         self.ncc = ncc_means if not isinstance(ncc_means, Tensor) else NearestCentre(ncc_means)
@@ -89,6 +97,11 @@ class NCAccumulator:
         when they do not come from the classifier (W, b) (default: argmax of W h + b in float64)."""
         h = features.detach().to(torch.float64)
         y = labels.to(h.device, torch.long)
+        if self.classes is not None:
+            keep = self.classes.to(y.device)[y]
+            self.dropped = self.dropped + (~keep).sum()
+            h, y, features = h[keep], y[keep], features[keep]
+            pred = None if pred is None else pred[keep]
         if self.counts is None:
             self._init(h.shape[1], h.device)
         self.invalidate()
@@ -127,6 +140,9 @@ class NCAccumulator:
         delta = mu_b - mu
         coef = torch.where(m > 0, n * m / total.clamp(min=1), torch.zeros_like(m))
         scaled = delta * coef.sqrt()[:, None]
+        if self.class_weights is not None:  # S_W = sum_k S_k / n_k
+            root = self.class_weights.to(h.device)[rows].sqrt()
+            centred, scaled = centred * root[local][:, None], scaled * root[:, None]
         self.scatter += centred.T @ centred + scaled.T @ scaled
         self.class_ss[rows] += ss_b + coef * delta.square().sum(1)
         self.means[rows] = mu + delta * (m / total.clamp(min=1))[:, None]
@@ -143,10 +159,15 @@ class NCAccumulator:
         if self._stats is None:
             classes = present_classes(self.counts, self.strict)
             counts, means = self.counts[classes], self.means[classes]
-            v, eig = between_directions(means - global_mean(counts, means))
+            weighting = "sample" if self.class_weights is None else "class"
+            if weighting == "class" and not torch.allclose(
+                counts * self.class_weights[classes], torch.ones_like(counts)
+            ):
+                raise ValueError("class_weights are not 1 / the counts the split gave")
+            v, eig = between_directions(means - global_mean(counts, means, weighting))
             within = (v * (self.scatter @ v)).sum(0)
             self._stats = ClassStats(
-                counts, means, self.class_ss[classes], v, eig, within, classes, self.num_classes
+                counts, means, self.class_ss[classes], v, eig, within, classes, self.num_classes, weighting
             )
         return self._stats
 
@@ -171,6 +192,8 @@ class NCAccumulator:
         means = sums / counts.clamp(min=1)[:, None]
         delta = self.means - means
         spread = delta * self.counts.sqrt()[:, None]
+        if self.class_weights is not None:
+            spread = spread * self.class_weights.to(spread.device).sqrt()[:, None]
         class_ss = self.class_ss + self.counts * delta.square().sum(1)
         scatter = self.scatter + spread.T @ spread
         all_reduce(class_ss)
@@ -228,6 +251,8 @@ def train_metrics(train: NCAccumulator) -> tuple[dict[str, float | None], dict[s
             out["nc4_ncc"] = mismatch.sum().item() / train.n
             summary, arrays["nc4_ncc"] = nc4_per_class(mismatch, train.counts)
             out |= summary
+            if stats.weighting == "class":  # every class weighs the same
+                out["nc4_ncc"] = out["nc4_ncc_class_mean"]
     return out, arrays
 
 

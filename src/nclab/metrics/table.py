@@ -294,6 +294,8 @@ register_metric("norms_log_var", "nc", "var_k log ||mu_k - mu_G||: log-norm equi
 register_metric("simcos_var", "nc", "var_k cos(w_k, mu_k - mu_G): UNC3 on cosines", LC24, log=True)
 register_metric("dispersion", "geometry", "1 - mean_{i<j} cos(h_i, h_j) over the split's features", DISP25)
 register_metric("test_dispersion", "geometry", "dispersion of the test split's features", DISP25)
+register_metric("classes_dropped", "run", "train classes left out by measure.min_count / measure.top_k", OURS)
+register_metric("samples_dropped", "run", "train samples (tokens) of the classes left out", OURS)
 # geometry
 for side, rows in (("h", "centred class means"), ("w", "classifier rows")):
     flags = {"classifier": True} if side == "w" else {"depth": True}
