@@ -154,7 +154,9 @@ def test_bad_input_is_one_line(tmp_path, capsys, content, overrides, fragment):
     path = tmp_path / "c.txt"
     if content is not None:
         path.write_bytes(content)
-    args = ["train", "data=text", f"data.corpus={path}", f"data.root={tmp_path}", "model=gpt", "epochs=1"]
+    corpus = [] if any(o.startswith("data.corpus=") for o in overrides) else [f"data.corpus={path}"]
+    model = [] if any(o.startswith("model=") for o in overrides) else ["model=gpt"]
+    args = ["train", "data=text", *corpus, f"data.root={tmp_path}", *model, "epochs=1"]
     code = main([*args, *overrides, "train.device=cpu", f"out={tmp_path / 'runs'}", "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error:"), err
