@@ -20,7 +20,8 @@ from nclab.data.loader import loaders
 from nclab.errors import ConfigError, CorruptFile, NclabError, RunError, warn
 from nclab.measure import Measurement, accuracy, measure, settings
 from nclab.metrics import measure_model
-from nclab.metrics.hooks import FeatureTap
+from nclab.metrics.epoch import Head, measure_epoch
+from nclab.metrics.hooks import FeatureTap, HookedInput
 from nclab.metrics.nc import linear_logits
 from nclab.parts import build_parts, resolve_device
 from nclab.runs import Run
@@ -239,7 +240,8 @@ def _check_linear_head(model: nn.Module, head: str, batches: Iterable) -> None:
 @torch.no_grad()
 def measure_hf(cfg: RunConfig, spec: str, splits: Sequence[str] = SPLITS) -> dict[str, float | None]:
     """`nclab measure --model hf:DIR data=text ...`: h = the input of the LM head (after the final norm) at
-    every position, classes the next tokens, K = the head's rows, W = the head's weight."""
+    every position, classes the next tokens, K = the head's rows, W = the head's weight; the measured epoch
+    of a text run (measure.weighting, min_count, top_k, the language-model keys), without a loss."""
     if cfg.data.name != "text":
         raise ConfigError(
             f"--model {spec} is a language model: measure it on data=text, not data={cfg.data.name}"
@@ -261,11 +263,14 @@ def measure_hf(cfg: RunConfig, spec: str, splits: Sequence[str] = SPLITS) -> dic
         data, cfg.measure.batch_size, cfg.measure.batch_size, device, cfg.seed, cfg.data
     )
     _check_linear_head(model, head, train_batches)
-    return measure_model(
+    module = dict(model.named_modules())[head]
+    bias = getattr(module, "bias", None)
+    classifier = Head(module.weight.detach(), None if bias is None else bias.detach())
+    return measure_epoch(
         model,
         train_batches,
-        layer=head,
-        num_classes=rows,
-        test_loader=test_batches if "test" in splits else None,
-        strict=cfg.measure.strict,
-    )
+        test_batches if "test" in splits else None,
+        settings(cfg.measure, rows, False, False, data),  # class weighting, min_count / top_k, LM keys
+        HookedInput(model, head, device),
+        classifier,
+    ).record

@@ -221,3 +221,32 @@ def test_oracle_features_measured_through_the_windows_equal_nc_metrics_of_the_st
     features, labels = table[ids[1:]] + noise, ids[1:]
     expected = nc_metrics(features, labels, model.head.weight, model.head.bias, num_classes=k)
     assert {k: record[k] for k in expected} == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize(("min_count", "top_k"), [(20, None), (1, 6), (5, 10)])
+def test_oracle_features_with_min_count_and_top_k_equal_nc_metrics_of_the_kept_tokens(min_count, top_k):
+    from nclab.metrics import nc_metrics
+    from nclab.metrics.epoch import Head, Settings, measure_epoch
+    from nclab.metrics.hooks import HookedInput
+
+    g = torch.Generator().manual_seed(1)
+    k, d, n = 30, 10, 2500
+    p = 1 / torch.arange(1, k + 1, dtype=torch.float64) ** 1.2
+    ids = torch.multinomial(p / p.sum(), n, replacement=True, generator=g)
+    table = torch.randn(k, d, generator=g, dtype=torch.float64) * 3
+    noise = torch.randn(n - 1, d, generator=g, dtype=torch.float64)
+    model = NextTokenOracle(ids, table, noise)
+    counts = torch.bincount(ids[1:], minlength=k)
+    settings = Settings(k, counts=(counts, counts), min_count=min_count, top_k=top_k)
+    loader = TokenLoader(ids, context=16, batch_size=3, device=torch.device("cpu"))
+    head = Head(model.head.weight.detach(), model.head.bias.detach())
+    record = measure_epoch(
+        model, loader, None, settings, HookedInput(model, "head", torch.device("cpu")), head
+    )
+    keep = settings.kept_classes()
+    features, labels = table[ids[1:]] + noise, ids[1:]
+    mask = keep[labels]
+    expected = nc_metrics(features[mask], labels[mask], model.head.weight, model.head.bias, num_classes=k)
+    assert {key: record.record[key] for key in expected} == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert record.record["samples_dropped"] == int((~mask).sum()) > 0
+    assert record.record["classes_dropped"] == int(((counts > 0) & ~keep).sum())

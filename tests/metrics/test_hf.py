@@ -14,6 +14,7 @@ from nclab.data import load_dataset
 from nclab.data.loader import loaders
 from nclab.metrics import nc_metrics
 from nclab.metrics.hooks import FeatureTap
+from nclab.metrics.lm import LM_KEYS, lm_spreads
 from tests.data.test_text import corpus_file
 
 
@@ -65,11 +66,24 @@ def test_hooked_features_are_the_final_hidden_states_and_the_record_is_nc_metric
         num_classes=data.num_classes,
     )  # fmt: skip
     out = tmp_path / "records.jsonl"
+    sample = [*data_args(gpt2), "measure.weighting=sample"]
+    assert main(["measure", "--model", f"hf:{model_dir}", "--out", str(out), *sample]) == 0
     assert main(["measure", "--model", f"hf:{model_dir}", "--out", str(out), *data_args(gpt2)]) == 0
-    record = json.loads(out.read_text())
+    record, default = (json.loads(line) for line in out.read_text().splitlines())
     assert record["model"] == f"hf:{model_dir}"
     for key, value in expected.items():
         assert record[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    h, y = feats["train"], labels["train"]
+    counts = torch.bincount(y, minlength=data.num_classes)
+    seen = counts > 0
+    means = torch.zeros(data.num_classes, 16, dtype=torch.float64).index_add_(0, y, h.double())[seen]
+    means /= counts[seen, None]
+    w = model.lm_head.weight.double()[seen]
+    assert {k: record[k] for k in LM_KEYS} == pytest.approx(
+        lm_spreads(means - h.double().mean(0), w), rel=1e-9
+    )  # sample weighting: mu_G = the mean feature
+    assert {k: default[k] for k in LM_KEYS} == pytest.approx(lm_spreads(means - means.mean(0), w), rel=1e-9)
+    assert default["nc1"] != pytest.approx(record["nc1"], rel=1e-6)  # the LM default: class weighting
 
 
 @pytest.mark.parametrize(
