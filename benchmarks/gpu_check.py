@@ -46,7 +46,8 @@ then the device command, with carry = data, .whl, runs_gpu (runs_gpu may not exi
 (--carry-mib 25: Fashion-MNIST's 30 MB, the wheels' 3 MB and the repository's 4 MB travel too), and here
 afterwards: `rm -rf runs_gpu && cp -r FILES_AT/gpu runs_gpu` (the next lease's carry), then
 `python benchmarks/gpu_check.py --merge runs_gpu` and commit benchmarks/RESULTS.md and docs/reproductions.md.
-The budget counts from the start of main (after the imports); the last 20 s are kept for packing the runs.
+The budget counts from the start of main (nclab and torch are imported inside it); its last 20 s are kept for
+packing the runs.
 """
 
 from __future__ import annotations
@@ -69,10 +70,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import torch
-
-from nclab.config import preset_names, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 NCLAB = [sys.executable, "-m", "nclab"]
@@ -132,10 +129,10 @@ def _kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
 
 def launch(cmd: list[str], log_path: Path) -> subprocess.Popen:
     """A child in its own process group (killed as a whole), output to `log_path`."""
-    out = log_path.open("w")
-    return subprocess.Popen(
-        cmd, cwd=REPO, env=_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    with log_path.open("w") as out:
+        return subprocess.Popen(
+            cmd, cwd=REPO, env=_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def call(ctx: Context, cmd: list[str], name: str) -> tuple[int | None, str]:
@@ -163,6 +160,8 @@ def shown(cmd: list[str]) -> str:
 
 # --- steps
 def env_step(ctx: Context) -> Outcome:
+    import torch  # here, not at the top: the budget's clock holds every import
+
     figures: dict[str, Any] = {
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
@@ -199,8 +198,9 @@ def cuda_tests(ctx: Context) -> Outcome:
     ):
         counts["errors" if kind.startswith("error") else kind] = int(n)
     failed = [line.split()[1] for line in text.splitlines() if line.startswith(("FAILED", "ERROR"))]
-    figures = counts | {"failed_tests": failed, "return_code": rc}
-    return Outcome(figures, rc == 0, shown(cmd), "" if rc is not None else "stopped at the end of the budget")
+    figures = counts | {"all_passed": rc == 0, "failed_tests": failed, "return_code": rc}
+    ran = rc in (0, 1) and bool(summary)  # 1: some failed (a result, not a reason to run them again)
+    return Outcome(figures, ran, shown(cmd), "" if rc is not None else "stopped at the end of the budget")
 
 
 def _metrics(run: Path) -> list[dict[str, Any]]:
@@ -229,6 +229,7 @@ def _max_diff(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> float:
 
 
 def _state_epoch(run: Path) -> int:
+    """The epoch of the run's resume state (0: none)."""
     from safetensors import safe_open
 
     path = run / "checkpoints" / "state.safetensors"
@@ -362,6 +363,8 @@ class Planned:
 
 def planned_runs(smoke: bool) -> list[Planned]:
     """The reproductions, in launch order; the LM grid is every preset named lc2024-* at run time."""
+    from nclab.config import preset_names
+
     if smoke:
         tiny = ("model.width=16", "model.depth=1", "train.device=cpu")
         return [
@@ -486,6 +489,8 @@ def reproductions(ctx: Context) -> Outcome:
     """Launch every unfinished run (`--resume` when its dir exists): the first alone until its speed shows,
     then the rest beside it, unless an earlier lease measured side by side to be slower (then one after
     another); stop them all before the budget ends (in --smoke once each has 2 new epochs)."""
+    from nclab.config import resolve
+
     runs = ctx.work / "runs"
     earlier = ctx.previous.get("figures", {})
     grace, tick = (3.0, 0.2) if ctx.smoke else (20.0, 1.0)
@@ -734,6 +739,8 @@ def summary(data: dict[str, Any]) -> str:
         elif name == "reproductions":
             lines += _table(RUN_HEADER, run_rows(fig["runs"], finished_only=False))
             lines += ["", "carried: " + "; ".join(f"{n}: {r.get('carried')}" for n, r in fig["runs"].items())]
+            notes = [f"{n}: {r['note']}" for n, r in fig["runs"].items() if r.get("note")]
+            lines += ["", "notes: " + "; ".join(notes)] if notes else []
             if fig["concurrency"]:
                 lines += ["", "side by side: " + json.dumps(fig["concurrency"])]
         else:
