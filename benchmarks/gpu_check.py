@@ -20,7 +20,7 @@ A step that completed in an earlier lease is kept, not run again (`--redo NAME` 
 run is never re-run. --out receives gpu_check.json (every figure, each step's state, wall time, estimate),
 gpu_check.md (the summary), gpu_check.log (the steps' output) and runs.tar.gz.000, .001, ... (the runs in a
 lean form: config, status and metrics, plus the resume state of unfinished runs; parts under 15 MiB, at most
-60 MiB in all, or --carry-mib): 8 files at most, the device tool's limit on what comes back. Copy that folder
+--carry-mib, 60 MiB by default): 8 files at most, the device tool's limit on what comes back. Copy that folder
 into the repository (an ignored path) and name it with --carry in the next lease: the unfinished runs continue
 with `nclab train --resume`. A run whose resume state does not fit is carried without it and starts again.
 
@@ -34,6 +34,8 @@ but not pydantic (nclab's config: carried as wheels) nor Ray (its wheel alone is
 then records that Ray is missing). Here, from the repository root (data/, .whl/ and runs_gpu/ are ignored):
 
     mkdir -p data/FashionMNIST/raw && cp /usr/share/datasets/fashion-mnist/*.gz data/FashionMNIST/raw/
+    PYTHONPATH=src python -c "from nclab.data.text import read_corpus; print(read_corpus('kjv')[1], end='')" \
+        > data/kjv.txt                                       # the LM grid's corpus (lc2024-* presets)
     python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux2014_x86_64 -d .whl pydantic==2.14.4 pydantic-core==2.50.5 \
         annotated-types==0.8.0 typing-inspection==0.4.5
@@ -41,10 +43,10 @@ then records that Ray is missing). Here, from the repository root (data/, .whl/ 
 then the device command, with carry = data, .whl, runs_gpu (runs_gpu may not exist yet) and timeout_s 600:
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site:src \
-        python3 benchmarks/gpu_check.py --out $OUT/gpu --carry runs_gpu --carry-mib 25
+        python3 benchmarks/gpu_check.py --out $OUT/gpu --carry runs_gpu --carry-mib 22
 
-(--carry-mib 25: Fashion-MNIST's 30 MB, the wheels' 3 MB and the repository's 4 MB travel too), and here
-afterwards: `rm -rf runs_gpu && cp -r FILES_AT/gpu runs_gpu` (the next lease's carry), then
+(--carry-mib 22: Fashion-MNIST's 31 MB, the KJV's 4 MB, the wheels' 3 MB and the repository's 3 MB travel
+too), and here afterwards: `rm -rf runs_gpu && cp -r FILES_AT/gpu runs_gpu` (the next lease's carry), then
 `python benchmarks/gpu_check.py --merge runs_gpu` and commit benchmarks/RESULTS.md and docs/reproductions.md.
 The budget counts from the start of main (nclab and torch are imported inside it); its last 20 s are kept for
 packing the runs.
@@ -84,6 +86,7 @@ TOLERANCE = (
 )
 CENTER = [f"center-fashion-{loss}-{d}" for loss in ("xent", "center", "standalone") for d in ("2d", "128d")]
 GPU_RUN = ("train.device=cuda", "train.cuda_graph=true", "data.root=data")  # data/FashionMNIST/raw carried
+KJV = ("data.corpus=data/kjv.txt",)  # the text `bible` prints (nclab.data.text), carried
 
 
 class Budget:
@@ -363,7 +366,7 @@ class Planned:
 
 def planned_runs(smoke: bool) -> list[Planned]:
     """The reproductions, in launch order; the LM grid is every preset named lc2024-* at run time."""
-    from nclab.config import preset_names
+    from nclab.config import preset_names, resolve
 
     if smoke:
         tiny = ("model.width=16", "model.depth=1", "train.device=cpu")
@@ -374,7 +377,10 @@ def planned_runs(smoke: bool) -> list[Planned]:
     runs = [Planned(p, p, GPU_RUN) for p in CENTER]
     fast = ("train.precision=bf16", "train.channels_last=true")
     runs.append(Planned("zhu2021-fashion-sgd", "zhu2021-mnist-sgd", ("data=fashion_mnist", *GPU_RUN, *fast)))
-    return runs + [Planned(p, p, ("train.device=cuda",)) for p in preset_names() if p.startswith("lc2024-")]
+    for name in (p for p in preset_names() if p.startswith("lc2024-")):
+        kjv = resolve(preset=name).data.corpus == "kjv"  # no `bible` program there: the text is carried
+        runs.append(Planned(name, name, ("train.device=cuda", "data.root=data", *(KJV if kjv else ()))))
+    return runs
 
 
 LEAN = ("config.yaml", "status.json", "metrics.jsonl", "labels.safetensors")

@@ -125,6 +125,7 @@ def test_merge_puts_finished_figures_between_markers_and_replaces_them(tmp_path)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # two calls, ~40 processes; 650 s on the shared 2-core machine
 def test_smoke_runs_every_step_then_resumes_the_unfinished_runs(tmp_path):
     out = tmp_path / "out"
     proc, _ = _run(tmp_path, "--smoke", "--out", str(out), "--budget", "1500")
