@@ -77,6 +77,7 @@ REPO = Path(__file__).resolve().parents[1]
 NCLAB = [sys.executable, "-m", "nclab"]
 PART_BYTES = 15 * 2**20  # one runs.tar.gz part (files back from the device: 16 MiB each at most)
 MAX_PARTS = 5  # + gpu_check.json, .md, .log = 8 files, the device tool's limit
+MAX_CARRY_MIB = 70  # under the 5 parts of 15 MiB (gzip may add a little to incompressible states)
 LOG_TAIL = 20_000  # characters of each command's output kept in gpu_check.log
 TOLERANCE = (
     "cuDNN's benchmark mode picks kernels by timing and some kernels (backward convolutions) accumulate with "
@@ -347,9 +348,8 @@ def sweep_step(ctx: Context) -> Outcome:
     sizes += ["--device", "cpu" if ctx.smoke else "cuda"]
     cmd = [sys.executable, str(REPO / "benchmarks/sweep_speed.py"), *sizes]
     if importlib.util.find_spec("ray") is None:
-        return Outcome(
-            {}, False, shown(cmd), "ray is not installed on this machine (pip install 'ray[tune]')"
-        )
+        note = "ray is not installed on this machine (pip install 'ray[tune]')"
+        return Outcome({"ray_installed": False}, False, shown(cmd), note)
     rc, text = call(ctx, cmd, "sweep_pack")
     lines = [line for line in text.splitlines() if line.startswith("{")]
     figures = json.loads(lines[-1]) if rc == 0 and lines else {}
@@ -425,15 +425,15 @@ def pack(runs: Path, out: Path, limit: int) -> dict[str, str]:
             carried[name] = (
                 f"metrics only: its resume state ({size / 2**20:.0f} MiB) does not fit; starts again"
             )
+    for old in out.glob("runs.tar.gz.*"):
+        old.unlink()
+    if not files:
+        return carried
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
         for path, arcname in files:
             tar.add(path, arcname)
     data = buffer.getvalue()
-    if len(data) > MAX_PARTS * PART_BYTES:
-        raise SystemExit(f"error: the lean runs take {len(data) / 2**20:.0f} MiB; lower --carry-mib")
-    for old in out.glob("runs.tar.gz.*"):
-        old.unlink()
     for i in range(0, len(data), PART_BYTES):
         (out / f"runs.tar.gz.{i // PART_BYTES:03d}").write_bytes(data[i : i + PART_BYTES])
     return carried
@@ -835,6 +835,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.merge:
+        if not (args.merge / "gpu_check.json").is_file():
+            raise SystemExit(f"error: {args.merge} holds no gpu_check.json (give a gpu_check --out folder)")
         data = json.loads((args.merge / "gpu_check.json").read_text())
         if data["smoke"]:
             raise SystemExit(f"error: {args.merge} holds a --smoke run; its CPU figures are not merged")
@@ -842,6 +844,8 @@ def main() -> None:
         return
     if args.out is None:
         raise SystemExit("error: give --out DIR (or --merge DIR)")
+    if not 0 <= args.carry_mib <= MAX_CARRY_MIB:
+        raise SystemExit(f"error: --carry-mib {args.carry_mib:g}: give 0 to {MAX_CARRY_MIB} (8 files back)")
     args.carry = args.carry or args.out
     args.redo = set(filter(None, args.redo.split(",")))
     unknown = args.redo - {s.name for s in STEPS}
