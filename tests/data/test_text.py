@@ -250,3 +250,24 @@ def test_oracle_features_with_min_count_and_top_k_equal_nc_metrics_of_the_kept_t
     assert {key: record.record[key] for key in expected} == pytest.approx(expected, rel=1e-12, abs=1e-12)
     assert record.record["samples_dropped"] == int((~mask).sum()) > 0
     assert record.record["classes_dropped"] == int(((counts > 0) & ~keep).sum())
+
+
+@pytest.mark.slow
+def test_text_run_resumed_equals_the_uninterrupted_run(tmp_path):
+    """A 1-epoch gpt run extended with --resume epochs=2 equals a 2-epoch run (records, weights): the token
+    loader's state (its epoch counter) and the model's tied head come back through the resume state."""
+    from safetensors.torch import load_file
+
+    corpus = corpus_file(tmp_path)
+    common = [
+        "train", "data=text", f"data.corpus={corpus}", "data.context=16", f"data.root={tmp_path / 'root'}",
+        "model=gpt", "model.width=16", "model.depth=1", "model.heads=2", "model.context=16", "optim=adamw",
+        "train.batch_size=8", "train.device=cpu", "measure.batch_size=200", f"out={tmp_path}", "--quiet",
+    ]  # fmt: skip
+    assert main([*common, "epochs=2", "name=whole"]) == 0
+    assert main([*common, "epochs=1", "name=part"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "part"), "epochs=2", "--quiet"]) == 0
+    whole, part = ((tmp_path / n / "metrics.jsonl").read_text() for n in ("whole", "part"))
+    assert whole == part
+    a, b = (load_file(tmp_path / n / "checkpoints" / "epoch_0002.safetensors") for n in ("whole", "part"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
