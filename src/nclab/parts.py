@@ -17,6 +17,7 @@ from nclab.data.text import TokenSplits
 from nclab.errors import ConfigError, NclabError
 from nclab.losses import Loss, build_loss, losses_where
 from nclab.models import Classifier, build_model
+from nclab.threads import choose_threads
 
 __all__ = ["Parts", "build_parts", "resolve_device"]
 
@@ -54,6 +55,11 @@ def build_parts(cfg: RunConfig, labels: torch.Tensor | None = None) -> Parts:
     if isinstance(splits, TokenSplits) and not getattr(model.backbone, "takes_tokens", False):
         raise ConfigError(
             f"data={cfg.data.name} gives token windows; model={cfg.model.name} takes none: use model=gpt"
+        )
+    if device.type == "cpu":  # train.threads: the count for this step's work (threads.py)
+        tokens = getattr(model.backbone, "takes_tokens", False)
+        torch.set_num_threads(
+            choose_threads(cfg.train.threads, model, splits.input_shape, cfg.train.batch_size, tokens)
         )
     loss_fn = build_loss(cfg.loss, k, model.feature_dim).to(device)
     if model.head is None and loss_fn.uses_logits:

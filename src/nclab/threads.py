@@ -18,25 +18,29 @@ DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice at import: the p
 WORK_PER_THREAD = 4e9  # FLOPs of one step that keep one more thread busy (benchmarks/threads.py)
 
 
-def step_flops(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) -> float:
+def step_flops(
+    model: nn.Module, input_shape: tuple[int, ...], batch_size: int, tokens: bool = False
+) -> float:
     """Forward + backward FLOPs of one optimizer step: 3x one sample's forward (eval mode, no grad, on the
-    model's device) times the batch size."""
+    model's device; token ids when the model `tokens`) times the batch size."""
     param = next(model.parameters())
+    dtype = torch.long if tokens else param.dtype
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, *input_shape, device=param.device, dtype=param.dtype))
+            model(torch.zeros(1, *input_shape, device=param.device, dtype=dtype))
     finally:
         model.train(was_training)
     return 3.0 * counter.get_total_flops() * batch_size
 
 
 def choose_threads(
-    setting: int | str, model: nn.Module, input_shape: tuple[int, ...], batch_size: int
+    setting: int | str, model: nn.Module, input_shape: tuple[int, ...], batch_size: int, tokens: bool = False
 ) -> int:
     """`train.threads`: a given count as it is; `auto`: the step's FLOPs / WORK_PER_THREAD, in
     [1, DEFAULT_THREADS]."""
     if setting != "auto":
         return int(setting)
-    return max(1, min(DEFAULT_THREADS, int(step_flops(model, input_shape, batch_size) // WORK_PER_THREAD)))
+    flops = step_flops(model, input_shape, batch_size, tokens)
+    return max(1, min(DEFAULT_THREADS, int(flops // WORK_PER_THREAD)))

@@ -50,6 +50,9 @@ class DataConfig(Section):
         False, description="seeded permutation of the train labels, stored in the run dir"
     )
     per_class: int | None = Field(None, ge=1, description="balanced train subset of N images per class")
+    test_per_class: int | None = Field(
+        None, ge=1, description="balanced test subset of N images per class (measured epochs pass fewer)"
+    )
     imbalance: Literal["none", "exp", "step"] = Field(
         "none",
         description="long-tailed train subset: n_k = n_max * ratio^(-k/(K-1)) (exp) or half at n_max/ratio",

@@ -7,6 +7,7 @@ from typing import Any, get_args
 
 from pydantic.fields import FieldInfo
 
+from nclab import plugins
 from nclab.config.validate import COMPONENTS
 
 LIFTED = {"gaussian": {"per_class": "train_per_class"}, "multilabel": {}}  # data.<sub>.<key> -> data.<key>
@@ -17,8 +18,11 @@ def stored_tree(tree: dict[str, Any]) -> dict[str, Any]:
     options hold every component's options in one shared section (and the data.gaussian / data.multilabel
     sub-sections): the keys of the chosen component are kept (the sub-sections lifted into `data`), the
     others, which that run never used, dropped (a `kind: ufm` tree has one component section, its loss).
-    A current tree comes back unchanged."""
+    A current tree comes back unchanged. The plugins the run recorded are imported first (their components
+    are in it)."""
     tree = dict(tree)
+    if isinstance(tree.get("plugins"), list):
+        plugins.load(tree["plugins"])
     for section in ["loss"] if tree.get("kind") == "ufm" else COMPONENTS:
         value, reg = tree.get(section), COMPONENTS[section]
         name = value.get("name", reg.base.model_fields["name"].default) if isinstance(value, dict) else None

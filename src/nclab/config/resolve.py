@@ -7,6 +7,7 @@ YAML scalars (`true`, `0.05`, `null`, `[1, 2]`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,9 +15,10 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel
 
+from nclab import plugins
 from nclab.components.base import Section
-from nclab.config.run import RunConfig
-from nclab.config.validate import validate
+from nclab.config.run import RunConfig, TrainConfig
+from nclab.config.validate import COMPONENTS, registry, validate
 from nclab.errors import ConfigError
 from nclab.presets import read_preset
 
@@ -107,12 +109,70 @@ def resolve(
 ) -> M:
     """Defaults, then a preset, then a YAML file, then overrides (`key=value` text or (key, value) pairs),
     validated once as `model` (RunConfig, or another top-level config such as ufm.UFMConfig)."""
-    tree: dict[str, Any] = {}
-    if preset:
-        tree = _merge(tree, read_preset(preset))
-    if file:
-        tree = _merge(tree, read_yaml(file))
+    typed: dict[str, Any] = {}
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
-        _set_dotted(tree, key, value, model)
+        _set_dotted(typed, key, value, model)
+    layers = [("the preset", read_preset(preset) if preset else {})]
+    layers += [("the config file", read_yaml(file) if file else {}), ("the command line", typed)]
+    tree: dict[str, Any] = {}
+    origin: dict[str, str] = {}  # section -> the layer that chose its component
+    notes: list[str] = []
+    for where, layer in layers:
+        notes += _replaced(tree, layer, origin, where, model)
+        tree = _merge(tree, layer)
+    if model is RunConfig:
+        notes += _clip_feature_epochs(tree, layers)
+        if isinstance(tree.get("plugins", []), list):  # recorded, so every command reading the run loads them
+            tree["plugins"] = plugins.load([*tree.get("plugins", []), *plugins.active()])
+    if notes:
+        print(f"note: {'; '.join(notes)}", file=sys.stderr)
     return validate(tree, model)
+
+
+def _replaced(
+    tree: dict[str, Any], layer: dict[str, Any], origin: dict[str, str], where: str, model: type[BaseModel]
+) -> list[str]:
+    """Another component chosen by `layer` (the command line's optim=adam over the preset's sgd) drops from
+    `tree` the replaced component's options: the keys the new one does not take and those whose default is
+    each component's own (the lr). The layer's own keys are merged afterwards, so a typed key the new
+    component lacks stays an error. Returns the note of what went."""
+    notes = []
+    for section in ["loss"] if model is not RunConfig else list(COMPONENTS):
+        old, new = tree.get(section), layer.get(section)
+        if not isinstance(new, dict):
+            continue
+        before, origin[section] = origin.get(section, "the default"), where
+        reg = registry(section)
+        if "name" not in new or not isinstance(old, dict):
+            continue
+        name = old.get("name", reg.base.model_fields["name"].default)
+        if new["name"] == name or new["name"] not in reg or name not in reg:
+            continue
+        takes, had = reg.options(new["name"]).model_fields, reg.options(name).model_fields
+        own = [k for k in old if k != "name" and (k not in takes or _default(takes[k]) != _default(had[k]))]
+        if own:
+            tree[section] = {k: v for k, v in old.items() if k not in own}
+            keys = ", ".join(f"{section}.{k}" for k in own)
+            notes.append(f"{section}={new['name']} replaces {before}'s {name}: dropped {keys} ({name}'s)")
+    return notes
+
+
+def _default(field: Any) -> Any:
+    return field.get_default(call_default_factory=True)
+
+
+def _clip_feature_epochs(tree: dict[str, Any], layers: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """A preset's `measure.save_features_at` cut to the run's epochs (`--preset X epochs=3`), with a note; a
+    list from the user's file or command line stays as given (out of range: an error)."""
+    owner = [where for where, layer in layers if "save_features_at" in (layer.get("measure") or {})]
+    epochs = (tree.get("train") or {}).get("epochs", TrainConfig.model_fields["epochs"].default)
+    saved = tree["measure"]["save_features_at"] if owner else None
+    if owner[-1:] != ["the preset"] or not isinstance(saved, list) or not isinstance(epochs, int):
+        return []
+    kept = [e for e in saved if not isinstance(e, int) or e <= epochs]
+    if len(kept) == len(saved):
+        return []
+    tree["measure"] = tree["measure"] | {"save_features_at": kept}
+    note = f"measure.save_features_at: the preset's epochs after train.epochs={epochs} left out"
+    return [f"{note} ({kept} kept)"]

@@ -94,6 +94,19 @@ class TrainConfig(Section):
         """YAML reads `compile: false` / `true` as booleans: false -> "false", true -> "default"."""
         return {False: "false", True: "default"}.get(value, value) if isinstance(value, bool) else value
 
+    threads: int | Literal["auto"] = Field(
+        "auto",
+        description="CPU threads (torch.set_num_threads); auto: one per 4e9 FLOPs of a step, at most the "
+        "cores (nclab/threads.py)",
+    )
+
+    @field_validator("threads")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("give auto or a number of threads >= 1")
+        return value
+
     cuda_graph: bool = Field(
         False,
         description="replay forward, loss, backward and optimizer step from one CUDA graph (CUDA; falls back "
@@ -156,6 +169,11 @@ class RunConfig(Section):
         description="run directory name (one path component); default <data>-<model>-<loss>-s<seed>-<time>",
     )
     out: str = "runs"
+    plugins: list[str] = Field(
+        [],
+        description="modules or .py files that register components (--plugin, $NCLAB_PLUGINS), imported "
+        "again wherever this config is read",
+    )
     data: SerializeAsAny[DataConfig] = Field(DataConfig(), validate_default=True)
     model: SerializeAsAny[ModelConfig] = Field(ModelConfig(), validate_default=True)
     head: HeadConfig = HeadConfig()
@@ -179,8 +197,11 @@ class RunConfig(Section):
     def _feature_epochs(self) -> RunConfig:
         outside = [e for e in self.measure.save_features_at if not 1 <= e <= self.train.epochs]
         if outside:
+            more = f", ... ({len(outside)} epochs)" if len(outside) > 5 else ""
+            shown = ", ".join(map(str, outside[:5])) + more
             raise ValueError(
-                f"measure.save_features_at: epochs {outside} are outside 1..train.epochs={self.train.epochs}"
+                f"measure.save_features_at: epochs {shown} are outside 1..train.epochs={self.train.epochs}; "
+                "give epochs of this run"
             )
         return self
 

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator
 
+from nclab import plugins
 from nclab.components.base import Section
 from nclab.components.data import DATASETS
 from nclab.components.losses import LOSSES
@@ -27,7 +28,8 @@ MOVED = {
 
 
 def registry(section: str) -> Registry:
-    """The registry of a component section."""
+    """The registry of a component section (with the plugins of $NCLAB_PLUGINS and entry points loaded)."""
+    plugins.load_installed()
     return COMPONENTS[section]
 
 
@@ -91,8 +93,8 @@ def _describe(
     msg = _clip(error["msg"].removeprefix("Value error, "))
     if error["type"] == "model_type" or error["type"] == "dict_type":
         return f"{key}: expected a section of keys, got {_clip(repr(error['input']))}"
-    if error["loc"] == ():  # a check across sections: its message names the keys
-        return msg
+    if error["loc"] == ():  # a check across sections: its message names the keys and bounds its values
+        return error["msg"].removeprefix("Value error, ")
     return f"{key}: {msg} (got {_clip(repr(error['input']))})"
 
 
@@ -107,7 +109,10 @@ def describe(exc: ValidationError, model: type[BaseModel]) -> str:
 
 
 def validate(tree: dict[str, Any], model: type[M]) -> M:
-    """`model` (RunConfig, or another top-level config such as ufm.UFMConfig) from a key tree."""
+    """`model` (RunConfig, or another top-level config such as ufm.UFMConfig) from a key tree; the plugins
+    it lists are imported first (their components are in it)."""
+    if isinstance(tree, dict) and isinstance(tree.get("plugins"), list):
+        plugins.load(tree["plugins"])
     try:
         return model.model_validate(tree)
     except ValidationError as exc:

@@ -8,6 +8,9 @@
 3. `random_labels`: a seeded permutation of the train labels (class counts kept, as the 2021 study's
    balanced relabelling); test and validation labels stay true, so their accuracy measures chance.
    The labels are stored in the run directory (`labels.safetensors`) and read back from there.
+
+`test_per_class=N` keeps N images per class of the test split (the first N of a seeded permutation of each
+class), so a small run also measures a small test split.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from nclab.config import DataConfig
 from nclab.data import Splits
 from nclab.errors import ConfigError, DataError
 
-_SUBSET, _VAL, _LABELS = 1, 2, 3  # one generator stream per variant: enabling one leaves the others unchanged
+_SUBSET, _VAL, _LABELS, _TEST = 1, 2, 3, 4  # a generator stream per variant: one leaves the others unchanged
 
 
 def _generator(seed: int, stream: int) -> torch.Generator:
@@ -41,7 +44,9 @@ def profile(n_max: int, num_classes: int, kind: str, ratio: float) -> list[int]:
     return [n_max] * num_classes
 
 
-def class_subset(y: Tensor, counts: list[int], gen: torch.Generator) -> tuple[Tensor, Tensor]:
+def class_subset(
+    y: Tensor, counts: list[int], gen: torch.Generator, split: str = "train"
+) -> tuple[Tensor, Tensor]:
     """(kept, rest): indices of the first counts[k] images of a seeded permutation of each class k, in
     dataset order, and the remaining indices."""
     order = torch.randperm(len(y), generator=gen)
@@ -50,20 +55,26 @@ def class_subset(y: Tensor, counts: list[int], gen: torch.Generator) -> tuple[Te
     for k, n in enumerate(counts):
         members = order[ys == k]
         if len(members) < n:
-            raise DataError(f"class {k} has {len(members)} train images, fewer than the {n} requested")
+            raise DataError(f"class {k} has {len(members)} {split} images, fewer than the {n} requested")
         keep[members[:n]] = True
     return keep.nonzero().squeeze(1), (~keep).nonzero().squeeze(1)
 
 
 def apply_variants(splits: Splits, cfg: DataConfig, seed: int) -> Splits:
     wanted = cfg.per_class is not None or cfg.imbalance != "none" or cfg.val_fraction > 0 or cfg.random_labels
-    if not wanted:
+    if not wanted and cfg.test_per_class is None:
         return splits
     if splits.multilabel:
         raise ConfigError(
-            f"data.per_class, imbalance, val_fraction, random_labels need single-label data; {cfg.name} "
-            "is multi-label (its composition sizes are data.*)"
+            f"data.per_class, test_per_class, imbalance, val_fraction, random_labels need single-label data; "
+            f"{cfg.name} is multi-label (its composition sizes are data.*)"
         )
+    if cfg.test_per_class is not None:
+        counts = [cfg.test_per_class] * splits.num_classes
+        keep, _ = class_subset(splits.test_y, counts, _generator(seed, _TEST), "test")
+        splits = replace(splits, test_x=splits.test_x[keep], test_y=splits.test_y[keep])
+    if not wanted:
+        return splits
     x, y, k = splits.train_x, splits.train_y, splits.num_classes
     if cfg.per_class is not None or cfg.imbalance != "none":
         n_max = cfg.per_class or int(torch.bincount(y, minlength=k).min())
