@@ -97,6 +97,16 @@ def test_options_after_flags(tmp_path):
     )
 
 
+def test_a_config_typo_is_reported_before_torch_loads():
+    code = (
+        "import sys; from nclab.cli import main; rc = main(['train', 'optim.lrr=3']); "
+        "print(rc, [m for m in ('torch', 'timm', 'torchvision', 'sklearn') if m in sys.modules])"
+    )
+    env = os.environ | {"PYTHONPATH": SRC}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.stdout.strip() == "2 []" and done.stderr.startswith("error: optim.lrr: unknown key")
+
+
 def test_train_help_lists_the_components(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])

@@ -137,19 +137,20 @@ def _file_and_overrides(items: list[str]) -> tuple[str | None, list[str]]:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from nclab import distributed
     from nclab.config import resolve
+
+    file, overrides = _file_and_overrides(args.items)
+    if args.resume:
+        epochs = _resume_epochs([file] if file else [], overrides, args.preset)
+    else:
+        cfg = resolve(file, overrides, preset=args.preset)  # a typo is one line before torch is imported
+    from nclab import distributed
     from nclab.report.plots import plot
     from nclab.train import resume, train
 
-    file, overrides = _file_and_overrides(args.items)
+    progress = not args.quiet
     try:
-        if args.resume:
-            epochs = _resume_epochs([file] if file else [], overrides, args.preset)
-            run = resume(args.resume, epochs, progress=not args.quiet)
-        else:
-            cfg = resolve(file, overrides, preset=args.preset)
-            run = train(cfg, progress=not args.quiet)
+        run = resume(args.resume, epochs, progress=progress) if args.resume else train(cfg, progress=progress)
     finally:
         distributed.finish()
     if not distributed.is_main():

@@ -197,8 +197,7 @@ class RunConfig(Section):
     def _feature_epochs(self) -> RunConfig:
         outside = [e for e in self.measure.save_features_at if not 1 <= e <= self.train.epochs]
         if outside:
-            more = f", ... ({len(outside)} epochs)" if len(outside) > 5 else ""
-            shown = ", ".join(map(str, outside[:5])) + more
+            shown = f"{outside}" if len(outside) <= 5 else f"[{str(outside[:5])[1:-1]}, ...] ({len(outside)})"
             raise ValueError(
                 f"measure.save_features_at: epochs {shown} are outside 1..train.epochs={self.train.epochs}; "
                 "give epochs of this run"
