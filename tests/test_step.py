@@ -15,8 +15,9 @@ from nclab.optim import build_optimizer, param_groups
 from nclab.step import CapturedStep, TrainStep, build_step, capture_blocker, prepare_model
 
 
-def _final(out, name: str, *overrides: str) -> dict:
-    common = [f"out={out}", f"name={name}", "epochs=8", "measure.every=8", "model.width=64", "model.depth=2"]
+def _final(out, name: str, *overrides: str, epochs: int = 8) -> dict:
+    common = [f"out={out}", f"name={name}", f"epochs={epochs}", f"measure.every={epochs}", "model.width=64"]
+    common.append("model.depth=2")
     assert main(["train", *common, "train.device=cpu", *overrides, "--quiet"]) == 0
     return json.loads((out / name / "metrics.jsonl").read_text().splitlines()[-1])
 
@@ -32,7 +33,7 @@ def test_bf16_reaches_the_fp32_accuracy_and_nc1(tmp_path):
 
 
 def test_fp16_trains_with_a_gradient_scaler(tmp_path):
-    fp16 = _final(tmp_path, "fp16", "train.precision=fp16", "epochs=3")
+    fp16 = _final(tmp_path, "fp16", "train.precision=fp16", epochs=3)
     assert fp16["train_acc"] > 0.8
 
 
