@@ -116,11 +116,54 @@ def test_bce_biases_are_equal_and_match_the_predicted_value(tmp_path, d, lambda_
     assert all(c.passed for c in sim.checks), sim.report()
 
 
-def test_bce_with_spare_dimensions_and_bias_decay_still_has_equal_biases(tmp_path):
+def test_bce_default_shape_with_bias_decay_is_on_the_etf_family(tmp_path):
+    # d >= K and lambda_b > 0 as `nclab ufm loss=bce`: lambda_b |beta*| = 5e-3 * 1.957 < gamma = 0.01, so
+    # the minimiser is the NC family and every check applies
     sim = ufm(tmp_path, "loss=bce", "d=6", "lambda_b=5e-3")
-    assert (sim.b.std() / sim.b.mean().abs()).item() < 1e-3
+    w_sq, beta = bce_solution(sim.run.config())
+    assert 5e-3 * abs(beta) < 0.01
+    assert rel(sim.b.mean().item(), beta) < 1e-6 and rel(sim.W.square().sum().item(), w_sq) < 1e-6
+    assert sim.record["nc2_w"] < 1e-6 and ratio_error(sim, 0.5) < 1e-5
+    assert len(sim.checks) == 8 and all(c.passed for c in sim.checks), sim.report()
+    assert not any("global feature mean" in n for n in sim.notes)
+
+
+def test_bce_where_a_feature_mean_pays_checks_equal_biases_only(tmp_path):
+    # gamma = sqrt(4 * 1e-4 * 1e-4) = 2e-4 < lambda_b |beta*|: the bias partly moves into a global feature
+    # mean (b = -0.04 instead of beta*), which leaves the ETF family (nc2_w ~ 0.51)
+    sim = ufm(tmp_path, "loss=bce", "d=6", "lambda_W=1e-4", "lambda_H=1e-4")
+    _, beta = bce_solution(sim.run.config())
+    assert 5e-3 * abs(beta) > 2e-4 and rel(sim.b.mean().item(), beta) > 0.1
+    assert sim.record["nc2_w"] > 0.1
     assert any("global feature mean" in n for n in sim.notes)
-    assert [c.name for c in sim.checks] == ["equal biases: std/|mean| of b"]
+    assert [c.name for c in sim.checks] == ["equal biases: std/|mean| of b"] and sim.checks[0].passed
+
+
+def test_mse_with_a_large_bias_decay_matches_the_shifted_closed_form(tmp_path):
+    # K = 4, n = 4, lambda_W = lambda_H = 5e-3 (gamma = 0.01), alpha = 1/4, s_t = 2, lambda_b = 0.1:
+    # lambda_b * 2 alpha s_t / (K (2 alpha + lambda_b)) = 0.0208 > gamma, so b = gamma/lambda_b = 0.1 and
+    # zeta = 2 - 4 * 0.01 / 0.5 - 4 * 0.01 / 0.1 = 1.52 next to z* = 2 - 0.08 = 1.92 (rank 3)
+    sim = ufm(tmp_path, "loss=mse", "loss.scale=2", "lambda_b=0.1", "iterations=3000")
+    z, zeta = 1.92, 1.52
+    nuclear = 3 * z + zeta  # ||Z||_*; sqrt(n lambda_H / lambda_W) = sqrt(n lambda_W / lambda_H) = 2
+    assert rel(sim.b.mean().item(), 0.1) < 1e-6
+    assert (
+        rel(sim.W.square().sum().item(), 2 * nuclear) < 1e-6
+        and rel(sim.H.square().sum().item(), 2 * nuclear) < 1e-6
+    )
+    gram = z * (torch.eye(4) - 1 / 4) + zeta / 4  # W W^T up to scale
+    etf = (torch.eye(4) - 1 / 4) / math.sqrt(3)
+    assert sim.record["nc2_w"] == pytest.approx((gram / gram.norm() - etf).norm().item(), abs=1e-6)
+    assert sim.record["nc2_h"] < 1e-6 and sim.record["nc3"] < 1e-6
+    assert any("zeta = 1.52" in n for n in sim.notes)
+    assert len(sim.checks) == 9 and all(c.passed for c in sim.checks), sim.report()
+    # d = K - 1 leaves no direction for the mean: zeta = 0, b = 2 alpha s_t / (K (2 alpha + lambda_b))
+    narrow = ufm(tmp_path, "loss=mse", "loss.scale=2", "lambda_b=0.1", "d=3", "iterations=3000")
+    assert (
+        rel(narrow.b.mean().item(), 0.25 / 0.6) < 1e-6
+        and rel(narrow.W.square().sum().item(), 2 * 3 * z) < 1e-6
+    )
+    assert all(c.passed for c in narrow.checks), narrow.report()
 
 
 def test_pick_all_label_features_are_tagwise_averages(tmp_path):

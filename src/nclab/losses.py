@@ -57,6 +57,10 @@ class Loss(nn.Module):
     )
     multilabel = False  # True: defined for multi-hot targets (one label per sample: the one-hot row)
     extra_metrics: tuple[str, ...] = ()  # the keys `metrics` returns (declared in metrics/table.py)
+    # which closed form describes the loss's global minimisers in the UFM (ufm/theory.py): "cross_entropy"
+    # (-log p_y exactly), "softmax" (ETF family, no norm formula), "mse", "bce", "pick_all" (multi-label
+    # samples); None: none
+    family: str | None = None
 
     def __init__(self, num_classes: int, reduction: str = "mean", feature_decay: float = 0.0) -> None:
         super().__init__()
@@ -105,6 +109,10 @@ class CrossEntropy(Loss):
         super().__init__(num_classes, **kw)
         self.smoothing = smoothing
 
+    @property
+    def family(self) -> str:
+        return "softmax" if self.smoothing else "cross_entropy"
+
     def sample_loss(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(logits, targets, reduction="none", label_smoothing=self.smoothing)
 
@@ -112,6 +120,8 @@ class CrossEntropy(Loss):
 class MeanSquaredError(Loss):
     """mse: (1/K) sum_k (z_k - s t_k)^2 (Hui & Belkin 2021; Zhou et al. 2022 scale the one-hot target by
     s = 15): with reduction=mean this is F.mse_loss over the B x K entries, as the 2021 and 2022 codes."""
+
+    family = "mse"
 
     def __init__(self, num_classes: int, scale: float = 1.0, **kw) -> None:
         super().__init__(num_classes, **kw)
@@ -124,6 +134,8 @@ class MeanSquaredError(Loss):
 class Focal(Loss):
     """focal: -sum_k t_k (1 - p_k)^gamma log p_k, i.e. -(1 - p_y)^gamma log p_y for a hard label
     (Lin et al. 2017)."""
+
+    family = "softmax"
 
     def __init__(self, num_classes: int, gamma: float = 3.0, **kw) -> None:
         super().__init__(num_classes, **kw)
@@ -139,6 +151,7 @@ class BinaryCrossEntropy(Loss):
     problems (the BCE-vs-CE study; its z = W h - b is `head.bias_sign=-1`)."""
 
     multilabel = True
+    family = "bce"
 
     def sample_loss(self, logits: Tensor, features: Tensor, targets: Tensor) -> Tensor:
         return F.binary_cross_entropy_with_logits(logits, self.rows(targets, logits), reduction="none").sum(1)
@@ -149,6 +162,7 @@ class PickAllLabel(Loss):
     |Y_i|, which is what the original's 1/m target rows did. With one label per sample it is ce."""
 
     multilabel = True
+    family = "pick_all"
 
     def __init__(self, num_classes: int, normalize: bool = False, **kw) -> None:
         super().__init__(num_classes, **kw)
@@ -192,6 +206,8 @@ class Centers(Loss):
 
 class CenterLoss(Centers):
     """center: -log p_y + lambda/2 ||h - c_y||^2 (Wen et al. 2016; the mo-vic baseline had no 1/2)."""
+
+    family = "cross_entropy"  # the centres take the class means: ce's minimisers
 
     def __init__(self, num_classes: int, feature_dim: int, weight: float = 1.0, **kw) -> None:
         super().__init__(num_classes, feature_dim, **kw)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nclab.config import RunConfig
+from nclab.config import RunConfig, kind_of
 from nclab.data import load_dataset
 from nclab.data.loader import loaders
 from nclab.errors import ConfigError, CorruptFile, NclabError, RunError, warn
@@ -46,7 +46,7 @@ def measure_checkpoints(
     """
     _check_splits(splits)
     cfg = run.config()
-    if not isinstance(cfg, RunConfig):
+    if not kind_of(cfg).measurable:
         raise RunError(
             f"{run.path} is an `nclab {cfg.kind}` run: metrics.jsonl is final, there is no model to measure"
         )

@@ -36,7 +36,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from nclab import distributed, jsontext
-from nclab.config import RunConfig, read_yaml, stored_tree, validate_any
+from nclab.config import RunConfig, kind_of, read_yaml, stored_tree, validate_any
 from nclab.errors import ConfigError, CorruptFile, RunError, RunLocked, WriteError, warn
 from nclab.metrics.epoch import ARRAYS
 from nclab.state import Stateful, decode, encode
@@ -167,7 +167,7 @@ class Run:
             path = root / cfg.name
         else:
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            stem = stem or f"{cfg.data.name}-{cfg.model.name}-{cfg.loss.name}-s{cfg.seed}"
+            stem = stem or kind_of(cfg).stem(cfg)
             base = f"{stem}-{stamp}"
             path, i = root / base, 1
             while path.exists():
@@ -187,8 +187,7 @@ class Run:
             for sub in ("checkpoints", "figures"):
                 (path / sub).mkdir()
             run.write_config(cfg)
-            total = cfg.train.epochs if isinstance(cfg, RunConfig) else getattr(cfg, "iterations", None)
-            run.set_status("running", epochs_done=0, epochs=total)
+            run.set_status("running", epochs_done=0, epochs=kind_of(cfg).total(cfg))
         except (OSError, WriteError):
             shutil.rmtree(path, ignore_errors=True)
             raise

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from nclab.config import RunConfig, validate_any
+from nclab.config import RunConfig, kind_of, validate_any
 from nclab.errors import Interrupted, NclabError
 from nclab.runs import Run
 from nclab.sweep import Failure, Resources, Sweep, SweepResult, Trial
@@ -80,34 +80,30 @@ def _torchrun(cfg: RunConfig, ranks: int, continuing: bool) -> None:
 def _trial(params: dict[str, Any], configs: dict[str, dict[str, Any]], ranks: int = 1) -> None:
     """A Tune trial: train the run `params["trial"]`, or continue it from its resume state (an earlier
     attempt was killed, preempted or failed), reporting each measured epoch."""
-    from nclab.train import resume, train
+    from nclab.train import resume
 
     cfg = validate_any(configs[params["trial"]])
+    kind = kind_of(cfg)
     run_dir = Path(cfg.out) / cfg.name
     state = _state(run_dir)
-    if state == "interrupted" and isinstance(cfg, RunConfig):
-        status = Run(run_dir).status()
-        if status["epochs_done"] >= cfg.train.epochs:  # stopped after its last epoch: only the status left
-            Run(run_dir).set_status("finished", status["epochs_done"], cfg.train.epochs)
+    if state == "interrupted" and kind.resumable:
+        status, total = Run(run_dir).status(), kind.total(cfg)
+        if status["epochs_done"] >= total:  # stopped after its last epoch: only the status left
+            Run(run_dir).set_status("finished", status["epochs_done"], total)
             state = "finished"
     if state == "finished":  # finished while the sweep was being killed: nothing to redo
         _report_record(Run(run_dir).metrics()[-1])
         return
-    if state == "new" and run_dir.exists():  # killed while creating it: no epoch to keep
+    if run_dir.exists() and (state == "new" or not kind.resumable):  # nothing to continue: start again
         shutil.rmtree(run_dir)
-    if not isinstance(cfg, RunConfig) and state == "interrupted":  # UFM: seconds long, no resume state
-        shutil.rmtree(run_dir)
+        state = "new"
     try:
-        if not isinstance(cfg, RunConfig):  # a UFM simulation: start it again
-            from nclab.ufm import simulate
-
-            simulate(cfg, on_record=_report_record)
-        elif ranks > 1:
+        if ranks > 1:
             _torchrun(cfg, ranks, continuing=state == "interrupted")
         elif state == "interrupted":
             resume(run_dir, on_record=_report_record)
         else:
-            train(cfg, on_record=_report_record)
+            kind.runner()(cfg, on_record=_report_record)
     except BaseException as exc:  # stopped by Tune (SystemExit) or failed: the status says which
         stopped = isinstance(exc, SystemExit | KeyboardInterrupt)
         if (run_dir / "status.json").is_file() and (stopped or Run(run_dir).status()["state"] != "failed"):

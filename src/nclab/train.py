@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from nclab import distributed
-from nclab.config import RunConfig, validate
+from nclab.config import RunConfig, kind_of, validate
 from nclab.data import class_names
 from nclab.data.text import TokenSplits
 from nclab.errors import Interrupted, NclabError, RunError, TrainingDiverged
@@ -147,7 +147,7 @@ def resume(
     re-planned over the new total). CPU results equal those of an uninterrupted run exactly."""
     run = load(path)
     cfg = run.config()
-    if not isinstance(cfg, RunConfig):
+    if not kind_of(cfg).resumable:
         raise RunError(f"{run.path} is an `nclab {cfg.kind}` run, which keeps no resume state; run it again")
     distributed.setup(resolve_device(cfg.train.device))  # under torchrun: join first, so only rank 0 locks
     with run.lock():

@@ -5,7 +5,7 @@ section bases (`Section`, `DataConfig`, ...) live in components/base.py with the
 - run.py: `RunConfig` (seed, name, out and the data/model/head/loss/optim/train/measure sections)
 - resolve.py: defaults < preset (nclab.presets) < YAML file < `key=value` overrides (`resolve`)
 - migrate.py: config trees of older run directories (`stored_tree`)
-- kinds.py: the top-level config class of a tree's `kind` (training or `nclab ufm`)
+- kinds.py: run kinds (training, `nclab ufm`): config class, progress total, resumable, measurable
 """
 
 from nclab.components.base import (
@@ -16,7 +16,7 @@ from nclab.components.base import (
     Section,
     positive_sizes,
 )
-from nclab.config.kinds import config_model, validate_any
+from nclab.config.kinds import RunKind, config_model, kind_of, register_kind, run_kind, validate_any
 from nclab.config.migrate import stored_tree
 from nclab.config.resolve import canonical_key, parse_override, read_yaml, resolve
 from nclab.config.run import HeadConfig, MeasureConfig, RunConfig, TrainConfig
@@ -33,9 +33,36 @@ from nclab.errors import ConfigError
 from nclab.presets import preset_about, preset_names, read_preset
 
 __all__ = [
-    "COMPONENTS", "MOVED", "ConfigError", "DataConfig", "HeadConfig", "LossConfig", "MeasureConfig",
-    "ModelConfig", "OptimConfig", "RunConfig", "Section", "TrainConfig", "canonical_key", "component_section",
-    "component_validator", "config_model", "describe", "parse_override", "positive_sizes", "preset_about",
-    "preset_names", "read_preset", "read_yaml", "registry", "resolve", "stored_tree", "validate",
+    "COMPONENTS",
+    "MOVED",
+    "ConfigError",
+    "DataConfig",
+    "HeadConfig",
+    "LossConfig",
+    "MeasureConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "RunKind",
+    "Section",
+    "TrainConfig",
+    "canonical_key",
+    "component_section",
+    "component_validator",
+    "config_model",
+    "describe",
+    "kind_of",
+    "parse_override",
+    "positive_sizes",
+    "preset_about",
+    "preset_names",
+    "read_preset",
+    "read_yaml",
+    "register_kind",
+    "registry",
+    "resolve",
+    "run_kind",
+    "stored_tree",
+    "validate",
     "validate_any",
 ]  # fmt: skip

@@ -8,6 +8,7 @@ from typing import Any, get_args
 from pydantic.fields import FieldInfo
 
 from nclab import plugins
+from nclab.config.kinds import config_model
 from nclab.config.validate import COMPONENTS
 
 LIFTED = {"gaussian": {"per_class": "train_per_class"}, "multilabel": {}}  # data.<sub>.<key> -> data.<key>
@@ -17,13 +18,14 @@ def stored_tree(tree: dict[str, Any]) -> dict[str, Any]:
     """A run directory's config tree as this version reads it. Runs written before components owned their
     options hold every component's options in one shared section (and the data.gaussian / data.multilabel
     sub-sections): the keys of the chosen component are kept (the sub-sections lifted into `data`), the
-    others, which that run never used, dropped (a `kind: ufm` tree has one component section, its loss).
-    A current tree comes back unchanged. The plugins the run recorded are imported first (their components
-    are in it)."""
+    others, which that run never used, dropped (only the sections its kind's config has: a `kind: ufm`
+    tree holds one, its loss). A current tree comes back unchanged. The plugins the run recorded are
+    imported first (their components are in it)."""
     tree = dict(tree)
     if isinstance(tree.get("plugins"), list):
         plugins.load(tree["plugins"])
-    for section in ["loss"] if tree.get("kind") == "ufm" else COMPONENTS:
+    top = config_model(tree.get("kind")).model_fields
+    for section in [s for s in COMPONENTS if s in top]:
         value, reg = tree.get(section), COMPONENTS[section]
         name = value.get("name", reg.base.model_fields["name"].default) if isinstance(value, dict) else None
         if not isinstance(name, str) or name not in reg:

@@ -18,6 +18,7 @@ from nclab.components.base import (
     Section,
 )
 from nclab.components.data import DATASETS
+from nclab.config.kinds import RunKind, register_kind
 from nclab.config.validate import COMPONENTS, component_validator
 
 BiasInit = Literal[
@@ -206,3 +207,16 @@ class RunConfig(Section):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(), sort_keys=False)
+
+
+register_kind(
+    "train",
+    RunKind(
+        RunConfig,
+        total=lambda cfg: cfg.train.epochs,
+        stem=lambda cfg: f"{cfg.data.name}-{cfg.model.name}-{cfg.loss.name}-s{cfg.seed}",
+        run="nclab.train:train",
+        resumable=True,
+        measurable=True,
+    ),
+)
