@@ -10,12 +10,13 @@ int64 class indices, or float32 N x K multi-hot rows for the multi-label sets.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from torch import Tensor
 
 from nclab.components.data import DATASET_INFO, DATASETS, DIGITS, DatasetInfo, register
 from nclab.config import DataConfig
+from nclab.data.splits import Splits
 from nclab.errors import ConfigError, DataError
 
 __all__ = [
@@ -23,27 +24,6 @@ __all__ = [
 ]  # fmt: skip
 
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-
-
-@dataclass
-class Splits:
-    train_x: Tensor
-    train_y: Tensor
-    test_x: Tensor
-    test_y: Tensor
-    num_classes: int
-    mean: tuple[float, ...] | None = None  # per-channel normalisation of uint8 images
-    std: tuple[float, ...] | None = None
-    val_x: Tensor | None = None  # held out of train by data.val_fraction
-    val_y: Tensor | None = None
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train_x.shape[1:])
-
-    @property
-    def multilabel(self) -> bool:
-        return self.train_y.dim() == 2
 
 
 def class_names(cfg: DataConfig, num_classes: int) -> list[str]:

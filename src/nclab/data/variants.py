@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from nclab.config import DataConfig
-from nclab.data import Splits
+from nclab.data.splits import Splits
 from nclab.errors import ConfigError, DataError
 
 _SUBSET, _VAL, _LABELS, _TEST = 1, 2, 3, 4  # a generator stream per variant: one leaves the others unchanged

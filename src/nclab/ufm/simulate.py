@@ -158,6 +158,20 @@ def simulate(
         run.set_status("failed", epochs_done=iteration, error=str(exc))
         raise
     H, W, b = (None if p is None else p.detach() for p in (H, W, b))
+    return _finish(cfg, run, iteration, record, (H, W, b), targets, loss_fn)
+
+
+def _finish(
+    cfg: UFMConfig,
+    run: Run,
+    iteration: int,
+    record: dict,
+    params: tuple[Tensor, Tensor | None, Tensor | None],
+    targets: Tensor,
+    loss_fn: Loss,
+) -> Simulation:
+    """The closed-form checks, the final arrays (ufm/, features/ for `nclab visualize`), status finished."""
+    H, W, b = params
     checks, notes = closed_form_checks(cfg, H, W, b, targets, record, loss_fn)
     if record["grad_norm"] > STATIONARY:
         notes.insert(
@@ -171,7 +185,7 @@ def simulate(
         | ({"b": b} if b is not None else {})
     )
     run.save_arrays("ufm", iteration, state)
-    if targets.ndim == 1:  # `nclab visualize` reads these
+    if targets.ndim == 1:
         run.save_arrays("features", iteration, {"train_features": H, "train_labels": targets})
     run.set_status("finished", epochs_done=iteration)
     return Simulation(run, record, checks, notes, H, W, b, targets)
