@@ -156,46 +156,46 @@ def _names_of(base: str) -> Callable[[DataConfig], Sequence[str]]:
     return lambda cfg: DATASET_INFO[base].names(cfg)
 
 
-E, V, M = "nclab.data.embedded", "nclab.data.vision", "nclab.data.multilabel"
+EMBEDDED, VISION, MULTILABEL = "nclab.data.embedded", "nclab.data.vision", "nclab.data.multilabel"  # builders
 declare(
     "digits",
-    f"{E}:digits",
+    f"{EMBEDDED}:digits",
     DatasetInfo("scikit-learn 8x8 digits, standardised, seeded stratified split", 1437, 360, (64,), 10,
                 names=_digit_names),
 )  # fmt: skip
 declare(
     "gaussian",
-    f"{E}:gaussian",
+    f"{EMBEDDED}:gaussian",
     DatasetInfo("K-class Gaussian mixture: x = mu_y + N(0, I)", 5000, 1000, (32,), 10),
     GaussianOptions,
 )
 declare(
     "mnist",
-    f"{V}:mnist",
+    f"{VISION}:mnist",
     DatasetInfo("MNIST handwritten digits", 60000, 10000, (1, 28, 28), 10, _where("MNIST/raw"),
                 _torchvision_names("MNIST"), rgb32=True),
 )  # fmt: skip
 declare(
     "fashion_mnist",
-    f"{V}:fashion_mnist",
+    f"{VISION}:fashion_mnist",
     DatasetInfo("Zalando Fashion-MNIST", 60000, 10000, (1, 28, 28), 10, _fashion_where,
                 _torchvision_names("FashionMNIST"), rgb32=True),
 )  # fmt: skip
 declare(
     "cifar10",
-    f"{V}:cifar10",
+    f"{VISION}:cifar10",
     DatasetInfo("CIFAR-10", 50000, 10000, (3, 32, 32), 10, _where("cifar-10-batches-py"),
                 _torchvision_names("CIFAR10")),
 )  # fmt: skip
 declare(
     "cifar100",
-    f"{V}:cifar100",
+    f"{VISION}:cifar100",
     DatasetInfo("CIFAR-100 (fine labels)", 50000, 10000, (3, 32, 32), 100, _where("cifar-100-python"),
                 _torchvision_names("CIFAR100")),
 )  # fmt: skip
 declare(
     "svhn",
-    f"{V}:svhn",
+    f"{VISION}:svhn",
     DatasetInfo("SVHN cropped digits (format 2, digit 0 is label 0)", 73257, 26032, (3, 32, 32), 10,
                 _where("SVHN"), _digit_names),
 )  # fmt: skip
@@ -206,13 +206,13 @@ for _name, _base, _summary, _shape in [
 ]:
     declare(
         _name,
-        f"{M}:{_name}",
+        f"{MULTILABEL}:{_name}",
         DatasetInfo(_summary, 40000, 10250, _shape, 10, _where("multilabel"), _names_of(_base)),
         MultiLabelOptions,
     )
 declare(
     "svhn_multilabel",
-    f"{M}:svhn_multilabel",
+    f"{MULTILABEL}:svhn_multilabel",
     DatasetInfo("SVHN format-1 house numbers, 1-3 distinct digits (Li et al. 2023)", None, 11273,
                 (3, 32, 32), 9, lambda cfg: str(svhn_format1(cfg))),
 )  # fmt: skip
