@@ -22,14 +22,15 @@ def step_flops(
     model: nn.Module, input_shape: tuple[int, ...], batch_size: int, tokens: bool = False
 ) -> float:
     """Forward + backward FLOPs of one optimizer step: 3x one sample's forward (eval mode, no grad, on the
-    model's device; token ids when the model `tokens`) times the batch size."""
+    model's device; T token ids when the model `tokens`, whose data shape is (T, V)) times the batch size."""
     param = next(model.parameters())
     dtype = torch.long if tokens else param.dtype
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, *input_shape, device=param.device, dtype=dtype))
+            shape = input_shape[:1] if tokens else input_shape  # token data: (T, V) -> T ids
+            model(torch.zeros(1, *shape, device=param.device, dtype=dtype))
     finally:
         model.train(was_training)
     return 3.0 * counter.get_total_flops() * batch_size

@@ -321,7 +321,12 @@ def _single_label(
         if train is not None:
             stats = train.acc.stats()
             w = None if classifier.weight is None else classifier.weight.to(stats.means.device)[stats.classes]
-            out |= lm_spreads(stats.means - stats.global_mean, w)
+            hbar = stats.means - stats.global_mean
+            out |= lm_spreads(hbar, w)
+            vectors = {"mean_norm": hbar.norm(dim=1)} | ({} if w is None else {"w_norm": w.norm(dim=1)})
+            for name, v in vectors.items():  # per class, for the frequency views (NaN: not measured)
+                full = torch.full((settings.num_classes,), torch.nan, dtype=torch.float32)
+                arrays["classes"][name] = full.index_copy_(0, stats.classes.cpu(), v.float().cpu())
     return out, arrays
 
 

@@ -400,7 +400,7 @@ def scores_figure(
     return fig
 
 
-FREQUENCY = ["nc1_class", "nc3_cos", "nc4_ncc"]  # per-class vectors of classes/ drawn by `frequency`
+FREQUENCY = ["nc1_class", "nc3_cos", "nc4_ncc", "mean_norm"]  # classes/ vectors drawn by `frequency`
 CORRELATE = ["cdnv", "nc1", "nc2_h", "test_nc4_ncc"]
 
 
