@@ -54,7 +54,7 @@ def main() -> None:
             "resources": {"cpu": args.cpu, "gpu": args.gpu},
         }
         (root / "sweep.yaml").write_text(yaml.safe_dump(sweep))
-        packed = timed([*nclab, "sweep", str(root / "sweep.yaml"), "--verbose", "0"])
+        packed = timed([*nclab, "sweep", str(root / "sweep.yaml")])
         done = [Run(p).status()["state"] for p in (root / "sweep").glob("seed=*")]
         assert done == ["finished"] * args.runs, done
     print(
