@@ -40,6 +40,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
+pytestmark = pytest.mark.slow  # four trainings and their re-measurements
+
 FIXTURE = Path(__file__).parent / "fixtures" / "byte_identity"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 COMMON = ["epochs=2", "model.width=16", "model.depth=2", "measure.score_samples=64"]

@@ -88,6 +88,7 @@ def test_version(capsys):
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"nclab {nclab.__version__}"
 
 
+@pytest.mark.slow
 def test_options_after_flags(tmp_path):
     assert main(["train", "--quiet", f"out={tmp_path}", "name=r", "epochs=1", *TINY]) == 0
     assert main(["train", f"out={tmp_path}", "--quiet", "name=s", "--preset", "demo", "epochs=1", *TINY]) == 0

@@ -130,6 +130,7 @@ def runs(tmp_path_factory, feature_norm):
     return {name: load(out / name) for name in settings}
 
 
+@pytest.mark.slow
 def test_each_component_trains_and_reaches_metrics_jsonl(runs):
     for run in runs.values():
         assert run.status()["state"] == "finished" and run.metrics()[-1]["test_acc"] > 0.5
@@ -141,6 +142,7 @@ def test_each_component_trains_and_reaches_metrics_jsonl(runs):
     assert loss_run["temperature"] == pytest.approx(t) and loss_run["test_temperature"] == pytest.approx(t)
 
 
+@pytest.mark.slow
 def test_a_metric_with_per_epoch_state_reports_each_split(runs):
     run = runs["model"]
     parts = build_parts(run.config())
@@ -154,6 +156,7 @@ def test_a_metric_with_per_epoch_state_reports_each_split(runs):
     assert runs["model"].config().model.hidden == 32 and runs["data"].config().data.noise == 0.3
 
 
+@pytest.mark.slow
 def test_compare_shows_the_options_and_the_metric(runs, capsys):
     assert main(["compare", *(str(r.path) for r in runs.values()), "--format", "csv"]) == 0
     header, *rows = capsys.readouterr().out.splitlines()

@@ -229,6 +229,7 @@ def test_measured_loss_is_the_per_sample_mean_for_either_reduction():
     assert "center_acc" not in mean
 
 
+@pytest.mark.slow
 def test_measure_restores_learned_centers(tmp_path):
     """Center-loss checkpoints carry the centers; re-measuring uses them, not fresh ones."""
     common = [f"out={tmp_path}", "name=c", "epochs=2", "model.width=16", "model.depth=1", "--quiet"]
@@ -273,6 +274,7 @@ def test_strict_measurement_refuses_a_missing_class():
         measure(net, FeatureLoss(3), batches(x[keep], y[keep]), None, Settings(3, strict=True))
 
 
+@pytest.mark.slow
 def test_training_with_layers_and_ood_saves_them(tmp_path):
     common = [f"out={tmp_path}", "name=r", "epochs=1", "model.width=16", "model.depth=1"]
     assert main(["train", *common, "measure.layers=[backbone.0]", "measure.ood=digits", "--quiet"]) == 0
@@ -289,6 +291,7 @@ def test_ood_of_another_shape_is_one_error_line(tmp_path, capsys):
     assert err.startswith("error: measure.ood=gaussian") and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_measure_a_timm_model_from_a_weights_file(tmp_path, capsys):
     import timm
     from safetensors.torch import save_file

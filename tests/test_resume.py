@@ -14,6 +14,8 @@ import torch
 from nclab.cli import main
 from nclab.runs import load
 
+pytestmark = pytest.mark.slow  # trainings in subprocesses, killed and resumed
+
 HARNESS = Path(__file__).with_name("kill_harness.py")
 TINY = ["epochs=4", "model.width=16", "model.depth=1", "train.batch_size=256", "measure.score_samples=50"]
 

@@ -22,6 +22,7 @@ def _final(out, name: str, *overrides: str, epochs: int = 8) -> dict:
     return json.loads((out / name / "metrics.jsonl").read_text().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_bf16_reaches_the_fp32_accuracy_and_nc1(tmp_path):
     """A deterministic digits run in bf16 autocast: same final train accuracy as fp32, nc1 within 10%."""
     fp32 = _final(tmp_path, "fp32")
@@ -32,6 +33,7 @@ def test_bf16_reaches_the_fp32_accuracy_and_nc1(tmp_path):
     assert bf16["nc1"] != fp32["nc1"]  # the switch took effect
 
 
+@pytest.mark.slow
 def test_fp16_trains_with_a_gradient_scaler(tmp_path):
     fp16 = _final(tmp_path, "fp16", "train.precision=fp16", epochs=3)
     assert fp16["train_acc"] > 0.8

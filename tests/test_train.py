@@ -105,6 +105,7 @@ def test_checkpoint_cadence():
     assert checkpoint_epochs(10, 4) == {4, 8, 10}
 
 
+@pytest.mark.slow
 def test_plot_overlays_runs(run_dir, tmp_path, capsys):
     other = tmp_path / "other"
     assert main(["train", f"out={tmp_path}", "name=other", "epochs=2", "model.width=16", "--quiet"]) == 0
@@ -182,6 +183,7 @@ def test_gradient_clipping_bounds_the_step():
     assert (after - before).norm().item() == pytest.approx(1e-3, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_lbfgs_full_batch_run(tmp_path):
     from nclab.train import train
 
@@ -194,6 +196,7 @@ def test_lbfgs_full_batch_run(tmp_path):
     assert losses[2] < losses[1] < losses[0] and records[-1]["train_acc"] > 0.9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", ["linear", "none"])
 @pytest.mark.parametrize("optim", ["sgd", "lbfgs"])
 def test_standalone_center_run_has_no_classifier_metrics(tmp_path, head, optim):

@@ -220,6 +220,7 @@ def test_same_seed_same_result(tmp_path):
     assert torch.equal(a.H, b.H) and torch.equal(a.W, b.W)
 
 
+@pytest.mark.slow
 def test_cli_run_dir_works_with_plot_and_compare(tmp_path, capsys):
     args = ["ufm", "--quiet", f"out={tmp_path}", *SMALL]
     assert main([*args, "name=ce"]) == 0

@@ -103,6 +103,7 @@ def test_svhn_multilabel_missing_files(tmp_path):
         load_dataset(resolve(None, ["data=svhn_multilabel", f"data.root={tmp_path}"]).data, 0)
 
 
+@pytest.mark.slow
 def test_training_on_a_composed_set_measures_multilabel_metrics(tmp_path, capsys):
     """End to end: mlab_mnist + pick_all_label trains, logs the multi-label keys, and re-measures the same."""
     write_mnist(tmp_path / "MNIST" / "raw", 60, 40)

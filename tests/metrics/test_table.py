@@ -29,6 +29,7 @@ def test_every_key_of_the_tiny_runs_is_declared(tiny_runs):
         assert undeclared(keys) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides",
     [

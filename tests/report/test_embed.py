@@ -10,6 +10,7 @@ from nclab.report.embed import embed_2d, feature_frames
 from nclab.report.plots import paper_style
 
 
+@pytest.mark.slow
 def test_visualize_writes_frames_and_gif(tiny_runs, capsys):
     assert main(["visualize", str(tiny_runs[0]), "--epochs", "1,3", "--method", "pca"]) == 0
     out = tiny_runs[0] / "figures" / "embed"
@@ -82,6 +83,7 @@ def test_frames_share_axis_limits_and_name_classes(make_run):
         plt.close(fig)
 
 
+@pytest.mark.slow
 def test_visualize_svg_frames_and_gif(make_run):
     run = make_run("g", features=True)
     assert main(["visualize", str(run.path), "--format", "svg"]) == 0

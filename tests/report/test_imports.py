@@ -3,9 +3,12 @@
 import subprocess
 import sys
 
+import pytest
+
 TRAINING = ["nclab.train", "nclab.parts", "nclab.optim", "nclab.losses", "nclab.models", "nclab.remeasure"]
 
 
+@pytest.mark.slow
 def test_report_modules_import_nothing_of_training():
     code = (
         "import sys, nclab, nclab.cli, nclab.report.plots, nclab.report.tables, nclab.report.embed\n"

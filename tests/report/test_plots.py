@@ -190,7 +190,9 @@ KIND_ARGS = {
 
 
 @pytest.mark.parametrize("fmt", ["pdf", "svg"])
-@pytest.mark.parametrize("kind", list(KIND_ARGS))
+@pytest.mark.parametrize(
+    "kind", [pytest.param(k, marks=pytest.mark.slow) if k == "embed" else k for k in KIND_ARGS]
+)  # embed: t-SNE frames and a GIF
 def test_every_kind_in_vector_formats(make_run, tmp_path, capsys, kind, fmt):
     settings = [
         ("model.width=8", "optim.lr=0.1"),
