@@ -110,6 +110,7 @@ def test_host_fallback_gives_the_same_batches():
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
+@pytest.mark.slow
 def test_training_with_augmentation_and_mixing_reaches_the_loss(tmp_path):
     write_mnist(tmp_path / "MNIST" / "raw", 40, 20)
     code = main(

@@ -65,6 +65,7 @@ def test_variants_refuse_multilabel_data(tmp_path):
         load_dataset(cfg, 0)
 
 
+@pytest.mark.slow
 def test_random_labels_are_stored_and_read_back(tmp_path):
     cfg = resolve(
         None,

@@ -22,6 +22,7 @@ def test_visualize_writes_frames_and_gif(tiny_runs, capsys):
     assert gif.n_frames == 2
 
 
+@pytest.mark.slow
 def test_visualize_measures_missing_epochs_from_checkpoints(tiny_runs):
     """Run b saved features only at epoch 3; epoch 2 comes from its checkpoint."""
     assert main(["visualize", str(tiny_runs[1]), "--epochs", "2,3", "--method", "pca"]) == 0
@@ -43,6 +44,7 @@ def test_embed_2d():
     assert centre_gap > 3 * max(xy[:20].std(0).max(), xy[20:].std(0).max())  # the two blobs stay apart
 
 
+@pytest.mark.slow
 def test_a_truncated_features_file_is_skipped_with_a_warning(tiny_runs, tmp_path, capsys):
     import shutil
 

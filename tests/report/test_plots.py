@@ -189,7 +189,7 @@ KIND_ARGS = {
 }
 
 
-@pytest.mark.parametrize("fmt", ["pdf", "svg"])
+@pytest.mark.parametrize("fmt", [pytest.param("pdf", marks=pytest.mark.slow), "svg"])  # fast: svg
 @pytest.mark.parametrize(
     "kind", [pytest.param(k, marks=pytest.mark.slow) if k == "embed" else k for k in KIND_ARGS]
 )  # embed: t-SNE frames and a GIF
