@@ -24,6 +24,12 @@ since, and nothing else:
   accumulator instead of the two-pass one-shot code, which changes `nc1` and `test_nc1` in the last digits
   (the within-class scatter along Sigma_B's directions is v^T S_W v instead of sum_i ((h_i - mu) . v)^2;
   mlab/*/metrics.jsonl, measure.jsonl).
+- issue 22 (numbers), regenerated: every jsonl and classes/ file of the four runs (scores/ and features/
+  unchanged). (a) `measure.layers` hooks copy the layer's output: `backbone.2/*` (a BatchNorm1d followed by
+  ReLU(inplace=True)) were the ReLU's values (equal to `backbone.3/*`) and are now the BatchNorm's own (nc1
+  of epoch 2 doubles); (b) the accumulator sums around the first batch's mean, which moves every key made
+  from class statistics (nc1.., nc2_h, cdnv*, energies, nc3*, nc4_bias, compactness, nc5, test_nc1,
+  tag-wise, `<layer>/*`) by at most 1.2e-14 relative; (d) classes/ vectors are float64 (were float32).
 
 Regenerate (only when a change of numbers is intended, and say which in the commit):
     PYTHONPATH=src python tests/test_byte_identity.py [RUN ...]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nclab.metrics import NCAccumulator, nc_metrics, stream_metrics
-from tests.metrics.test_nc import random_problem
+from tests.metrics.test_nc import brute_force, random_problem
 
 
 @pytest.mark.parametrize("batch", [1, 7, 64, 10_000])
@@ -16,7 +16,7 @@ def test_stream_equals_one_shot(batch):
     train = NCAccumulator(10, w, b, keep_features=True)
     for i in range(0, len(y), batch):
         train.update(h[i : i + batch], y[i : i + batch])
-    test = NCAccumulator(10, w, b, ncc_means=train.stats().means)
+    test = NCAccumulator(10, w, b, ncc_means=train.stats().raw_means())
     for i in range(0, len(yt), batch):
         test.update(ht[i : i + batch], yt[i : i + batch])
     got = stream_metrics(train, test)
@@ -86,8 +86,10 @@ def test_present_class_update_equals_the_dense_update(batch):
     dense.update(h, y)
     for i in range(0, len(y), batch):
         sparse.update(h[i : i + batch], y[i : i + batch])
-    for name in ("counts", "means", "class_ss", "scatter"):
+    for name in ("counts", "class_ss", "scatter"):
         assert torch.allclose(getattr(sparse, name), getattr(dense, name), rtol=1e-11, atol=1e-10), name
+    # the means are kept relative to each accumulator's shift (its first batch's mean)
+    assert torch.allclose(sparse.means + sparse.shift, dense.means + dense.shift, rtol=1e-11, atol=1e-10)
 
 
 def test_stream_skips_and_counts_empty_classes():
@@ -104,3 +106,29 @@ def test_stream_skips_and_counts_empty_classes():
     strict.update(h[keep], y[keep])
     with pytest.raises(ValueError, match="no samples"):
         strict.stats()
+
+
+@pytest.mark.parametrize("batch", [7, 64, None])  # None: the one-shot nc_metrics
+def test_every_key_is_exact_under_a_large_common_offset(batch):
+    """Features 1e4 from the origin with a spread of 1e-6 (issue 22): the accumulator sums around a fixed
+    shift, so every key stays within 1e-10 of a float64 reference on the features without the offset
+    (h - 1e4 is exact in float64; the offset enters the logits as b + 1e4 W 1)."""
+    offset = 1e4
+    data = [random_problem(6, 5, seed=s) for s in (21, 22)]
+    (h, y, w, b), (ht, yt, _, _) = [(offset + 1e-6 * z, *rest) for z, *rest in data]
+    x, xt = h - offset, ht - offset
+    shifted_b = b + offset * w.sum(1)
+    want = brute_force(x.numpy(), y.numpy(), w.numpy(), shifted_b.numpy(), xt.numpy(), yt.numpy())
+    if batch is None:
+        got = nc_metrics(h, y, w, b, ht, yt)
+    else:
+        train = NCAccumulator(6, w, b, keep_features=True)
+        for i in range(0, len(y), batch):
+            train.update(h[i : i + batch], y[i : i + batch])
+        test = NCAccumulator(6, w, b, ncc_means=train.stats().centres())
+        for i in range(0, len(yt), batch):
+            test.update(ht[i : i + batch], yt[i : i + batch])
+        got = stream_metrics(train, test)
+    assert nc_metrics(x, y, w, shifted_b, xt, yt)["nc1"] == pytest.approx(want["nc1"], rel=1e-12)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-10, abs=1e-12), key

@@ -271,7 +271,7 @@ def _score_keys(
     mu_g = stats.global_mean
     full_means = torch.zeros(train.num_classes, mu_g.shape[0], dtype=torch.float64, device=mu_g.device)
     full_means[stats.classes] = stats.means
-    cos = torch.cat([compactness_terms(h, y, full_means, mu_g) for h, y, _ in train.kept])
+    cos = torch.cat([compactness_terms(h, y, full_means, mu_g, stats.shift) for h, y, _ in train.kept])
     out: dict[str, float | None] = {"compactness": cos.mean().item()}
     weight, bias, sign = classifier
     if weight is None:
@@ -299,7 +299,7 @@ def _single_label(
         record, nc4 = train_metrics(train.acc)
         out |= record
         classes = class_arrays(train.acc.stats(), classifier.weight) | nc4
-        arrays["classes"] = {k: v.float().cpu() for k, v in classes.items()}
+        arrays["classes"] = {k: v.cpu() for k, v in classes.items()}  # float64
         summary, arrays["scores"] = _score_keys(train.acc, classifier, settings.score_samples)
         out |= summary
         if ood_mean is not None:

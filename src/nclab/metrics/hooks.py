@@ -28,8 +28,8 @@ def pooled(t: Tensor) -> Tensor:
 class FeatureTap:
     """Forward hooks on named submodules: after a forward, `features[name]` is the module's output as (B, C)
     (`pooled`), or with `inputs=True` its first input flattened (the features a classifier layer receives;
-    (B, T, d) token sequences as (B*T, d)).
-    Unknown names raise one ConfigError that lists the model's module names."""
+    (B, T, d) token sequences as (B*T, d)); a copy where that would be a view, so later in-place ops of the
+    forward do not change it. Unknown names raise one ConfigError that lists the model's module names."""
 
     def __init__(self, model: nn.Module, names: Sequence[str], inputs: bool = False) -> None:
         modules = dict(model.named_modules())
@@ -44,10 +44,14 @@ class FeatureTap:
     def _hook(self, name: str, inputs: bool) -> Callable:
         def hook(module: nn.Module, args: tuple, output: Tensor | tuple) -> None:
             if inputs:  # a sequence (B, T, d) into a linear head (an LM): one sample per position
-                x = args[0]
-                self.features[name] = x.reshape(-1, x.shape[-1]) if x.dim() == 3 else x.flatten(1)
+                seen = args[0]
+                feats = seen.reshape(-1, seen.shape[-1]) if seen.dim() == 3 else seen.flatten(1)
             else:
-                self.features[name] = pooled(output[0] if isinstance(output, tuple) else output)
+                seen = output[0] if isinstance(output, tuple) else output
+                feats = pooled(seen)
+            # a view would change under a later in-place op (ReLU(inplace=True) after a BatchNorm, a
+            # residual `out += x`): keep a copy of what the module produced
+            self.features[name] = feats.clone() if feats.data_ptr() == seen.data_ptr() else feats
 
         return hook
 

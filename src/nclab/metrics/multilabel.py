@@ -100,7 +100,7 @@ def multilabel_metrics(
         test = NCAccumulator(hot.shape[1], weight, bias, ncc_means=train.stats().centres())
         test.update(th[t_one], test_targets.to(th.device)[t_one].argmax(1))
     out = stream_metrics(train, test)
-    out |= tagwise(train.stats().means, *pair_means(h, targets))
+    out |= tagwise(train.stats().raw_means(), *pair_means(h, targets))
     out["train_acc"] = out["iou"] = None
     if weight is not None:
         z = linear_logits(h, weight, bias)

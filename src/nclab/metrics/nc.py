@@ -27,6 +27,7 @@ __all__ = [
     "MissingClasses",
     "NearestCentre",
     "accuracy",
+    "argmax_logits",
     "class_arrays",
     "etf_distance",
     "hits",
@@ -41,9 +42,11 @@ class ClassStats:
     """Sufficient statistics of one split (float64), over the classes present in it.
 
     classes (K',) the indices of the present classes among the declared K (`num_classes`; the K - K' empty
-    ones are skipped and counted), counts (K',), means (K', d), class_ss (K',) = sum over class k of
-    ||h_i - mu_k||^2, and the within-class scatter S_W = N Sigma_W seen along Sigma_B's kept eigenvectors:
-    directions V (d, r), eigenvalues (r,) of Sigma_B, within (r,) = diag(V^T S_W V).
+    ones are skipped and counted), counts (K',), means (K', d) relative to `shift` (d,), the point the
+    statistics were accumulated around (the raw means are means + shift: `raw_means()`; differences of means
+    never need it, so they keep every digit under a large common offset), class_ss (K',) = sum over class k
+    of ||h_i - mu_k||^2, and the within-class scatter S_W = N Sigma_W seen along Sigma_B's kept
+    eigenvectors: directions V (d, r), eigenvalues (r,) of Sigma_B, within (r,) = diag(V^T S_W V).
     `weighting="class"` (Linguistic Collapse; SPEC.md "Language models"): mu_G is the mean of the class means
     and S_W = sum_k S_k / n_k = K Sigma_W, so every class weighs the same.
     """
@@ -56,6 +59,7 @@ class ClassStats:
     within: Tensor
     classes: Tensor
     num_classes: int
+    shift: Tensor
     weighting: str = "sample"
 
     @property
@@ -68,6 +72,7 @@ class ClassStats:
 
     @property
     def global_mean(self) -> Tensor:
+        """mu_G relative to `shift`."""
         return global_mean(self.counts, self.means, self.weighting)
 
     @property
@@ -75,9 +80,13 @@ class ClassStats:
         """What S_W is divided by to give Sigma_W: N (sample weighting) or K' (class weighting)."""
         return self.n if self.weighting == "sample" else len(self.counts)
 
+    def raw_means(self) -> Tensor:
+        """The class means in the features' own coordinates."""
+        return self.means + self.shift
+
     def centres(self) -> NearestCentre:
         """The nearest-class-centre rule with these means (held-out splits take the train centres)."""
-        return NearestCentre(self.means, self.classes)
+        return NearestCentre(self.means, self.classes, self.shift)
 
 
 def global_mean(counts: Tensor, means: Tensor, weighting: str = "sample") -> Tensor:
@@ -119,11 +128,14 @@ class NearestCentre:
     argmin_k ||c_k - o||^2 - 2 (h - o).(c_k - o).
 
     The expanded form on raw vectors (||c_k||^2 - 2 h.c_k, or torch.cdist's mm path) cancels digits when the
-    centres share a large common component; centring first removes it. `classes` maps rows to class labels.
+    centres share a large common component; centring first removes it. `centres` may be given relative to
+    `shift` (then h - o = (h - shift) - mean_k c_k). `classes` maps rows to class labels. Row chunks of at
+    most one TILE of distances, written into one preallocated result (nothing N x K is held).
     """
 
-    def __init__(self, centres: Tensor, classes: Tensor | None = None) -> None:
+    def __init__(self, centres: Tensor, classes: Tensor | None = None, shift: Tensor | None = None) -> None:
         c = centres.detach().to(torch.float64)
+        self.shift = None if shift is None else shift.to(c.device, torch.float64)
         self.origin = c.mean(0)
         self.centres = c - self.origin
         self.sq = self.centres.square().sum(1)
@@ -131,12 +143,12 @@ class NearestCentre:
 
     @torch.no_grad()
     def __call__(self, h: Tensor) -> Tensor:
-        out = []
+        pred = torch.empty(len(h), dtype=torch.long, device=self.origin.device)
         step = row_chunk(len(self.centres))
         for s in range(0, len(h), step):
-            hc = h[s : s + step].to(self.origin.device, torch.float64) - self.origin
-            out.append((self.sq - 2 * hc @ self.centres.T).argmin(1))
-        pred = torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=self.origin.device)
+            hc = h[s : s + step].to(self.origin.device, torch.float64)
+            hc = (hc if self.shift is None else hc - self.shift) - self.origin
+            torch.argmin(torch.addmm(self.sq, hc, self.centres.T, alpha=-2), 1, out=pred[s : s + step])
         return pred if self.classes is None else self.classes[pred]
 
 
@@ -223,7 +235,7 @@ def metrics_from_stats(
         "nc3_uniform": abs(_coefficient_of_variation(duality)),
         "nc3_cos_mean": cos.mean().item(),
         "nc3_cos_min": cos.min().item(),
-        "nc4_bias": (w @ mu_g + b).norm().item(),
+        "nc4_bias": (w @ (mu_g + stats.shift) + b).norm().item(),
         "equinorm_w": _coefficient_of_variation(w.norm(dim=1)),
     }
 
@@ -231,13 +243,23 @@ def metrics_from_stats(
 def nc5(stats: ClassStats, ood_mean: Tensor) -> float:
     """NC5, ID/OOD orthogonality (Ammar et al. 2024, NECO): mean_k |cos(mu_k, mu_G^OOD)| with mu_k the train
     class means and mu_G^OOD the mean feature of the out-of-distribution set (raw, uncentred, as NECO)."""
-    o = ood_mean.to(stats.means.device, torch.float64)
-    return ((stats.means @ o).abs() / (stats.means.norm(dim=1) * o.norm())).mean().item()
+    o, means = ood_mean.to(stats.means.device, torch.float64), stats.raw_means()
+    return ((means @ o).abs() / (means.norm(dim=1) * o.norm())).mean().item()
 
 
 def linear_logits(h: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    z = h @ weight.detach().to(h.device, h.dtype).T
-    return z if bias is None else z + bias.detach().to(h.device, h.dtype)
+    """z = h W^T + b (one allocation)."""
+    w = weight.detach().to(h.device, h.dtype)
+    return h @ w.T if bias is None else torch.addmm(bias.detach().to(h.device, h.dtype), h, w.T)
+
+
+def argmax_logits(h: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """argmax_k (W h + b)_k per row, in row chunks of at most one TILE of logits (nothing B x K is held)."""
+    pred = torch.empty(len(h), dtype=torch.long, device=h.device)
+    step = row_chunk(len(weight))
+    for s in range(0, len(h), step):
+        torch.argmax(linear_logits(h[s : s + step], weight, bias), 1, out=pred[s : s + step])
+    return pred
 
 
 def ncc_predict(h: Tensor, means: Tensor) -> Tensor:

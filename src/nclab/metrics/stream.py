@@ -5,7 +5,10 @@ merged batch by batch with Chan et al.'s parallel-variance update (exact, and st
 terminal phase where within-class spread is tiny next to the means): for class k with running
 (n, mu) and a batch (m, mu_b, S_b),
     S <- S + S_b + (n m / (n + m)) (mu_b - mu)(mu_b - mu)^T,   mu <- mu + (m / (n + m)) (mu_b - mu).
-Memory is O(d^2 + K d), float64, on the features' device. For K up to the batch size the update runs on
+The sums run around a fixed point, the first batch's mean (`shift`): a large common offset of the features
+(1e4 with a spread of 1e-6) then costs no digits in the means' differences, as it would in (mu_b - mu).
+Memory is O(d^2 + K d), float64, on the features' device; logits and nearest-centre distances go in row
+chunks of at most one TILE (nothing B x K is held). For K up to the batch size the update runs on
 all K classes (no host sync per batch); for larger K (a vocabulary) it runs on the classes present in the
 batch only, so a batch costs O(B d^2) whatever K is.
 
@@ -29,15 +32,14 @@ from torch import Tensor
 from nclab.metrics.nc import (
     ClassStats,
     NearestCentre,
+    argmax_logits,
     between_directions,
     global_mean,
     hits,
-    linear_logits,
     metrics_from_stats,
     nc1_from_stats,
     nc4_per_class,
     present_classes,
-    row_chunk,
 )
 from nclab.metrics.table import keys
 
@@ -73,6 +75,7 @@ class NCAccumulator:
         self.ncc = ncc_means if not isinstance(ncc_means, Tensor) else NearestCentre(ncc_means)
         self.keep_features = keep_features
         self.strict = strict
+        self.shift: Tensor | None = None
         self.counts: Tensor | None = None
         self.means: Tensor | None = None
         self.class_ss: Tensor | None = None
@@ -84,8 +87,10 @@ class NCAccumulator:
         self.kept: list[tuple[Tensor, Tensor, Tensor | None]] = []
         self._stats: ClassStats | None = None
 
-    def _init(self, d: int, device: torch.device) -> None:
-        f64 = {"dtype": torch.float64, "device": device}
+    def _init(self, h: Tensor) -> None:
+        """Zero statistics, accumulated around the first batch's mean (`shift`)."""
+        d, f64 = h.shape[1], {"dtype": torch.float64, "device": h.device}
+        self.shift = h.mean(0)
         self.counts = torch.zeros(self.num_classes, **f64)
         self.means = torch.zeros(self.num_classes, d, **f64)
         self.class_ss = torch.zeros(self.num_classes, **f64)
@@ -103,17 +108,15 @@ class NCAccumulator:
             h, y, features = h[keep], y[keep], features[keep]
             pred = None if pred is None else pred[keep]
         if self.counts is None:
-            self._init(h.shape[1], h.device)
+            self._init(h)
         self.invalidate()
         if self.num_classes <= len(y):  # all K rows: no data-dependent shapes, no host sync
             rows, local = torch.arange(self.num_classes, device=h.device), y
         else:  # only the classes in this batch: O(B d^2) whatever K is
             rows, local = torch.unique(y, return_inverse=True)
-        self._merge(h, rows, local)
+        self._merge(h - self.shift, rows, local)
         if pred is None and self.weight is not None:
-            step = row_chunk(self.num_classes)
-            chunks = [linear_logits(h[s : s + step], self.weight, self.bias) for s in range(0, len(h), step)]
-            pred = torch.cat([z.argmax(1) for z in chunks])
+            pred = argmax_logits(h, self.weight, self.bias)
         if pred is not None:
             self.scored = True
             self.correct = self.correct + hits(pred, y)  # stays on the device until read
@@ -167,7 +170,16 @@ class NCAccumulator:
             v, eig = between_directions(means - global_mean(counts, means, weighting))
             within = (v * (self.scatter @ v)).sum(0)
             self._stats = ClassStats(
-                counts, means, self.class_ss[classes], v, eig, within, classes, self.num_classes, weighting
+                counts,
+                means,
+                self.class_ss[classes],
+                v,
+                eig,
+                within,
+                classes,
+                self.num_classes,
+                self.shift,
+                weighting,
             )
         return self._stats
 
@@ -184,7 +196,13 @@ class NCAccumulator:
         returns every process's rows in rank order. Exact (Chan et al.'s parallel update):
             n_k = sum_r n_rk,   mu_k = sum_r n_rk mu_rk / n_k,
             S = sum_r [S_r + sum_k n_rk (mu_rk - mu_k)(mu_rk - mu_k)^T];
-        hit counters are summed, kept features gathered in rank order (= split order)."""
+        hit counters are summed, kept features gathered in rank order (= split order). The ranks' shifts
+        differ: every rank first moves its means to their common mean shift."""
+        shifts = torch.cat([self.shift, torch.ones(1, dtype=torch.float64, device=self.shift.device)])
+        all_reduce(shifts)
+        shift = shifts[:-1] / shifts[-1]
+        self.means += self.shift - shift
+        self.shift = shift
         sums = self.means * self.counts[:, None]
         counts = self.counts.clone()
         all_reduce(counts)
