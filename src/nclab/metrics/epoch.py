@@ -325,8 +325,8 @@ def _single_label(
             out |= lm_spreads(hbar, w)
             vectors = {"mean_norm": hbar.norm(dim=1)} | ({} if w is None else {"w_norm": w.norm(dim=1)})
             for name, v in vectors.items():  # per class, for the frequency views (NaN: not measured)
-                full = torch.full((settings.num_classes,), torch.nan, dtype=torch.float32)
-                arrays["classes"][name] = full.index_copy_(0, stats.classes.cpu(), v.float().cpu())
+                full = torch.full((settings.num_classes,), torch.nan, dtype=torch.float64)
+                arrays["classes"][name] = full.index_copy_(0, stats.classes.cpu(), v.cpu())
     return out, arrays
 
 
