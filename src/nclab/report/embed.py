@@ -76,7 +76,7 @@ def _features(run: Run, epochs: list[int] | None) -> dict[int, dict[str, np.ndar
         from nclab.remeasure import measure_checkpoints
 
         for epoch, measured in measure_checkpoints(run, missing, features=True):
-            run.save_arrays("features", epoch, measured.features)
+            run.save_measured(epoch, {"features": measured.features})
     readable = run.readable_arrays("features", epochs)
     if not readable:
         raise RunError(f"no readable features in {run.path}/features (see the warnings above)")
