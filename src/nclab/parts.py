@@ -90,7 +90,7 @@ def ood_loader(cfg: RunConfig, splits: Splits, like: DeviceLoader) -> DeviceLoad
     """The `measure.ood` dataset's test split with this run's normalisation (None when not set)."""
     if cfg.measure.ood is None:
         return None
-    common = cfg.data.model_dump(include=set(DataConfig.model_fields))  # not the run dataset's own options
+    common = cfg.data.model_dump(include=set(DataConfig.model_fields), exclude_none=True)  # shared keys only
     ood = load_dataset(component_section("data", common | {"name": cfg.measure.ood}), cfg.seed)
     if ood.input_shape != splits.input_shape:
         raise ConfigError(
