@@ -5,6 +5,8 @@
 POINT: steps (after 3 optimizer steps of EPOCH), measure (inside EPOCH's measured pass), metrics (half of
 EPOCH's metrics line appended: a torn line), before_state (EPOCH's metrics and checkpoint written, its resume
 state not), checkpoint / state (half of EPOCH's analysis checkpoint / resume state in the temp file),
+and the end-of-run work after the last epoch's state (EPOCH unused): figures (inside TensorBoard's
+figures), plot (half of figures/nc.png in its temp file), finished (every figure written, status not yet);
 slow (no kill: each epoch starts with a 1 s sleep, for SIGTERM/SIGINT and lock tests), none.
 """
 
@@ -14,6 +16,8 @@ import signal
 import sys
 import time
 
+import nclab.files as files_module
+import nclab.report.plots as plots_module
 import nclab.runs as runs_module
 import nclab.train as train_module
 from nclab.cli import main
@@ -74,15 +78,15 @@ if point == "metrics":
 if point == "before_state":
     save_state = runs_module.Run.save_state
 
-    def killed_save_state(self, parts, epoch):
+    def killed_save_state(self, parts, epoch, cfg):
         if epoch == at:
             die()
-        return save_state(self, parts, epoch)
+        return save_state(self, parts, epoch, cfg)
 
     runs_module.Run.save_state = killed_save_state
 
 if point in ("checkpoint", "state"):
-    save_file = runs_module.save_file
+    save_file = files_module.save_file
     target = f".epoch_{at:04d}.safetensors.tmp" if point == "checkpoint" else ".state.safetensors.tmp"
 
     def half_write(tensors, path, metadata=None):
@@ -91,6 +95,36 @@ if point in ("checkpoint", "state"):
             os.truncate(path, path.stat().st_size // 2)  # the temp file half written
             die()
 
-    runs_module.save_file = half_write
+    files_module.save_file = half_write
+
+if point == "figures":
+
+    def killed_figures(writer, run, epoch):
+        writer.add_scalar("half/done", 1.0, epoch)  # something of the end-of-run work is in the events
+        writer.flush()
+        die()
+
+    train_module.log_figures = killed_figures
+
+if point == "plot":
+    replace = plots_module.replace
+
+    def half_figure(path, fill):
+        tmp = path.with_name(f".{path.name}.tmp")
+        fill(tmp)
+        os.truncate(tmp, tmp.stat().st_size // 2)
+        die()
+
+    plots_module.replace = half_figure
+
+if point == "finished":
+    set_status = runs_module.Run.set_status
+
+    def killed_status(self, state, *rest, **kw):
+        if state == "finished":
+            die()
+        return set_status(self, state, *rest, **kw)
+
+    runs_module.Run.set_status = killed_status
 
 sys.exit(main(["train", *args]))

@@ -1,12 +1,15 @@
 """The bad-input matrix: every input a new user might get wrong ends in one `error: ...` line naming the
-problem, exit code 2, no traceback, and no run directory left behind (cli.main, config, runs, report)."""
+problem, exit code 2, no traceback, no run directory left behind and nothing written into a damaged run
+(cli.main, config, files, runs, train.resume, report)."""
 
 import argparse
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from nclab.cli import _parser, main
 from nclab.data import DATASETS
@@ -65,9 +68,23 @@ def write(rel: str, text: str) -> Callable[[Path], None]:
     return lambda run: (run / rel).write_text(text)
 
 
-def wider_model(run: Path) -> None:
-    cfg = (run / "config.yaml").read_text()
-    (run / "config.yaml").write_text(cfg.replace("width: 16", "width: 24"))
+def config_edit(old: str, new: str) -> Callable[[Path], None]:
+    def edit(run: Path) -> None:
+        cfg = (run / "config.yaml").read_text()
+        assert old in cfg
+        (run / "config.yaml").write_text(cfg.replace(old, new, 1))
+
+    return edit
+
+
+wider_model = config_edit("width: 16", "width: 24")
+
+
+def foreign_state(run: Path) -> None:
+    """A valid safetensors file not written by nclab as the resume state."""
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(2)}, run / "checkpoints" / "state.safetensors")
 
 
 def no_metrics(run: Path) -> None:
@@ -97,6 +114,101 @@ def with_file(name: str, *args: str) -> Callable[[Path, tuple[Path, Path]], list
 
 def existing(tmp: Path, runs: tuple[Path, Path]) -> list[str]:
     return ["train", f"out={runs[0].parent}", "name=a", "--quiet"]
+
+
+def yaml_bytes(data: bytes, command: str = "train") -> Callable[[Path, tuple[Path, Path]], list[str]]:
+    """A config (or sweep) file of raw bytes: binary, UTF-16, latin-1, ..."""
+
+    def make(tmp: Path, runs: tuple[Path, Path]) -> list[str]:
+        (tmp / "c.yaml").write_bytes(data)
+        return [
+            command,
+            str(tmp / "c.yaml"),
+            *([f"out={tmp / 'runs'}", "--quiet"] if command == "train" else []),
+        ]
+
+    return make
+
+
+def resumed(damage: Callable[[Path], None]) -> Callable[[Path, tuple[Path, Path]], list[str]]:
+    """`nclab train --resume COPY epochs=4` on a damaged copy of run `a` (3 epochs)."""
+
+    def make(tmp: Path, runs: tuple[Path, Path]) -> list[str]:
+        run = copied(tmp, runs)
+        damage(run)
+        return ["train", "--resume", str(run), "epochs=4", "--quiet"]
+
+    return make
+
+
+STATE = "checkpoints/state.safetensors"
+
+
+def edit_header(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    """Edit the resume state's header metadata in place, as a text editor would (checksum not updated)."""
+
+    def damage(run: Path) -> None:
+        path = run / STATE
+        data = path.read_bytes()
+        n = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + n])
+        change(header["__metadata__"])
+        raw = json.dumps(header).encode()
+        raw += b" " * (-len(raw) % 8)
+        path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + n :])
+
+    return damage
+
+
+def progress_epoch(epoch: int) -> Callable[[dict], None]:
+    def change(meta: dict) -> None:
+        skeleton = json.loads(meta["state"])
+        skeleton["progress"]["epoch"] = epoch
+        meta["state"], meta["epoch"] = json.dumps(skeleton), str(epoch)
+
+    return change
+
+
+def forged(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    """Edit the resume state's metadata and write it again through nclab (a valid checksum)."""
+
+    def damage(run: Path) -> None:
+        from nclab.files import load_tensors, save_tensors
+
+        tensors, meta = load_tensors(run / STATE)
+        change(meta)
+        kept = {k: v for k, v in meta.items() if k not in ("crc32", "format")}
+        save_tensors(run / STATE, tensors, kept, cover_metadata=True)
+
+    return damage
+
+
+def replaced(rel: str, data: bytes | None) -> Callable[[Path], None]:
+    """`rel` replaced by `data`, or by a directory when None."""
+
+    def damage(run: Path) -> None:
+        (run / rel).unlink()
+        if data is None:
+            (run / rel).mkdir()
+        else:
+            (run / rel).write_bytes(data)
+
+    return damage
+
+
+def state_of_b(tmp: Path, runs: tuple[Path, Path]) -> list[str]:
+    """Run b's resume state (another learning rate) copied into run a."""
+    run = copied(tmp, runs)
+    shutil.copy(runs[1] / STATE, run / STATE)
+    return ["train", "--resume", str(run), "epochs=4", "--quiet"]
+
+
+def sweep_file(text: str) -> Callable[[Path, tuple[Path, Path]], list[str]]:
+    def make(tmp: Path, runs: tuple[Path, Path]) -> list[str]:
+        (tmp / "s.yaml").write_text(text)
+        return ["sweep", str(tmp / "s.yaml"), "--out", str(tmp / "runs")]
+
+    return make
 
 
 def fixed(*argv: str) -> Callable[[Path, tuple[Path, Path]], list[str]]:
@@ -215,6 +327,113 @@ CASES = {
     "runs an empty dir": (fixed("runs", "TMP"), "no run directories"),
     "data info unknown": (fixed("data", "info", "nope"), "data.name"),
     "models bad shape": (fixed("models", "--input-shape", "a,b"), "--input-shape"),
+    # files nclab reads (files.read_text / read_yaml): bytes that are not UTF-8 text, a directory, bad trees
+    "config binary": (yaml_bytes(b"\x00\x01\xff\xfeseed: 1\n"), "binary"),
+    "config UTF-16": (yaml_bytes("seed: 1\n".encode("utf-16")), "UTF-16"),
+    "config latin-1": (yaml_bytes("name: caf\u00e9\n".encode("latin-1")), "not UTF-8"),
+    "config a directory": (fixed("train", "TMP", "out=TMP/runs"), "is a directory"),
+    "yaml list as key": (yaml_file("{[1, 2]: 3}\n"), "is not a name"),
+    "yaml mapping as key": (yaml_file("? {a: 1}\n: 2\n"), "is not a name"),
+    "yaml number as key": (yaml_file("1: 2\n"), "is not a name"),
+    "yaml null as key": (yaml_file("~: 2\n"), "is not a name"),
+    "yaml deep list": (yaml_file("seed: " + "[" * 5000 + "]" * 5000 + "\n"), "nested deeper"),
+    "yaml deep mapping": (
+        yaml_file("".join("  " * i + f"k{i}:\n" for i in range(60)) + "  " * 60 + "x: 1\n"),
+        "deeper",
+    ),
+    "yaml 5000-digit integer": (yaml_file("seed: " + "9" * 5000 + "\n"), "beyond 64 bits"),
+    "yaml integer beyond 64 bits": (
+        yaml_file("data:\n  per_class: 18446744073709551616\n"),
+        "beyond 64 bits",
+    ),
+    "sweep binary": (yaml_bytes(b"\x89PNG\r\n\x1a\n\x00\x00", "sweep"), "binary"),
+    "sweep UTF-16": (yaml_bytes("grid: {seed: [0, 1]}\n".encode("utf-16"), "sweep"), "UTF-16"),
+    "sweep a directory": (fixed("sweep", "TMP"), "is a directory"),
+    "sweep list key": (sweep_file("grid: {[1]: [0, 1]}\n"), "is not a name"),
+    "plot metrics latin-1": (
+        damaged(lambda run: (run / "metrics.jsonl").write_bytes(b'{"e": "\xe9"}\n'), "plot"),
+        "not UTF-8",
+    ),
+    "plot metrics a directory": (damaged(replaced("metrics.jsonl", None), "plot"), "is a directory"),
+    "measure config UTF-16": (
+        damaged(lambda run: (run / "config.yaml").write_bytes("seed: 0\n".encode("utf-16")), "measure"),
+        "UTF-16",
+    ),
+    "measure a checkpoint that is a directory": (
+        damaged(replaced(CHECKPOINT_3, None), "measure", "--epochs", "3"),
+        "is a directory",
+    ),
+    # resume against files that do not fit the resume state: the difference named, nothing written
+    "resume emptied config": (resumed(write("config.yaml", "")), "is empty"),
+    "resume config of comments only": (resumed(write("config.yaml", "# nothing\n")), "is empty"),
+    "resume config not UTF-8": (
+        resumed(lambda run: (run / "config.yaml").write_bytes(b"seed: 0 # \xe9\n")),
+        "not UTF-8",
+    ),
+    "resume wider model": (resumed(wider_model), "model.width"),
+    "resume other optimizer": (resumed(config_edit("name: sgd", "name: adam")), "optim.name"),
+    "resume other seed": (resumed(config_edit("seed: 0", "seed: 7")), "seed"),
+    "resume another run's state": (state_of_b, "optim.lr"),
+    "resume a foreign safetensors state": (resumed(foreign_state), "no checksum"),
+    "resume a checkpoint as state": (
+        resumed(lambda run: shutil.copy(run / CHECKPOINT_3, run / STATE)),
+        "not a resume state",
+    ),
+    "resume a truncated state": (resumed(truncate(STATE)), "corrupt or truncated"),
+    "resume a state that is a directory": (resumed(replaced(STATE, None)), "is a directory"),
+    "resume edited progress epoch": (resumed(edit_header(progress_epoch(2))), "checksum mismatch"),
+    "resume edited config in the state": (
+        resumed(edit_header(lambda m: m.update(config=m["config"].replace("width: 16", "width: 8")))),
+        "checksum mismatch",
+    ),
+    "resume edited format version": (
+        resumed(edit_header(lambda m: m.update(format="1"))),
+        "checksum mismatch",
+    ),
+    "resume forged progress epoch": (resumed(forged(progress_epoch(2))), "does not fit its resume state"),
+    "resume forged config": (
+        resumed(forged(lambda m: m.update(config=m["config"].replace("width: 16", "width: 8")))),
+        "model.width",
+    ),
+    "resume lost metrics lines": (resumed(write("metrics.jsonl", "")), "last measured epoch is 3"),
+    "resume duplicated metrics line": (
+        resumed(lambda run: (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text() * 2)),
+        "increasing",
+    ),
+    "resume status ahead of the state": (
+        resumed(write("status.json", '{"state": "failed", "epochs_done": 7}')),
+        "status.json says 7",
+    ),
+    "resume no state but epochs done": (
+        resumed(lambda run: (run / STATE).unlink()),
+        "beyond the epoch in flight",
+    ),
+    # run names: one function for every command that creates a run dir
+    "name empty": (train("name="), "one directory name"),
+    "ufm name absolute": (
+        fixed("ufm", "out=TMP/runs", "name=/tmp/nclab-abs", "--quiet"),
+        "one directory name",
+    ),
+    "ufm name dotdot": (fixed("ufm", "out=TMP/runs", "name=../x", "--quiet"), "one directory name"),
+    "ufm name empty": (fixed("ufm", "out=TMP/runs", "name=", "--quiet"), "one directory name"),
+    "ufm name hidden": (fixed("ufm", "out=TMP/runs", "name=.x", "--quiet"), "one directory name"),
+    # values the machine cannot hold (never work: exit 2)
+    "lr 1e308": (train("optim.lr=1e308"), "float32"),
+    "weight decay 1e300": (train("optim.weight_decay=1e300"), "float32"),
+    "adamw lr 3.5e38": (train("optim=adamw", "optim.lr=3.5e38"), "float32"),
+    "seed beyond 64 bits": (train("seed=1180591620717411303424"), "seed"),
+    "data seed beyond 64 bits": (train("data.seed=18446744073709551617"), "data.seed"),
+    "width beyond 64 bits": (train("model.width=18446744073709551617"), "model.width"),
+    "width 1e30": (train("model.width=1e30"), "too large"),
+    "ufm seed beyond 64 bits": (fixed("ufm", "out=TMP/runs", "seed=18446744073709551617", "--quiet"), "seed"),
+    "sweep of 2000 trials without --yes": (
+        sweep_file("grid: {seed: " + str(list(range(2000))) + "}\n"),
+        "--yes",
+    ),
+    "sweep of 10^12 random trials": (
+        sweep_file("random: {samples: 1000000000000, keys: {optim.lr: {loguniform: [0.001, 0.1]}}}\n"),
+        "--yes",
+    ),
     # the other commands
     "sweep a missing file": (fixed("sweep", "TMP/nope.yaml"), "not found"),
     "ufm K one": (fixed("ufm", "K=1", "out=TMP/runs", "--quiet"), "K: Input should be"),
@@ -235,7 +454,10 @@ CASES |= {
 def test_bad_input_is_one_error_line_exit_2(tmp_path, tiny_runs, capsys, case):
     make, fragment = CASES[case]
     before = sorted(p.name for p in tiny_runs[0].parent.iterdir())
-    assert main(make(tmp_path, tiny_runs)) == 2
+    argv = make(tmp_path, tiny_runs)
+    damaged_copy = tmp_path / "copy"
+    kept = _files(damaged_copy)
+    assert main(argv) == 2
     err = capsys.readouterr().err
     lines = err.splitlines()
     assert lines[-1].startswith("error: ") and fragment in lines[-1], err
@@ -244,6 +466,16 @@ def test_bad_input_is_one_error_line_exit_2(tmp_path, tiny_runs, capsys, case):
     runs = tmp_path / "runs"
     assert not runs.exists() or not any(runs.iterdir())  # no run directory left behind
     assert sorted(p.name for p in tiny_runs[0].parent.iterdir()) == before
+    assert _files(damaged_copy) == kept  # nothing written into a damaged run
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """Every file under `root` with its bytes, but the lock (taken by writers before they check)."""
+    if not root.is_dir():
+        return {}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != ".lock"
+    }
 
 
 def test_the_matrix_covers_every_command(tmp_path, tiny_runs):

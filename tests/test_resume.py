@@ -42,7 +42,7 @@ def reference(tmp_path_factory):
 
 
 def assert_same_run(run_dir: Path, ref_dir: Path) -> None:
-    """metrics.jsonl byte for byte, every checkpoint and score file's tensors, the status."""
+    """metrics.jsonl byte for byte, every checkpoint and score file's tensors, the status, the figure."""
     assert (run_dir / "metrics.jsonl").read_bytes() == (ref_dir / "metrics.jsonl").read_bytes()
     run, ref = load(run_dir), load(ref_dir)
     for kind in ("checkpoints", "scores"):
@@ -54,12 +54,17 @@ def assert_same_run(run_dir: Path, ref_dir: Path) -> None:
         "state": "finished", "epochs_done": 4, "epochs": 4
     }  # fmt: skip
     assert not list(run_dir.rglob(".*.tmp"))
+    assert (run_dir / "figures" / "nc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(run_dir.glob("events.out.tfevents.*"))
 
 
 @pytest.mark.parametrize(
     ("point", "epoch"),
-    [("steps", 3), ("measure", 2), ("metrics", 3), ("before_state", 2), ("checkpoint", 3), ("state", 4)],
-)
+    [
+        ("steps", 3), ("measure", 2), ("metrics", 3), ("before_state", 2), ("checkpoint", 3), ("state", 4),
+        ("figures", 4), ("plot", 4), ("finished", 4),
+    ],
+)  # fmt: skip
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reference, capsys, point, epoch):
     proc = harness(point, epoch, tmp_path, "k")
@@ -128,11 +133,12 @@ def test_disk_full_fails_cleanly_and_the_run_resumes(tmp_path, reference, monkey
     status failed after 2 epochs, the state of epoch 2 intact; after freeing space --resume completes it."""
     from safetensors import SafetensorError
 
-    import nclab.runs as runs_module
-    from nclab.runs import Run, load_tensors
+    import nclab.files as files_module
+    from nclab.files import load_tensors
+    from nclab.runs import Run
 
     full = {"on": False}
-    save_file = runs_module.save_file
+    save_file = files_module.save_file
 
     def filling_save_file(tensors, path, metadata=None):
         if full["on"]:  # the disk fills halfway through the file
@@ -142,11 +148,11 @@ def test_disk_full_fails_cleanly_and_the_run_resumes(tmp_path, reference, monkey
 
     save_state = Run.save_state
 
-    def filling(self, parts, epoch):
+    def filling(self, parts, epoch, cfg):
         full["on"] = epoch == 3
-        return save_state(self, parts, epoch)
+        return save_state(self, parts, epoch, cfg)
 
-    monkeypatch.setattr(runs_module, "save_file", filling_save_file)
+    monkeypatch.setattr(files_module, "save_file", filling_save_file)
     monkeypatch.setattr(Run, "save_state", filling)
     assert main(["train", f"out={tmp_path}", "name=f", *TINY, "--quiet"]) == 1
     err = capsys.readouterr().err

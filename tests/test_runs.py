@@ -11,10 +11,11 @@ import pytest
 import torch
 from safetensors import SafetensorError
 
-import nclab.runs as runs_module
+import nclab.files as files_module
 from nclab.config import resolve
 from nclab.errors import CorruptFile, RunLocked, WriteError
-from nclab.runs import Run, load_tensors, save_tensors
+from nclab.files import load_tensors, save_tensors
+from nclab.runs import Run
 
 
 @pytest.fixture
@@ -119,8 +120,8 @@ def test_a_failed_write_keeps_the_previous_file(run, monkeypatch, code, hint):
     def refuse(fd, data):
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(runs_module, "save_file", failing_save_file(code))
-    monkeypatch.setattr(runs_module, "os", types.SimpleNamespace(**{**vars(os), "write": refuse}))
+    monkeypatch.setattr(files_module, "save_file", failing_save_file(code))
+    monkeypatch.setattr(files_module, "os", types.SimpleNamespace(**{**vars(os), "write": refuse}))
     with pytest.raises(WriteError, match=f"cannot write {run.state_path}: {os.strerror(code)}; .*{hint}"):
         save_tensors(run.state_path, {"w": torch.zeros(3)}, {"epoch": "2"})
     with pytest.raises(WriteError, match=r"metrics\.jsonl"):

@@ -83,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--retries", type=int, help="attempts after a trial's first failure (overrides the file)")
     sw.add_argument("--out", type=Path, help="sweep directory (overrides the file's out)")
     sw.add_argument("--report", action="store_true", help="only the table and figures of the runs so far")
+    sw.add_argument("--yes", action="store_true", help="run a sweep of more than sweep.MAX_TRIALS trials")
     sw.add_argument(
         "--verbose", "-v", action="count", default=0, help="Ray Tune's tables instead of one line per trial "
         "event; twice (-vv): also the trials' own output",
@@ -145,7 +146,6 @@ def cmd_train(args: argparse.Namespace) -> None:
     else:
         cfg = resolve(file, overrides, preset=args.preset)  # a typo is one line before torch is imported
     from nclab import distributed
-    from nclab.report.plots import plot
     from nclab.train import resume, train
 
     progress = not args.quiet
@@ -153,11 +153,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         run = resume(args.resume, epochs, progress=progress) if args.resume else train(cfg, progress=progress)
     finally:
         distributed.finish()
-    if not distributed.is_main():
-        return
-    figure = plot([run])[0]
-    if not args.quiet:
-        _summary(run, figure)
+    if distributed.is_main() and not args.quiet:
+        _summary(run, run.path / "figures" / "nc.png")  # written by the run's end-of-run work
 
 
 def cmd_ufm(args: argparse.Namespace) -> None:
@@ -202,7 +199,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from nclab.sweep import Resources, SweepResult, load_sweep, report
     from nclab.sweep_tune import TUNE_DIR, run_sweep
 
-    sweep, trials, sweep_dir = load_sweep(args.file, args.out)
+    sweep, trials, sweep_dir = load_sweep(args.file, args.out, yes=args.yes or args.report)
     resources = sweep.resources
     if args.resources:
         try:
@@ -258,6 +255,10 @@ def _plugins(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nclab.files import GuardedStdout, StdoutClosed, quiet_writer_threads
+
+    quiet_writer_threads()
+    stdout, sys.stdout = sys.stdout, GuardedStdout(sys.stdout)
     try:
         parser = _parser()
         args, extra = parser.parse_known_args(_plugins(sys.argv[1:] if argv is None else argv))
@@ -266,8 +267,11 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"unrecognized arguments: {' '.join(extra)}")
             args.items += extra
         args.handler(args)
+        sys.stdout.flush()
     except NclabError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except StdoutClosed as exc:  # `| head`, `> /dev/full`: nobody reads the rest
         return exc.exit_code
     except KeyboardInterrupt:
         print(
@@ -275,7 +279,29 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except (MemoryError, RuntimeError, OverflowError, TypeError, OSError) as exc:
+        code = _machine_limit(exc)
+        if code is None:  # a bug: its traceback
+            raise
+        return code
+    finally:
+        sys.stdout = stdout
     return 0
+
+
+def _machine_limit(exc: BaseException) -> int | None:
+    """The exit code of a limit of the machine, after its one line: an allocation it cannot give (1), a
+    value it cannot hold (2); None otherwise."""
+    text = str(exc).strip()
+    first = text.splitlines()[0][:200] if text else type(exc).__name__
+    if isinstance(exc, MemoryError) or "out of memory" in text or "allocate memory" in text:
+        hint = "lower model.width, train.batch_size or the data size"
+        print(f"error: out of memory ({first}); {hint}", file=sys.stderr)
+        return 1
+    if isinstance(exc, OverflowError) or "Overflow when unpacking" in text or "without overflow" in text:
+        print(f"error: a value is too large for this machine ({first}); lower it", file=sys.stderr)
+        return 2
+    return None
 
 
 if __name__ == "__main__":

@@ -136,7 +136,8 @@ def cmd_measure(args: argparse.Namespace) -> None:
             "nclab measure takes one run directory (or --model timm:NAME with key=value settings)"
         )
     run = load(Path(args.items[0]))
-    done = measure_run(run, args.epochs, args.split)
+    with run.lock():  # a second writer: refused while training (or another measure) holds the run
+        done = measure_run(run, args.epochs, args.split)
     print(f"measured epochs {done[0]}..{done[-1]} ({len(done)}) into {run.path / 'measure.jsonl'}")
 
 
@@ -145,6 +146,7 @@ def _measure_model(args: argparse.Namespace) -> None:
 
     from nclab import jsontext
     from nclab.config import resolve
+    from nclab.files import append_line
     from nclab.output import console
     from nclab.remeasure import measure_pretrained
 
@@ -159,8 +161,7 @@ def _measure_model(args: argparse.Namespace) -> None:
         table.add_row(key, "null" if value is None else f"{value:.6g}")
     console().print(table)
     if args.out:
-        with args.out.open("a") as f:
-            f.write(jsontext.dumps({"model": args.model, "data": cfg.data.name} | record) + "\n")
+        append_line(args.out, jsontext.dumps({"model": args.model, "data": cfg.data.name} | record) + "\n")
         print(f"record appended to {args.out}")
 
 
@@ -168,7 +169,9 @@ def cmd_visualize(args: argparse.Namespace) -> None:
     from nclab.report.embed import visualize
     from nclab.runs import load
 
-    paths = visualize(load(args.run), args.epochs, args.method, fmt=args.format)
+    run = load(args.run)
+    with run.lock():  # it writes into the run: refused while training holds it
+        paths = visualize(run, args.epochs, args.method, fmt=args.format)
     print(f"{len(paths) - 1} frames in {paths[0].parent}; animation {paths[-1]}")
 
 

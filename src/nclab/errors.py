@@ -65,3 +65,9 @@ class Interrupted(NclabError):
         self.signum = signum
         self.exit_code = 128 + signum
         super().__init__(message or f"interrupted by {signal.Signals(signum).name}")
+
+
+class ReadError(NclabError):
+    """A file that cannot be read as given: missing, a directory, not permitted, not UTF-8, bad YAML."""
+
+    exit_code = 2

@@ -7,39 +7,35 @@
                 figures/*.png|pdf|svg               projector/ (TensorBoard embedding projector)
                 .lock                               held (flock) by the process writing the run
 
-Crash safety: a whole-file write is temp file + fsync + rename + fsync of the directory, so a kill leaves the
-old file or the new one; metrics.jsonl lines are appended with one write + fsync each, and a torn last line
-(a kill during the append) is dropped on resume and ignored, with a warning, by readers. Every safetensors
-file carries a CRC-32 of its tensors in its header, checked on load. Write failures (disk full, permission
-denied) raise `WriteError` naming the file; the previous complete file stays. Under torchrun only rank 0
-writes: the other ranks' writes, lock and TensorBoard writer return without touching the directory.
+Every file goes through nclab.files (one reader, one writer): a whole-file write is temp file + fsync +
+rename + fsync of the directory, so a kill leaves the old file or the new one; metrics.jsonl lines are
+appended with one write + fsync each, and a torn last line (a kill during the append) is dropped on resume
+and ignored, with a warning, by readers. Every safetensors file carries a CRC-32 of its tensors and header
+metadata, checked on load; the resume state's metadata (epoch, progress, config) is also checked against
+metrics.jsonl, the arrays and status.json (`read_state`). Under torchrun only rank 0 writes: the other
+ranks' writes, lock and TensorBoard writer return without touching the directory.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
-import re
 import shutil
 import time
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from pydantic import BaseModel
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from nclab import distributed, jsontext
-from nclab.config import RunConfig, kind_of, read_yaml, stored_tree, validate_any
-from nclab.errors import ConfigError, CorruptFile, RunError, RunLocked, WriteError, warn
+from nclab import distributed, files, jsontext
+from nclab.config import RunConfig, kind_of, stored_tree, validate_any
+from nclab.errors import ConfigError, CorruptFile, ReadError, RunError, RunLocked, WriteError, warn
 from nclab.metrics.epoch import ARRAYS
-from nclab.state import Stateful, decode, encode
+from nclab.state import Stateful, decode, encode, progress_problem
 
 __all__ = ["DEFAULT_CHECKPOINTS", "Run", "checkpoint_epochs", "load"]
 
@@ -54,89 +50,6 @@ def checkpoint_epochs(epochs: int, save_every: int | None) -> set[int]:
         return set(range(save_every, epochs + 1, save_every)) | {epochs}
     n = DEFAULT_CHECKPOINTS - 1
     return {round(epochs ** (i / n)) for i in range(n + 1)} | {epochs}
-
-
-def _write_error(path: Path, exc: OSError | SafetensorError) -> WriteError:
-    """One line naming the file, the reason and the remedy; safetensors reports `... (os error N)`."""
-    code = exc.errno if isinstance(exc, OSError) else None
-    if code is None and (found := re.search(r"os error (\d+)", str(exc))):
-        code = int(found.group(1))
-    hint = {
-        errno.ENOSPC: "free disk space",
-        errno.EDQUOT: "free disk space (quota)",
-        errno.EFBIG: "the file size limit (ulimit -f) was reached",
-        errno.EACCES: f"check the permissions of {path.parent}",
-        errno.EPERM: f"check the permissions of {path.parent}",
-        errno.EROFS: "the file system is read-only",
-    }.get(code, "check the disk")
-    reason = os.strerror(code) if code else str(exc).splitlines()[0][:120]
-    return WriteError(f"cannot write {path}: {reason}; {hint}; the previous complete file is kept")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace(path: Path, fill: Callable[[Path], None]) -> None:
-    """Replace `path` atomically: `fill` writes a temp file beside it, then fsync, rename, fsync of the
-    directory. On failure the temp file is removed and WriteError raised; `path` is untouched."""
-    if not distributed.is_main():
-        return
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fill(tmp)
-        _fsync(tmp)
-        os.replace(tmp, path)
-        _fsync(path.parent)
-    except (OSError, SafetensorError) as exc:
-        tmp.unlink(missing_ok=True)
-        raise _write_error(path, exc) from None
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Replace `path` with `data` (text or bytes) atomically."""
-    _replace(path, lambda tmp: tmp.write_bytes(data.encode() if isinstance(data, str) else data))
-
-
-def _checksum(tensors: Mapping[str, torch.Tensor]) -> str:
-    """CRC-32 of the names and bytes of the tensors, in name order (detects truncation and flipped bits)."""
-    crc = 0
-    for key in sorted(tensors):
-        crc = zlib.crc32(key.encode(), crc)
-        crc = zlib.crc32(tensors[key].reshape(-1).view(torch.uint8).numpy(), crc)
-    return f"{crc:08x}"
-
-
-def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """A safetensors file with the CRC-32 of its tensors in the header, written atomically (safetensors
-    writes the temp file itself: no copy of the whole file in Python)."""
-    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    metadata = {**metadata, "crc32": _checksum(tensors)}
-    _replace(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-
-
-def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, metadata) of a file written by `save_tensors`; CorruptFile naming the file if it is
-    truncated, corrupt (checksum mismatch) or carries no checksum."""
-    if not path.is_file():
-        raise RunError(f"{path} not found")
-    try:
-        with safe_open(path, "pt") as f:
-            metadata = f.metadata() or {}
-            names = f.keys()
-            tensors = {k: f.get_tensor(k) for k in names}
-    except Exception as exc:  # any parse failure of untrusted bytes means the same thing
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise CorruptFile(f"{path} is corrupt or truncated ({reason}); delete it or restore it") from None
-    if "crc32" not in metadata:
-        raise CorruptFile(f"{path} has no checksum (not written by nclab); delete it or restore it")
-    if _checksum(tensors) != metadata["crc32"]:
-        raise CorruptFile(f"{path} is corrupt (checksum mismatch); delete it or restore it")
-    return tensors, metadata
 
 
 class Run:
@@ -163,8 +76,8 @@ class Run:
             ) from None
         if not root.is_dir():
             raise ConfigError(f"out={cfg.out} is not a directory; give a directory for the runs")
-        if cfg.name:
-            path = root / cfg.name
+        if cfg.name is not None:
+            path = root / files.check_name(cfg.name)
         else:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             stem = stem or kind_of(cfg).stem(cfg)
@@ -202,19 +115,23 @@ class Run:
     def config(self) -> RunConfig | BaseModel:
         """The run's validated config: a RunConfig, or the config of the command named by its `kind` key
         (`kind: ufm` for `nclab ufm` runs, a `ufm.UFMConfig`)."""
+        tree = files.read_yaml(self.path / "config.yaml", "run config")
+        if not tree:
+            raise RunError(f"{self.path}/config.yaml is empty; restore the run's config, nothing was written")
         try:
-            return validate_any(stored_tree(read_yaml(self.path / "config.yaml")))
+            return validate_any(stored_tree(tree))
         except ConfigError as exc:
             raise RunError(f"{self.path}/config.yaml is not a valid run config ({exc})") from None
 
     def write_config(self, cfg: RunConfig) -> None:
-        write_atomic(self.path / "config.yaml", cfg.to_yaml())
+        files.write_atomic(self.path / "config.yaml", cfg.to_yaml())
 
     def status(self) -> dict[str, Any]:
         try:
-            return json.loads((self.path / "status.json").read_text())
-        except (OSError, ValueError):
-            return {"state": "unknown", "epochs_done": 0}
+            status = json.loads(files.read_text(self.path / "status.json"))
+        except (ReadError, ValueError):
+            status = None
+        return status if isinstance(status, dict) else {"state": "unknown", "epochs_done": 0}
 
     def set_status(
         self, state: str, epochs_done: int, epochs: int | None = None, error: str | None = None
@@ -232,7 +149,7 @@ class Run:
         }
         if error:
             status["error"] = error
-        write_atomic(self.path / "status.json", jsontext.dumps(status, indent=1) + "\n")
+        files.write_atomic(self.path / "status.json", jsontext.dumps(status, indent=1) + "\n")
 
     @property
     def lock_path(self) -> Path:
@@ -248,7 +165,7 @@ class Run:
         try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise _write_error(self.lock_path, exc) from None
+            raise files.write_error(self.lock_path, exc, kept=False) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -280,9 +197,23 @@ class Run:
             os.close(fd)
 
     def state_name(self) -> str:
-        """The status, with `running` whose lock is free shown as `killed` (the process died)."""
+        """The status, with `running` shown as `killed` when the process died: the lock is free, or held
+        only by a child of the dead process (a data loader worker) while the pid it names is gone."""
         state = self.status().get("state", "unknown")
-        return "killed" if state == "running" and not self.locked() else state
+        return "killed" if state == "running" and not (self.locked() and self._holder_alive()) else state
+
+    def _holder_alive(self) -> bool:
+        try:
+            pid = int(self.lock_path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return True  # no pid to check: the lock decides
+        try:
+            os.kill(pid, 0) if pid > 0 else None
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # another user's live process
+        return True
 
     # --- metrics --------------------------------------------------------------------------------------
     def append_metrics(
@@ -293,18 +224,7 @@ class Run:
         tags = {k: tag(k) if tag else k for k in record}
         if not distributed.is_main():
             return
-        line = (jsontext.dumps(record) + "\n").encode()
-        path = self.path / "metrics.jsonl"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                if os.write(fd, line) != len(line):
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise _write_error(path, exc) from None
+        files.append_line(self.path / "metrics.jsonl", jsontext.dumps(record) + "\n")
         if writer is not None:
             for key, value in record.items():
                 if key != "epoch" and isinstance(value, int | float):
@@ -312,12 +232,14 @@ class Run:
 
     def tensorboard(self, purge_step: int | None = None, folder: str = "") -> Any:
         """The run's TensorBoard writer (into `folder` of the run dir when given: the projector's);
-        `purge_step` hides events of epochs >= it left by a killed run. None on ranks other than 0."""
+        `purge_step` hides events of epochs >= it left by a killed run; its write failures (its writer
+        thread's too) are WriteError. None on ranks other than 0."""
         from torch.utils.tensorboard import SummaryWriter
 
         if not distributed.is_main():
             return None
-        return SummaryWriter(log_dir=str(self.path / folder), purge_step=purge_step)
+        where = self.path / folder
+        return files.Guarded(lambda: SummaryWriter(log_dir=str(where), purge_step=purge_step), where)
 
     def metrics(self) -> list[dict[str, Any]]:
         return self.read_jsonl("metrics.jsonl")
@@ -331,7 +253,7 @@ class Run:
         path = self.path / name
         if not path.exists():
             return [], False
-        text = path.read_text(errors="replace")
+        text = files.read_text(path, "run file")
         lines = text.split("\n")
         records, torn = [], False
         for i, line in enumerate(lines, 1):
@@ -355,7 +277,7 @@ class Run:
     def write_jsonl(self, name: str, records: list[dict[str, Any]]) -> None:
         """Replace a whole JSONL file atomically (nclab measure's measure.jsonl, resume's trimmed metrics)."""
         lines = [jsontext.dumps(r) + "\n" for r in records]
-        write_atomic(self.path / name, "".join(lines))
+        files.write_atomic(self.path / name, "".join(lines))
 
     # --- arrays and checkpoints -----------------------------------------------------------------------
     def array_path(self, kind: str, epoch: int) -> Path:
@@ -366,11 +288,7 @@ class Run:
         path = self.array_path(kind, epoch)
         if not distributed.is_main():
             return path
-        try:
-            path.parent.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise _write_error(path.parent, exc) from None
-        save_tensors(path, tensors, {"epoch": str(epoch)})
+        files.save_tensors(path, tensors, {"epoch": str(epoch)})
         return path
 
     def save_measured(self, epoch: int, arrays: Mapping[str, dict[str, torch.Tensor]]) -> None:
@@ -389,9 +307,9 @@ class Run:
 
     def load_arrays(self, kind: str, epoch: int) -> dict[str, torch.Tensor]:
         path = self.array_path(kind, epoch)
-        if not path.is_file():
+        if not path.exists():
             raise RunError(f"{path} not found; {kind} exist for epochs {self.array_epochs(kind)}")
-        return load_tensors(path)[0]
+        return files.load_tensors(path)[0]
 
     def readable_arrays(self, kind: str, epochs: list[int]) -> dict[int, dict[str, torch.Tensor]]:
         """The arrays of `epochs` that load; a corrupt or truncated file is skipped with a warning."""
@@ -438,34 +356,63 @@ class Run:
 
     def save_labels(self, train_y: torch.Tensor) -> None:
         """The run's train labels (data.random_labels), read back by measure and resume."""
-        save_tensors(self.path / "labels.safetensors", {"train_y": train_y}, {})
+        files.save_tensors(self.path / "labels.safetensors", {"train_y": train_y}, {})
 
     def labels(self) -> torch.Tensor | None:
         path = self.path / "labels.safetensors"
-        return load_tensors(path)[0]["train_y"] if path.is_file() else None
+        return files.load_tensors(path)[0]["train_y"] if path.exists() else None
 
     # --- the resume state -----------------------------------------------------------------------------
     @property
     def state_path(self) -> Path:
         return self.path / "checkpoints" / f"{STATE}.safetensors"
 
-    def save_state(self, parts: Mapping[str, Stateful], epoch: int) -> None:
-        """Every part's state dict in one file, replacing the previous one atomically."""
+    def save_state(self, parts: Mapping[str, Stateful], epoch: int, cfg: BaseModel) -> None:
+        """Every part's state dict in one file, replacing the previous one atomically, with the epoch and the
+        config it was trained under (`train.resume` checks them; the checksum covers them)."""
         tensors, skeleton = encode({name: part.state_dict() for name, part in parts.items()})
-        save_tensors(self.state_path, tensors, {"epoch": str(epoch), "state": skeleton})
+        metadata = {"epoch": str(epoch), "state": skeleton, "config": cfg.to_yaml()}
+        files.save_tensors(self.state_path, tensors, metadata, cover_metadata=True)
 
-    def load_state(self, parts: Mapping[str, Stateful]) -> int:
-        """Load the newest resume state into the parts; returns its epoch (0: none yet, parts as built)."""
-        if not self.state_path.is_file():
-            return 0
-        tensors, metadata = load_tensors(self.state_path)
-        state = decode(tensors, metadata["state"])
+    def read_state(self) -> tuple[int, dict[str, Any], str | None]:
+        """(epoch, the parts' states, the config YAML it was saved with) of the resume state, (0, {}, None)
+        when there is none yet; RunError when metrics.jsonl, the checkpoints or status.json do not fit it
+        (state.progress_problem: an edited progress, another run's state, lost lines)."""
+        epoch, state, metadata = 0, {}, {}
+        if self.state_path.exists():
+            tensors, metadata = files.load_tensors(self.state_path)
+            try:
+                epoch, state = int(metadata["epoch"]), decode(tensors, metadata["state"])
+            except (KeyError, ValueError, TypeError):
+                raise RunError(f"{self.state_path} is not a resume state; delete it or restore it") from None
+        problem = progress_problem(
+            epoch,
+            state.get("progress"),
+            [r.get("epoch") for r in self._jsonl("metrics.jsonl", quiet=True)[0]],
+            [e for kind in ("checkpoints", *ARRAYS) for e in self.array_epochs(kind)],
+            self.status().get("epochs_done", 0),
+        )
+        if problem:
+            raise RunError(
+                f"{self.path} does not fit its resume state of epoch {epoch} ({problem}); restore the run's "
+                "files, nothing was written"
+            )
+        return epoch, state, metadata.get("config")
+
+    def load_parts(self, parts: Mapping[str, Stateful], state: dict[str, Any]) -> None:
+        """Load the states `read_state` returned into the parts; RunError naming a part that does not fit."""
         missing = sorted(set(parts) - set(state))
         if missing:
             raise RunError(f"{self.state_path} lacks the state of {', '.join(missing)} (another version)")
         for name, part in parts.items():
-            part.load_state_dict(state[name])
-        return int(metadata["epoch"])
+            try:
+                part.load_state_dict(state[name])
+            except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+                detail = next((ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()), str(exc))
+                raise RunError(
+                    f"{self.state_path}: the saved {name} does not fit this run's {name} ({detail[:160]}); "
+                    f"restore the run's config.yaml"
+                ) from None
 
     def rewind(self, epoch: int) -> None:
         """Drop what a killed run wrote after its resume state of `epoch`: metrics lines of later epochs (and

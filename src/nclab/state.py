@@ -22,7 +22,7 @@ from torch import Tensor
 from nclab import distributed, jsontext
 from nclab.errors import warn
 
-__all__ = ["Progress", "RNGState", "Stateful", "decode", "encode"]
+__all__ = ["Progress", "RNGState", "Stateful", "decode", "encode", "progress_problem"]
 
 
 @runtime_checkable
@@ -91,6 +91,29 @@ class Progress:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
             setattr(self, key, value)
+
+
+def progress_problem(
+    epoch: int, progress: dict[str, Any] | None, measured: list[Any], arrays: list[int], status_done: Any
+) -> str | None:
+    """Why a run's files do not fit its resume state of `epoch` (None when they do). A kill leaves at most
+    the epoch in flight (epoch + 1) ahead of the state: its metrics line and arrays, dropped on resume; the
+    status is written after the state, so it is never ahead. `measured`: metrics.jsonl's epochs in file
+    order, `arrays`: the epochs of the saved arrays, `progress`: the state's Progress (None: no state)."""
+    if progress is not None and progress.get("epoch") != epoch:
+        return f"its progress says epoch {progress.get('epoch')!r}, its header {epoch}"
+    if not all(type(e) is int for e in measured) or measured != sorted(set(measured)):
+        return f"metrics.jsonl holds epochs {measured[:12]}, not one increasing line per epoch"
+    ahead = max([*measured, *arrays], default=0)
+    if ahead > epoch + 1:
+        return f"metrics.jsonl or the arrays reach epoch {ahead}, beyond the epoch in flight ({epoch + 1})"
+    if type(status_done) is not int or status_done > epoch:
+        return f"status.json says {status_done!r} epochs done"
+    last = ((progress or {}).get("last") or {}).get("epoch")
+    logged = max([e for e in measured if e <= epoch], default=None)
+    if logged != last:
+        return f"its last measured epoch is {last}, metrics.jsonl's {logged}"
+    return None
 
 
 def encode(state: Any) -> tuple[dict[str, Tensor], str]:

@@ -27,6 +27,7 @@ state (`train.resume`). Running the trials on Ray: sweep_tune.py.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nclab.config import RunConfig, canonical_key, config_model, describe, read_yaml, resolve
+from nclab.config import RunConfig, canonical_key, config_model, describe, resolve
 from nclab.errors import ConfigError, RunError
+from nclab.files import read_yaml, write_atomic
 from nclab.runs import Run
 
 __all__ = ["Failure", "Sweep", "SweepResult", "Trial", "load_sweep", "report"]
@@ -190,19 +192,29 @@ def _names(combos: list[dict[str, Any]]) -> list[str]:
     return [name.replace("/", "_") for name in names]
 
 
-def load_sweep(path: str | Path, out: str | Path | None = None) -> tuple[Sweep, list[Trial], Path]:
+MAX_TRIALS = 1000  # a sweep with more trials runs only with --yes
+SHOW_FROM = 100  # a sweep with more trials says so before checking their configs
+
+
+def load_sweep(
+    path: str | Path, out: str | Path | None = None, yes: bool = True
+) -> tuple[Sweep, list[Trial], Path]:
     """Read and validate a sweep file and every trial's config; (sweep, trials, sweep directory).
 
     Raises one ConfigError naming the file and the problem: an unknown key, an empty grid, an unknown preset,
-    a trial whose config does not validate."""
+    a trial whose config does not validate, more than MAX_TRIALS trials without `yes`."""
     path = Path(path)
     where = f"sweep file {path}"
-    if not path.is_file():
-        raise ConfigError(f"{where} not found")
     try:
-        sweep = Sweep.model_validate(read_yaml(path))
+        sweep = Sweep.model_validate(read_yaml(path, "sweep file"))
     except ValidationError as exc:
         raise ConfigError(f"{where}: {describe(exc, Sweep)}") from None
+    count = math.prod(len(v) for v in sweep.grid.values()) * len(next(iter(sweep.zip.values()), [0]))
+    count *= sweep.random.samples if sweep.random else 1
+    if count > MAX_TRIALS and not yes:
+        raise ConfigError(f"{where}: {count:,} trials (more than {MAX_TRIALS:,}); add --yes to run them all")
+    if count > SHOW_FROM:
+        print(f"{where}: {count:,} trials; checking their configs ...", flush=True)
     axes = _axes(sweep)
     if not axes:
         raise ConfigError(f"{where}: the grid is empty; give lists of values, e.g. grid: {{seed: [0, 1]}}")
@@ -289,8 +301,8 @@ def report(result: SweepResult, spec: ReportSpec | None = None, plots: bool = Tr
     if not runs:
         raise RunError(f"{result.sweep_dir} holds no measured runs yet; run the sweep first")
     table = compare(runs, "md")
-    (result.sweep_dir / "compare.md").write_text(table)
-    (result.sweep_dir / "compare.csv").write_text(compare(runs, "csv"))
+    write_atomic(result.sweep_dir / "compare.md", table)
+    write_atomic(result.sweep_dir / "compare.csv", compare(runs, "csv"))
     figures: list[Path] = []
     if plots:
         out = result.sweep_dir / "figures"

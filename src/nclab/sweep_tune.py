@@ -19,6 +19,7 @@ from typing import Any
 
 from nclab.config import RunConfig, kind_of, validate_any
 from nclab.errors import Interrupted, NclabError
+from nclab.files import write_atomic
 from nclab.runs import Run
 from nclab.sweep import Failure, Resources, Sweep, SweepResult, Trial
 
@@ -51,8 +52,7 @@ def _torchrun(cfg: RunConfig, ranks: int, continuing: bool) -> None:
     CUDA_VISIBLE_DEVICES names), reporting the run's new metrics.jsonl lines to Tune as they appear."""
     run_dir = Path(cfg.out) / cfg.name
     config = run_dir.parent / TUNE_DIR / "configs" / f"{cfg.name}.yaml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(cfg.to_yaml())
+    write_atomic(config, cfg.to_yaml())
     what = ["--resume", str(run_dir)] if continuing else [str(config)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}"]
     proc = subprocess.Popen(

@@ -19,16 +19,19 @@ import torch
 from torch import Tensor, nn
 
 from nclab import distributed
-from nclab.config import RunConfig, kind_of, validate
+from nclab.config import RunConfig, kind_of, stored_tree, validate
 from nclab.data import class_names
 from nclab.data.text import TokenSplits
-from nclab.errors import Interrupted, NclabError, RunError, TrainingDiverged
+from nclab.errors import ConfigError, Interrupted, NclabError, RunError, TrainingDiverged
+from nclab.files import parse_yaml
 from nclab.measure import accuracy, measure, resolved_weighting, settings
 from nclab.metrics import table
 from nclab.optim import build_optimizer, build_scheduler, param_groups, step_scheduler
 from nclab.output import EpochLog
 from nclab.parts import Parts, build_parts, resolve_device
+from nclab.report import groups
 from nclab.report.board import log_features, log_figures
+from nclab.report.plots import plot
 from nclab.runs import Run, checkpoint_epochs, load
 from nclab.state import Progress as TrainProgress
 from nclab.state import RNGState, Stateful
@@ -79,6 +82,16 @@ def _optimization(
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | Any]:
     groups = param_groups(cfg, parts.model, parts.loss_fn)
     optimizer = build_optimizer(cfg.optim, groups, cfg.train.clip_grad_norm)
+    limit = torch.finfo(torch.float32).max  # a step computes lr * grad etc. in the parameters' float32
+    for group in optimizer.param_groups:
+        for key, value in group.items():
+            if any(
+                isinstance(v, float) and abs(v) > limit
+                for v in (value if isinstance(value, tuple) else [value])
+            ):
+                raise ConfigError(
+                    f"optim.{key}={value}: beyond float32's range (|x| <= {limit:.4g}), it can never step"
+                )
     return optimizer, build_scheduler(cfg.optim, optimizer, cfg.train.epochs)
 
 
@@ -144,37 +157,43 @@ def resume(
 ) -> Run:
     """Continue the run in `path` from its newest resume state (from the start if it has none) to its
     configured epochs, or to `epochs` (extend a finished run: config.yaml is updated, LambdaLR schedules are
-    re-planned over the new total). CPU results equal those of an uninterrupted run exactly."""
+    re-planned over the new total); a run killed after its last epoch does its end-of-run work. The state is
+    checked against the run's files and config.yaml first (one RunError naming the difference, nothing
+    written). CPU results equal those of an uninterrupted run exactly."""
     run = load(path)
-    cfg = run.config()
-    if not kind_of(cfg).resumable:
-        raise RunError(f"{run.path} is an `nclab {cfg.kind}` run, which keeps no resume state; run it again")
-    distributed.setup(resolve_device(cfg.train.device))  # under torchrun: join first, so only rank 0 locks
+    stored = run.config()
+    if not kind_of(stored).resumable:
+        raise RunError(f"{run.path} is an `nclab {stored.kind}` run, which keeps no resume state; rerun it")
+    distributed.setup(resolve_device(stored.train.device))  # under torchrun: join first, so only rank 0 locks
     with run.lock():
+        done, saved, saved_yaml = run.read_state()
+        planned = _check_config(run, stored, saved_yaml)
+        cfg = stored
         if epochs is not None:
             cfg = validate(
                 cfg.model_dump() | {"train": cfg.train.model_dump() | {"epochs": epochs}}, RunConfig
+            )
+        if done > cfg.train.epochs or (done == cfg.train.epochs and run.status().get("state") == "finished"):
+            more = f"epochs={epochs} is not more than the {done} epochs done" if epochs else "it is finished"
+            raise RunError(
+                f"{run.path} has trained {done} of {cfg.train.epochs} epochs: nothing to resume ({more}); "
+                f"extend it with `nclab train --resume {run.path} epochs=N` with N > {done}"
             )
         seed_everything(cfg.seed)
         parts = build_parts(cfg, run.labels())
         optimizer, scheduler = _optimization(cfg, parts)
         step = _step(cfg, parts, optimizer, progress)
         state = TrainProgress()
-        done = run.load_state(_stateful(parts, optimizer, scheduler, state, step))
-        if done >= cfg.train.epochs:
-            more = f"epochs={epochs} is not more than the {done} epochs done" if epochs else "it is finished"
-            raise RunError(
-                f"{run.path} has trained {done} of {cfg.train.epochs} epochs: nothing to resume ({more}); "
-                f"extend it with `nclab train --resume {run.path} epochs=N` with N > {done}"
-            )
-        if epochs is not None and epochs != run.config().train.epochs:
-            run.write_config(cfg)
-            if hasattr(scheduler, "lr_lambdas"):  # the lr of the next epoch under the new total
-                for group, base, fn in zip(
+        if done:
+            run.load_parts(_stateful(parts, optimizer, scheduler, state, step), saved)
+            if cfg.train.epochs != planned and hasattr(scheduler, "lr_lambdas"):
+                for group, base, fn in zip(  # the lr of the next epoch under the new total
                     optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
                 ):
                     group["lr"] = base * fn(scheduler.last_epoch)
                 scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+        if cfg.train.epochs != stored.train.epochs:
+            run.write_config(cfg)
         run.rewind(done)
         if cfg.data.random_labels and run.labels() is None:
             run.save_labels(parts.splits.train_y)
@@ -183,6 +202,24 @@ def resume(
             print(disk_plan(cfg, parts.model, parts.loss_fn).describe())
         _fit(cfg, run, parts, optimizer, scheduler, step, state, progress, on_record)
     return run
+
+
+def _check_config(run: Run, cfg: RunConfig, saved_yaml: str | None) -> int:
+    """The epochs the resume state was planned for; RunError naming the keys where config.yaml differs
+    from the config the state was saved with (only train.epochs may differ: `epochs=N` extends a run)."""
+    if saved_yaml is None:  # no state yet, or one written before states kept their config
+        return cfg.train.epochs
+    saved = validate(stored_tree(parse_yaml(saved_yaml)), RunConfig)
+    now, then = groups.settings(cfg), groups.settings(saved)
+    changed = [k for k in groups.differing([now, then]) if k != "train.epochs"]
+    if changed:
+        shown = ", ".join(f"{k}={now.get(k)!r} (saved {then.get(k)!r})" for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise RunError(
+            f"{run.path}/config.yaml differs from the config its resume state was saved with: {shown}{more}; "
+            "restore it (--resume changes only epochs=N), nothing was written"
+        )
+    return saved.train.epochs
 
 
 class _Interrupts:
@@ -239,11 +276,12 @@ def _fit(
     save_at = checkpoint_epochs(cfg.train.epochs, cfg.train.save_every)
     total, saved = cfg.train.epochs, state.epoch
     purge = saved + 1 if saved else None  # hides the events a killed run wrote after its resume state
-    writer = run.tensorboard(purge_step=purge)
-    projector, names = None, []  # the embedding projector's per-epoch folders go to <run>/projector/
-    if writer and cfg.measure.save_features_at:
-        projector, names = run.tensorboard(purge_step=purge, folder="projector"), class_names(cfg.data, k)
+    writer = projector = None  # the embedding projector's per-epoch folders go to <run>/projector/
+    names = class_names(cfg.data, k) if cfg.measure.save_features_at else []
     try:
+        writer = run.tensorboard(purge_step=purge)
+        if writer and names:
+            projector = run.tensorboard(purge_step=purge, folder="projector")
         with EpochLog(total, saved, progress and distributed.is_main()) as log, _Interrupts() as interrupts:
             for epoch in range(saved + 1, total + 1):
                 lr = float(optimizer.param_groups[0]["lr"])  # a tensor under train.cuda_graph
@@ -274,12 +312,11 @@ def _fit(
                     state.update(epoch, record if measured is not None else None)
                     if epoch in save_at:
                         run.save_checkpoint(epoch, model, loss_fn)
-                    run.save_state(stateful, epoch)
+                    run.save_state(stateful, epoch, cfg)
                     saved = epoch
                     run.set_status("running", epochs_done=epoch, epochs=total)
                 log.epoch(epoch, record if measured is not None else None)
-        if writer:
-            log_figures(writer, run, total)
+            _finish(run, writer, total)  # resumable: a kill here leaves the state of the last epoch
     except TrainingDiverged as exc:
         kept = (
             f"kept: epochs 1-{saved} (metrics.jsonl, their checkpoints, the resume state of epoch {saved})"
@@ -290,8 +327,9 @@ def _fit(
         _mark(run, "failed", saved, total, message)
         raise TrainingDiverged(message) from None
     except Interrupted as exc:
+        when = "during the end-of-run figures" if saved == total else f"after {saved} of {total} epochs"
         message = (
-            f"interrupted by {signal.Signals(exc.signum).name} after {saved} of {total} epochs; "
+            f"interrupted by {signal.Signals(exc.signum).name} {when}; "
             f"continue with `nclab train --resume {run.path}`"
         )
         _mark(run, "interrupted", saved, total, message)
@@ -302,7 +340,18 @@ def _fit(
     finally:
         for board in (writer, projector):
             if board:
-                board.close()
+                with contextlib.suppress(NclabError):  # a failed close leaves no state behind
+                    board.close()
+
+
+def _finish(run: Run, writer: Any, total: int) -> None:
+    """The end-of-run work after the last epoch's state: the figures (TensorBoard's and figures/nc.png),
+    TensorBoard's events on disk, then status finished. `resume` of a run killed here does only this."""
+    if writer:
+        log_figures(writer, run, total)
+        writer.flush()
+    if distributed.is_main():
+        plot([run])
     run.set_status("finished", epochs_done=total, epochs=total)
 
 

@@ -20,6 +20,7 @@ from nclab.components.base import Section
 from nclab.config.run import RunConfig, TrainConfig
 from nclab.config.validate import COMPONENTS, registry, validate
 from nclab.errors import ConfigError
+from nclab.files import check_tree, parse_yaml, read_yaml
 from nclab.presets import read_preset
 
 M = TypeVar("M", bound=BaseModel)
@@ -57,10 +58,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"{text!r}: overrides are written key=value (e.g. optim.lr=0.05)")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw else ""
+        value = parse_yaml(raw) if raw else ""
     except yaml.YAMLError:
         value = raw
-    return key.strip(), value
+    return key.strip(), check_tree(value, key.strip())
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -71,34 +72,6 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice (line {key_node.start_mark.line + 1})", None
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found")
-    try:
-        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(data).__name__}")
-    return data
 
 
 def resolve(

@@ -9,7 +9,6 @@ import yaml
 from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
 from nclab.components.base import (
-    NAME_MAX,
     SEED_RANGE,
     DataConfig,
     LossConfig,
@@ -20,6 +19,7 @@ from nclab.components.base import (
 from nclab.components.data import DATASETS
 from nclab.config.kinds import RunKind, register_kind
 from nclab.config.validate import COMPONENTS, component_validator
+from nclab.files import check_name
 
 BiasInit = Literal[
     "uniform", "zero", "constant", "normal", "index", "ramp", "ramp_reversed", "log", "log_reversed",
@@ -188,11 +188,7 @@ class RunConfig(Section):
     @field_validator("name")
     @classmethod
     def _one_component(cls, v: str | None) -> str | None:
-        if v is not None and (v in ("", ".", "..") or "/" in v or "\0" in v or v.startswith(".")):
-            raise ValueError("a run name is one directory name: no '/', not empty, not starting with '.'")
-        if v is not None and len(v.encode()) > NAME_MAX:
-            raise ValueError(f"a run name has at most {NAME_MAX} bytes (a file system limit)")
-        return v
+        return v if v is None else check_name(v)
 
     @model_validator(mode="after")
     def _feature_epochs(self) -> RunConfig:

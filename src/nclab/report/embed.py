@@ -24,6 +24,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 from nclab.errors import ConfigError, RunError
+from nclab.files import replace
 from nclab.report.plots import COLUMN, PALETTE, paper_style, pick_evenly, render_png, save
 from nclab.runs import Run
 
@@ -160,5 +161,10 @@ def visualize(
             frames.append(Image.open(BytesIO(render_png(fig, dpi=110))).convert("RGB"))
             paths.append(save(fig, out / f"epoch_{epoch:04d}.{fmt}"))
     gif = out / "embed.gif"
-    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+    replace(
+        gif,
+        lambda tmp: frames[0].save(
+            tmp, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0
+        ),
+    )
     return [*paths, gif]

@@ -46,6 +46,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from nclab.errors import ConfigError, RunError
+from nclab.files import replace
 from nclab.metrics import table
 from nclab.report.groups import Group, group_runs, setting_keys, short
 from nclab.runs import Run
@@ -502,11 +503,13 @@ def correlations(groups: list[Group], key: str, against: str = "test_loss") -> t
 
 
 def save(fig: Figure, path: Path) -> Path:
-    """Write the figure (format from the suffix: vector for pdf/svg, 300 dpi png) and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with paper_style():
-        fig.savefig(path)
-    plt.close(fig)
+    """Write the figure atomically (files.replace; format from the suffix: vector for pdf/svg, 300 dpi png)
+    and close it."""
+    try:
+        with paper_style():
+            replace(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:]))
+    finally:
+        plt.close(fig)
     return path
 
 
