@@ -135,8 +135,9 @@ def test_missing_package_names_the_apt_get_install(monkeypatch, tmp_path):
     [
         (None, ["data.corpus=nonesuch"], "neither a corpus name (kjv, fortunes, gcide) nor an existing"),
         (b"  \n", [], "is empty"),
-        (b"abc\x00\x01\x02", [], "not a UTF-8 text file"),
-        (b"\xff\xfe\xfa", [], "not a UTF-8 text file"),
+        (b"abc\x00\x01\x02", [], "is binary, not text"),
+        (b"\xff\xfe\xfa", [], "save it as UTF-8 text"),
+        (b"caf\xe9 au lait\n", [], "not UTF-8 (byte 0xe9"),
         (b"tiny text", ["data.context=8"], "too few"),
         (
             b"x" * 500,

@@ -40,6 +40,7 @@ from torch import Tensor
 from nclab.components.data import TextOptions
 from nclab.data import Splits
 from nclab.errors import ConfigError, DataError
+from nclab.files import read_text
 
 __all__ = ["CORPORA", "TextOptions", "TokenLoader", "TokenSplits", "read_corpus", "token_loaders", "tokenize"]
 
@@ -100,20 +101,14 @@ def read_corpus(corpus: str) -> tuple[str, str]:
     if corpus in CORPORA:
         return corpus, CORPORA[corpus]()
     path = Path(corpus).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise DataError(
             f"data.corpus={corpus}: neither a corpus name ({', '.join(CORPORA)}) nor an existing text file"
         )
-    raw = path.read_bytes()
-    if not raw.strip():
+    text = read_text(path, "data.corpus file")  # one line for a directory, binary, UTF-16, latin-1 bytes
+    if not text.strip():
         raise DataError(f"data.corpus={corpus} is empty")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is None or "\0" in text:
-        raise DataError(f"data.corpus={corpus} is not a UTF-8 text file (binary content)")
-    return f"file-{hashlib.sha256(raw).hexdigest()[:16]}", text
+    return f"file-{hashlib.sha256(text.encode()).hexdigest()[:16]}", text
 
 
 def _tokenizer_key(cfg: TextOptions) -> str:
