@@ -34,15 +34,23 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "Guarded",
+    "GuardedStdout",
+    "StdoutClosed",
     "append_line",
     "check_name",
     "check_tree",
     "load_tensors",
+    "parse_yaml",
+    "quiet_writer_threads",
+    "read_bytes",
     "read_text",
     "read_yaml",
     "replace",
     "save_tensors",
+    "tree_problem",
     "write_atomic",
+    "write_error",
     "writing",
 ]
 
