@@ -50,6 +50,7 @@ LAYERS = [
         "foundation",
         [
             "nclab.errors",
+            "nclab.files",
             "nclab.jsontext",
             "nclab.threads",
             "nclab.registry",
@@ -72,7 +73,6 @@ MAX_FILE_LINES, MAX_FUNCTION_LINES = 450, 80
 # today's oversized files and functions (owner in the comment); this set may only shrink
 KNOWN_OVER = {
     "nclab/report/plots.py",  # figures
-    "nclab/runs.py",  # harden
     "nclab/train.py:_fit",  # harden / metrics
 }
 SRC = Path(__file__).resolve().parents[1] / "src"

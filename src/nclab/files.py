@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from nclab.components.base import NAME_MAX
 from nclab.errors import ConfigError, CorruptFile, ReadError, WriteError
 
 if TYPE_CHECKING:
@@ -57,6 +56,7 @@ __all__ = [
 MAX_DEPTH = 32  # nesting levels of a YAML tree (configs use 3)
 INT64 = 2**63  # integers must lie in [-2^63, 2^63): what torch and NumPy hold
 FORMAT = "2"  # a safetensors file whose CRC-32 covers the tensors and the metadata
+NAME_MAX = 255  # bytes of one path component on the common file systems
 
 
 # --- reading ----------------------------------------------------------------------------------------------
@@ -227,10 +227,9 @@ def _fsync(path: Path) -> None:
 def replace(path: Path, fill: Callable[[Path], None]) -> None:
     """Replace `path` atomically: `fill` writes a temp file beside it, then fsync, rename, fsync of the
     directory. On failure the temp file is removed and WriteError raised; `path` is untouched. Under
-    torchrun only rank 0 writes."""
-    from nclab import distributed
-
-    if not distributed.is_main():
+    torchrun only rank 0 writes (as distributed.is_main, read from torch.distributed once it is loaded)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")

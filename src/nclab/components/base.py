@@ -15,7 +15,6 @@ class Section(BaseModel):
 
 
 SEED_RANGE = 2**32  # seeds are unsigned 32-bit (NumPy's legacy seeding takes [0, 2^32))
-NAME_MAX = 255  # bytes of one path component on the common file systems
 
 
 def _default_data_root() -> str:
