@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nclab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nclab.runs import Run
 
 
 def _list(text: str) -> list[str]:
@@ -112,16 +116,32 @@ def _cell(value: object) -> str:
 
 def cmd_plot(args: argparse.Namespace) -> None:
     from nclab.config import canonical_key
-    from nclab.report.plots import plot
+    from nclab.report.plots import caption, plot
     from nclab.runs import load
 
+    runs = [load(p) for p in args.runs]
+    if args.kind == "embed":
+        for run in runs:
+            with run.lock():  # it may write features into the run: refused while training holds it
+                print("\n".join(map(str, _embed(run, args.epochs, args.method, args.format, args.out))))
+        return
     x, y = (canonical_key(k) if k else None for k in (args.x, args.y))  # `--y epochs` as in a sweep file
-    paths = plot(
-        [load(p) for p in args.runs], args.kind, args.format, args.out, band=args.band,
-        by_seed=not args.each_seed, metrics=args.metrics, epochs=args.epochs, x=x, y=y,
-        baseline=args.baseline, method=args.method,
-    )  # fmt: skip
-    print("\n".join(map(str, paths)))
+    options = dict(band=args.band, by_seed=not args.each_seed, metrics=args.metrics, x=x, y=y,
+                   baseline=args.baseline)  # fmt: skip
+    print("\n".join(map(str, plot(runs, args.kind, args.format, args.out, epochs=args.epochs, **options))))
+    print(caption(runs, args.kind, **options))
+
+
+def _embed(run: Run, epochs: list[int] | None, method: str, fmt: str, out: Path | None) -> list[Path]:
+    """Feature frames and GIF of `run` (report/embed.py reads only): the chosen epochs without saved
+    features are measured from their checkpoints and saved first (Run.save_measured)."""
+    from nclab.remeasure import measure_checkpoints
+    from nclab.report.embed import feature_epochs, visualize
+
+    epochs, missing = feature_epochs(run, epochs)
+    for epoch, measured in measure_checkpoints(run, missing, features=True) if missing else []:
+        run.save_measured(epoch, {"features": measured.features})
+    return visualize(run, epochs, method, fmt=fmt, out=out and out / run.name)
 
 
 def cmd_measure(args: argparse.Namespace) -> None:
@@ -166,12 +186,11 @@ def _measure_model(args: argparse.Namespace) -> None:
 
 
 def cmd_visualize(args: argparse.Namespace) -> None:
-    from nclab.report.embed import visualize
     from nclab.runs import load
 
     run = load(args.run)
     with run.lock():  # it writes into the run: refused while training holds it
-        paths = visualize(run, args.epochs, args.method, fmt=args.format)
+        paths = _embed(run, args.epochs, args.method, args.format, None)
     print(f"{len(paths) - 1} frames in {paths[0].parent}; animation {paths[-1]}")
 
 

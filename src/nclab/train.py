@@ -30,8 +30,7 @@ from nclab.optim import build_optimizer, build_scheduler, param_groups, step_sch
 from nclab.output import EpochLog
 from nclab.parts import Parts, build_parts, resolve_device
 from nclab.report import groups
-from nclab.report.board import log_features, log_figures
-from nclab.report.plots import plot
+from nclab.report.board import Described, log_features, log_figures
 from nclab.runs import Run, checkpoint_epochs, load
 from nclab.state import Progress as TrainProgress
 from nclab.state import RNGState, Stateful
@@ -280,6 +279,7 @@ def _fit(
     names = class_names(cfg.data, k) if cfg.measure.save_features_at else []
     try:
         writer = run.tensorboard(purge_step=purge)
+        writer = writer and Described(writer)  # each scalar tagged with its metric's description
         if writer and names:
             projector = run.tensorboard(purge_step=purge, folder="projector")
         with EpochLog(total, saved, progress and distributed.is_main()) as log, _Interrupts() as interrupts:
@@ -351,6 +351,8 @@ def _finish(run: Run, writer: Any, total: int) -> None:
         log_figures(writer, run, total)
         writer.flush()
     if distributed.is_main():
+        from nclab.report.plots import plot  # the figure stack loads when the run draws, not with training
+
         plot([run])
     run.set_status("finished", epochs_done=total, epochs=total)
 

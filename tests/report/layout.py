@@ -16,7 +16,7 @@ from matplotlib.legend import Legend
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
-from nclab.report.plots import paper_style  # TEMP baseline
+from nclab.report.style import paper_style
 
 TOLERANCE = 0.5  # points: boxes that touch within half a point do not collide
 
@@ -44,7 +44,9 @@ def _texts(fig: Figure) -> list[tuple[str, Axes | None, Text | Legend]]:
         if ax.get_legend() is not None:
             found.append((f"{_name(ax)}: legend", ax, ax.get_legend()))
     found += [(f"figure legend {i}", None, legend) for i, legend in enumerate(fig.legends)]
-    found += [(f"figure text {t.get_text()!r}", None, t) for t in fig.texts if t.get_visible() and t.get_text()]
+    found += [
+        (f"figure text {t.get_text()!r}", None, t) for t in fig.texts if t.get_visible() and t.get_text()
+    ]
     for name in ("_suptitle", "_supxlabel", "_supylabel"):
         text = getattr(fig, name, None)
         if text is not None and text.get_visible() and text.get_text():
@@ -68,16 +70,22 @@ def _meet(a: Bbox, b: Bbox) -> bool:
 
 
 def _data_under(legend: Legend, ax: Axes, box: Bbox, scale: float) -> bool:
-    """Any drawn line vertex or band vertex of `ax` inside the in-axes legend's box."""
+    """Any point of a drawn line or band outline of `ax` (vertices and 20 points along each segment) inside
+    the in-axes legend's box."""
     points = [line.get_xydata() for line in ax.get_lines() if len(line.get_xdata())]
     points += [p.vertices for c in ax.collections for p in c.get_paths()]
+    steps = np.linspace(0, 1, 21)[:, None, None]
     for xy in points:
         xy = np.asarray(xy, float)
         xy = xy[np.isfinite(xy).all(1)]
         if len(xy):
             shown = ax.transData.transform(xy) * scale
+            shown = (shown[:-1] + steps * (shown[1:] - shown[:-1])).reshape(-1, 2) if len(xy) > 1 else shown
             inside = (
-                (shown[:, 0] > box.x0) & (shown[:, 0] < box.x1) & (shown[:, 1] > box.y0) & (shown[:, 1] < box.y1)
+                (shown[:, 0] > box.x0)
+                & (shown[:, 0] < box.x1)
+                & (shown[:, 1] > box.y0)
+                & (shown[:, 1] < box.y1)
             )
             if inside.any():
                 return True
@@ -104,15 +112,20 @@ def _faults(fig: Figure, renderer) -> list[str]:
     page = Bbox.from_bounds(0, 0, fig.get_figwidth() * 72, fig.get_figheight() * 72)
     faults = []
     for name, _, _, box in boxes:
-        if box.x0 < page.x0 - TOLERANCE or box.y0 < page.y0 - TOLERANCE or box.x1 > page.x1 + TOLERANCE or (
-            box.y1 > page.y1 + TOLERANCE
+        if (
+            box.x0 < page.x0 - TOLERANCE
+            or box.y0 < page.y0 - TOLERANCE
+            or box.x1 > page.x1 + TOLERANCE
+            or (box.y1 > page.y1 + TOLERANCE)
         ):
             faults.append(f"{name} lies outside the figure")
     for (n1, _, _, b1), (n2, _, _, b2) in combinations(boxes, 2):
         if _meet(b1, b2):
             faults.append(f"{n1} overlaps {n2}")
     for name, owner, text, box in boxes:
-        faults += [f"{name} overlaps {_name(ax)}" for ax, frame in axes if ax is not owner and _meet(box, frame)]
+        faults += [
+            f"{name} overlaps {_name(ax)}" for ax, frame in axes if ax is not owner and _meet(box, frame)
+        ]
         if isinstance(text, Legend) and owner is not None and _data_under(text, owner, box, scale):
             faults.append(f"{name} covers data")
     return faults

@@ -5,6 +5,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
+from nclab.metrics import table
 from nclab.report.board import log_features
 
 
@@ -33,3 +34,13 @@ def test_two_dimensional_features_also_get_the_scatter(tmp_path):
     assert images(tmp_path / "w") == ["features/2d"]
     metadata = (tmp_path / "p" / "00004" / "train_features" / "metadata.tsv").read_text().split()
     assert metadata == [["cat", "dog", "eel"][k] for k in labels.tolist()]
+
+
+def test_scalars_carry_their_metric_description(tiny_runs):
+    events = EventAccumulator(str(tiny_runs[0]))
+    events.Reload()
+    assert len(events.Scalars("nc/nc1")) == 3  # still plain scalars, one per measured epoch
+    for key in ("nc1", "test_acc", "score_pos_q05"):
+        entry = table.metric(key)
+        described = events.SummaryMetadata(table.tag(key)).summary_description
+        assert described == entry.description + (f" [{entry.source}]" if entry.source else "")

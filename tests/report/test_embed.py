@@ -6,8 +6,10 @@ import pytest
 from PIL import Image
 
 from nclab.cli import main
+from nclab.errors import RunError
 from nclab.report.embed import embed_2d, feature_frames
-from nclab.report.plots import paper_style
+from nclab.report.style import paper_style
+from nclab.runs import load
 
 
 @pytest.mark.slow
@@ -20,6 +22,18 @@ def test_visualize_writes_frames_and_gif(tiny_runs, capsys):
         assert image.shape[1] == round(2 * 3.4 * 300) and image.std() > 10  # two panels, 300 dpi
     gif = Image.open(out / "embed.gif")
     assert gif.n_frames == 2
+
+
+@pytest.mark.slow
+def test_the_report_code_reads_only(tiny_runs, tmp_path):
+    """feature_frames of an epoch without saved features is an error naming the fix; nothing is written."""
+    import shutil
+
+    copy = shutil.copytree(tiny_runs[1], tmp_path / "copy")
+    before = sorted(p.name for p in (copy / "features").iterdir())
+    with pytest.raises(RunError, match=r"no saved features for epochs \[2\].*nclab visualize"):
+        feature_frames(load(copy), [2, 3], "pca")
+    assert sorted(p.name for p in (copy / "features").iterdir()) == before
 
 
 @pytest.mark.slow

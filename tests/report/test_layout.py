@@ -4,17 +4,29 @@ another panel and no text outside the figure (tests/report/layout.py)."""
 import matplotlib.pyplot as plt
 import pytest
 
+from nclab.metrics import table
 from nclab.report.embed import feature_frames
 from nclab.report.groups import group_runs
-from nclab.report.plots import GRID_PANELS, NC_PANELS, curves_figure, heatmap_figure, paper_style, scores_figure
+from nclab.report.lm import correlate_figure, frequency_figure
+from nclab.report.plots import GRID_PANELS, NC_PANELS, curves_figure, heatmap_figure, scores_figure
+from nclab.report.style import paper_style
 from tests.report.conftest import write_run
 from tests.report.layout import collisions
 
 # 1 run; 3 settings; 4 settings x 2 seeds (optimizer x width: two heat-map rows, seeds as bands)
 SETTINGS = {
     1: [["model.width=8", "optim.lr=0.1"]],
-    3: [["model.width=8", "optim.lr=0.1"], ["model.width=16", "optim.lr=0.1"], ["model.width=8", "optim.lr=0.01"]],
-    8: [[f"optim={o}", f"model.width={w}", f"seed={s}"] for o in ("sgd", "adam") for w in (8, 16) for s in (0, 1)],
+    3: [
+        ["model.width=8", "optim.lr=0.1"],
+        ["model.width=16", "optim.lr=0.1"],
+        ["model.width=8", "optim.lr=0.01"],
+    ],
+    8: [
+        [f"optim={o}", f"model.width={w}", f"seed={s}"]
+        for o in ("sgd", "adam")
+        for w in (8, 16)
+        for s in (0, 1)
+    ],
 }
 FIGURES = {
     "nc": lambda groups, runs: [curves_figure(groups, NC_PANELS)],
@@ -23,28 +35,58 @@ FIGURES = {
     "heatmap": lambda groups, runs: [heatmap_figure(groups, "model.width", "optim.lr")],
     "scores": lambda groups, runs: [scores_figure(groups)],
     "embed": lambda groups, runs: [fig for run in runs for _, fig in feature_frames(run, [5])],
+    "frequency": lambda groups, runs: [frequency_figure(groups)],
+    "correlate": lambda groups, runs: [correlate_figure(groups, x="model.width")],
 }
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("layout")
+    arrays = {"scores": True, "features": True, "classes": True}
     return {
-        n: [
-            write_run(root / str(n), f"digits-mlp-{i}", [*keys, "data=fashion_mnist"], scores=True, features=True,
-                      offset=i)  # fmt: skip
-            for i, keys in enumerate(settings)
-        ]
+        n: [write_run(root / str(n), f"r{i}", [*keys, "data=fashion_mnist"], offset=i, **arrays)
+            for i, keys in enumerate(settings)]
         for n, settings in SETTINGS.items()
-    }
+    }  # fmt: skip
 
 
-@pytest.mark.parametrize("n", list(SETTINGS))
+@pytest.mark.parametrize("n", [pytest.param(n, marks=pytest.mark.slow) for n in (1, 3)] + [8])  # fast: 8
 @pytest.mark.parametrize("kind", list(FIGURES))
 def test_no_text_collides_in_any_format(runs, kind, n):
     with paper_style():
         figures = FIGURES[kind](group_runs(runs[n]), runs[n])
-    faults = [f"{fmt}: {fault}" for fig in figures for fmt in ("png", "pdf", "svg") for fault in collisions(fig, fmt)]
+    faults = [
+        f"{fmt}: {fault}"
+        for fig in figures
+        for fmt in ("png", "pdf", "svg")
+        for fault in collisions(fig, fmt)
+    ]
     for fig in figures:
         plt.close(fig)
     assert not faults, f"{len(faults)} layout faults:\n" + "\n".join(faults)
+
+
+@pytest.mark.parametrize("n", list(SETTINGS))
+def test_a_new_metric_with_a_long_name_and_no_symbol_fits(runs, n, monkeypatch):
+    monkeypatch.setattr(table, "METRICS", dict(table.METRICS))
+    key = "mean_logit_margin_between_the_true_class_and_the_runner_up"
+    table.register_metric(key, "geometry", "a user's metric without a symbol")
+    with paper_style():
+        fig = curves_figure(group_runs(runs[n]), [["nc1"], [key], ["nc2_h"]])
+    assert [f"{fmt}: {f}" for fmt in ("png", "pdf", "svg") for f in collisions(fig, fmt)] == []
+    plt.close(fig)
+
+
+def test_the_check_finds_collisions_overlaps_text_outside_and_legends_over_data():
+    with paper_style():
+        fig, (left, right) = plt.subplots(1, 2, figsize=(3.4, 1.7))  # no layout engine
+        left.plot([0, 1], [0, 1], label="a line across the whole panel")
+        left.legend(loc="center")
+        right.set_ylabel("a long y label written over the left panel", fontsize=12)
+        fig.text(0.98, 0.5, "beyond the right edge")
+    faults = collisions(fig)
+    assert "axes 0: legend covers data" in faults
+    assert any(f.startswith("axes 1: y label overlaps axes 0") for f in faults)
+    assert "figure text 'beyond the right edge' lies outside the figure" in faults
+    plt.close(fig)

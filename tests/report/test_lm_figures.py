@@ -12,7 +12,7 @@ from scipy.stats import pearsonr, spearmanr
 from nclab.cli import main
 from nclab.config import resolve
 from nclab.report.groups import group_runs
-from nclab.report.plots import correlate_figure, correlations, frequency_figure, rank_bins
+from nclab.report.lm import correlate_figure, correlations, frequency_figure, rank_bins
 from nclab.runs import Run
 
 

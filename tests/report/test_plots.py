@@ -9,15 +9,8 @@ import pytest
 from nclab.cli import main
 from nclab.metrics import table
 from nclab.report.groups import group_runs
-from nclab.report.plots import (
-    GRID_PANELS,
-    NC_PANELS,
-    PALETTE,
-    curves_figure,
-    heatmap_figure,
-    paper_style,
-    scores_figure,
-)
+from nclab.report.plots import GRID_PANELS, NC_PANELS, curves_figure, heatmap_figure, scores_figure
+from nclab.report.style import PALETTE, label, paper_style
 from tests.report.conftest import KEYS, curve
 
 
@@ -43,9 +36,7 @@ def test_three_runs_are_three_lines_per_panel_with_their_data(make_run, panels):
                 assert line.get_color() == PALETTE[i] and line.get_linestyle() == ["-", "--"][j]
         assert ax.get_yscale() == ("log" if table.metric(keys[0]).log else "linear")
         assert all(float(t).is_integer() for t in ax.get_xticks())  # integer epoch ticks
-        assert ax.get_ylabel().replace("\n", " ") == (
-            f"{keys[0]}: {table.metric(keys[0]).description}" if len(keys) == 1 else "accuracy"
-        )
+        assert ax.get_ylabel() == (table.metric(keys[0]).symbol if len(keys) == 1 else "accuracy")
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend[:3] == ["optim.lr=0.1", "optim.lr=0.01", "optim.lr=0.001"]  # config keys, not dir names
     plt.close(fig)
@@ -114,7 +105,9 @@ def test_heatmap_cells_are_the_final_metrics(make_run):
             assert cells.shape == (2, 3)
             for (j, i), value in np.ndenumerate(cells):
                 assert value == expected[loss, metric, j, i]
-    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["16.0", "32.0", "64.0"]  # model.width: float
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["16", "32", "64"]  # whole floats as integers
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["2", "4"]
+    assert [ax.get_title() for ax in axes[:2]] == ["$\\mathcal{NC}_1$", "$\\mathrm{acc}_{\\mathrm{test}}$"]
     plt.close(fig)
 
 
@@ -129,7 +122,7 @@ def test_heatmap_baseline_rows_are_absolute_differences(make_run, capsys):
             finals[loss, i] = curve(KEYS.index("test_acc"), offset, 2)
     with paper_style():
         fig = heatmap_figure(group_runs(runs), "model.width", "train.epochs", ["test_acc"], "loss=ce")
-    assert len(fig.axes) == 2 and fig.axes[0].get_title() == "|test_acc - loss=ce|"
+    assert len(fig.axes) == 2 and fig.axes[0].get_title() == f"|{label('test_acc')} $-$ loss=ce|"
     for ax, loss in zip(fig.axes, ("mse", "focal"), strict=True):
         assert f"loss={loss}" in ax.get_ylabel()
         cells = ax.collections[0].get_array()
@@ -162,7 +155,7 @@ def test_violins_against_a_config_key(make_run):
     panels = [ax for ax in fig.axes if ax.get_title()]
     assert [ax.get_title() for ax in panels] == ["loss=ce", "loss=bce"]
     for ax in panels:
-        assert [t.get_text() for t in ax.get_xticklabels()] == ["0.0", "2.0", "5.0"]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "2", "5"]
         assert len(ax.collections) == 3 * 3 * 4  # 3 values x 3 populations x (body, bars, mins, maxes)
         assert ax.get_xlabel() == "head.bias_mean"
     plt.close(fig)
@@ -206,12 +199,14 @@ def test_every_kind_in_vector_formats(make_run, tmp_path, capsys, kind, fmt):
     out = tmp_path / "out"
     args = ["plot", *(str(r.path) for r in runs), "--kind", kind, "--format", fmt, "--out", str(out)]
     assert main([*args, *KIND_ARGS[kind]]) == 0
-    paths = capsys.readouterr().out.split()
+    printed = capsys.readouterr().out.splitlines()
+    paths = [line for line in printed if line.startswith(str(out))]
     if kind == "embed":
         assert len(paths) == 3 * 3 and paths[-1] == str(out / "r2" / "embed.gif")
         paths = [p for p in paths if not p.endswith(".gif")]
     else:
         assert paths == [str(out / f"{kind}.{fmt}")]
+        assert printed[1].startswith(f"{kind}: ") and "setting(s) of 3 run(s)" in printed[1]  # the caption
     for path in paths:
         with open(path, "rb") as f:
             data = f.read()
@@ -255,3 +250,32 @@ def test_default_figure_of_a_trained_run(tiny_runs):
 
     image = matplotlib.image.imread(tiny_runs[0] / "figures" / "nc.png")
     assert image.shape[1] == round(2 * 3.4 * 300) and image[..., :3].std() > 0.05
+
+
+def test_the_caption_holds_what_the_axes_leave_out(make_run, capsys):
+    """Axes show symbols; `nclab plot` prints each drawn metric's symbol, key, description and source."""
+    runs = [make_run(f"s{s}", [f"seed={s}"], offset=s) for s in (0, 1)]
+    assert main(["plot", *(str(r.path) for r in runs), "--kind", "grid", "--band", "std"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        lines[1]
+        == "grid: 1 setting(s) of 2 run(s); lines: mean over seeds; band: mean +- 1 std (ddof=1) over seeds."
+    )
+    assert lines[2:] == [
+        f"  {table.metric(k).symbol} ({k}): {table.metric(k).description} [{table.metric(k).source}]"
+        for (k,) in GRID_PANELS
+    ]
+
+
+def test_legend_names_only_differing_keys_section_first_with_seeds_as_bands(make_run):
+    runs = [
+        make_run(f"{o}{s}", [f"optim={o}", "optim.lr=0.01", f"seed={s}"], offset=s)
+        for o in ("sgd", "adam")
+        for s in (0, 1)
+    ]
+    with paper_style():
+        fig = curves_figure(group_runs(runs), [["nc1"]])
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["optim=sgd (2 seeds)", "optim=adam (2 seeds)"]
+    assert len(lines(fig.axes[0])) == 2 and len(fig.axes[0].collections) == 2  # a line and a band per setting
+    plt.close(fig)

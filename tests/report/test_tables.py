@@ -109,4 +109,4 @@ def test_component_options_are_columns_but_not_legend_keys(make_run):
     ]
     runs.append(make_run("focal2", ["loss=focal", "loss.gamma=2"], epochs=1))
     labels = [g.label for g in group_runs(runs)]
-    assert labels == ["loss=ce", "loss.gamma=3.0, loss=focal", "loss=mse", "loss.gamma=2.0, loss=focal"]
+    assert labels == ["loss=ce", "loss=focal, loss.gamma=3", "loss=mse", "loss=focal, loss.gamma=2"]

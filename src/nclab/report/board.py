@@ -1,19 +1,45 @@
-"""TensorBoard beside the files: the figures `nclab plot` writes (at the end of training) and, at
-`measure.save_features_at`, the embedding projector (features with class-name labels, in the run's
-projector/ so its per-epoch folders stay out of the run's top level) and, for 2-D features, the scatter
-`nclab visualize` draws, so the live view shows what the run directory holds."""
+"""TensorBoard beside the files: each scalar's description from the metric table (shown beside its chart),
+the figures `nclab plot` writes (at the end of training) and, at `measure.save_features_at`, the embedding
+projector (features with class-name labels, in the run's projector/ so its per-epoch folders stay out of the
+run's top level) and, for 2-D features, the scatter `nclab visualize` draws, so the live view shows what the
+run directory holds. The figure stack (matplotlib) is imported when a figure is drawn, not with training."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import scalar
 
-from nclab.report.embed import feature_figure, limits
-from nclab.report.groups import group_runs
-from nclab.report.plots import NC_PANELS, curves_figure, paper_style, scores_figure
+from nclab.metrics import table
 from nclab.runs import Run
 
-__all__ = ["log_features", "log_figures"]
+__all__ = ["Described", "log_features", "log_figures"]
+
+
+class Described:
+    """A SummaryWriter whose scalars carry their metric's description (`table.metric(key).description`,
+    with its source) in the summary metadata the first time each tag is written; everything else passes
+    through to the writer."""
+
+    def __init__(self, writer: SummaryWriter) -> None:
+        self.writer, self.described = writer, set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.writer, name)
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        if tag in self.described:
+            self.writer.add_scalar(tag, value, step)
+            return
+        summary = scalar(tag, value)
+        entry = table.metric(tag.split("/", 1)[1])
+        metadata = summary.value[0].metadata
+        metadata.plugin_data.plugin_name = "scalars"
+        metadata.summary_description = entry.description + (f" [{entry.source}]" if entry.source else "")
+        self.writer._get_file_writer().add_summary(summary, step)
+        self.described.add(tag)
 
 
 def log_features(
@@ -30,12 +56,19 @@ def log_features(
             if h.shape[1] == 2:
                 panels.append((split, h.numpy(), y.numpy(), "features"))
     if panels:
+        from nclab.report.embed import feature_figure, limits
+        from nclab.report.style import paper_style
+
         with paper_style():
             writer.add_figure("features/2d", feature_figure(panels, epoch, names, limits(panels)), epoch)
 
 
 def log_figures(writer: SummaryWriter, run: Run, epoch: int) -> None:
     """The overview `figures/nc` and, with score samples, `figures/scores` of the run as it is now."""
+    from nclab.report.groups import group_runs
+    from nclab.report.plots import NC_PANELS, curves_figure, scores_figure
+    from nclab.report.style import paper_style
+
     groups = group_runs([run])
     with paper_style():
         writer.add_figure("figures/nc", curves_figure(groups, NC_PANELS), epoch)

@@ -4,8 +4,9 @@ plotted directly when d = 2 (the center-loss study's scatter), otherwise embedde
 PCA (train and test in one embedding, so a class sits in the same place in both panels) and min-max normalised
 to [0, 1] per axis as in the BCE vs CE study's t-SNE figures. Every frame has the
 same axis limits (those of all frames together), so motion in the animation is motion of the features; the
-legend gives the dataset's class names. Features come from features/ (saved at `measure.save_features_at`);
-epochs without them but with a checkpoint are measured from the checkpoint first and saved there.
+legend gives the dataset's class names. Features are read from features/ only (saved at
+`measure.save_features_at`, or by `nclab visualize`, which measures the chosen epochs that lack them from
+their checkpoints before it calls `visualize`: `feature_epochs` names them).
 """
 
 from __future__ import annotations
@@ -19,16 +20,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-from PIL import Image
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
 
 from nclab.errors import ConfigError, RunError
 from nclab.files import replace
-from nclab.report.plots import COLUMN, PALETTE, paper_style, pick_evenly, render_png, save
+from nclab.report.style import COLUMN, PALETTE, paper_style, pick_evenly, render_png, save
 from nclab.runs import Run
 
-__all__ = ["METHODS", "embed_2d", "feature_figure", "feature_frames", "visualize"]
+__all__ = ["METHODS", "embed_2d", "feature_epochs", "feature_figure", "feature_frames", "visualize"]
 
 MARKERS = "osD^vP*Xh<>p"
 Panel = tuple[str, np.ndarray, np.ndarray, str]  # split, (N, 2) coordinates, labels, method used
@@ -43,6 +41,9 @@ def embed_2d(features: np.ndarray, method: str = "auto", seed: int = 0) -> tuple
         raise ConfigError(f"--method {method}: choose from {', '.join(METHODS)}")
     if features.shape[1] == 2 and method == "auto":
         return features, "features"
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
     if method == "pca" or features.shape[1] < 2:
         xy, used = (
             PCA(n_components=min(2, features.shape[1]), random_state=seed).fit_transform(features),
@@ -60,12 +61,12 @@ def embed_2d(features: np.ndarray, method: str = "auto", seed: int = 0) -> tuple
     return (xy - xy.min(0)) / np.where(span > 0, span, 1), used
 
 
-def _features(run: Run, epochs: list[int] | None) -> dict[int, dict[str, np.ndarray]]:
-    """Saved features of the chosen epochs; missing ones are measured from checkpoints (and saved)."""
+def feature_epochs(run: Run, epochs: list[int] | None) -> tuple[list[int], list[int]]:
+    """(the epochs to draw, those of them without saved features): `epochs`, or the saved ones, or 8 evenly
+    spaced checkpoints; an epoch with neither features nor a checkpoint is an error."""
     saved = run.array_epochs("features")
     checkpoints = sorted(run.checkpoints())
-    if epochs is None:
-        epochs = saved or pick_evenly(checkpoints, 8)
+    epochs = sorted(set(epochs)) if epochs else saved or pick_evenly(checkpoints, 8)
     missing = [e for e in epochs if e not in saved]
     unavailable = [e for e in missing if e not in checkpoints]
     if unavailable or not epochs:
@@ -73,11 +74,17 @@ def _features(run: Run, epochs: list[int] | None) -> dict[int, dict[str, np.ndar
             f"no features or checkpoint for epochs {unavailable or 'any'} in {run.path}; features: {saved}, "
             f"checkpoints: {checkpoints}; train with measure.save_features_at=[...] or pick other --epochs"
         )
-    if missing:
-        from nclab.remeasure import measure_checkpoints
+    return epochs, missing
 
-        for epoch, measured in measure_checkpoints(run, missing, features=True):
-            run.save_measured(epoch, {"features": measured.features})
+
+def _features(run: Run, epochs: list[int] | None) -> dict[int, dict[str, np.ndarray]]:
+    """Saved features of the chosen epochs (read only; `nclab visualize` measures missing ones first)."""
+    epochs, missing = feature_epochs(run, epochs)
+    if missing:
+        raise RunError(
+            f"no saved features for epochs {missing} in {run.path}; `nclab visualize` measures them from the "
+            "checkpoints first"
+        )
     readable = run.readable_arrays("features", epochs)
     if not readable:
         raise RunError(f"no readable features in {run.path}/features (see the warnings above)")
@@ -118,8 +125,11 @@ def feature_figure(
         ax.set_xlim(lims[0])
         ax.set_ylim(lims[1])
         ax.set_title(f"{split} features, epoch {epoch}" + ("" if used == "features" else f" ({used})"))
+        ax.set_xlabel("$h_1$" if used == "features" else f"{used} 1")
+        ax.set_ylabel("$h_2$" if used == "features" else f"{used} 2")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center", markerscale=2.5, frameon=False)
+    columns = -(-len(names) // 20)  # 20 class names a column (CIFAR-100: 5 columns)
+    fig.legend(handles, labels, loc="outside right center", markerscale=2.5, frameon=False, ncols=columns)
     return fig
 
 
@@ -129,7 +139,7 @@ def feature_frames(
     """(epoch, figure) per chosen epoch, all with the same axis limits; build them inside `paper_style()`."""
     from nclab.data import class_names
 
-    data = _features(run, sorted(set(epochs)) if epochs else None)
+    data = _features(run, epochs)
     frames: dict[int, list[Panel]] = {}
     for epoch, arrays in data.items():
         splits = [s for s in ("train", "test") if f"{s}_features" in arrays]
@@ -154,6 +164,8 @@ def visualize(
 ) -> list[Path]:
     """Write epoch_XXXX.<fmt> per epoch and embed.gif into `out` (default the run's figures/embed/);
     returns their paths."""
+    from PIL import Image
+
     out = out or run.path / "figures" / "embed"
     paths, frames = [], []
     with paper_style():

@@ -13,7 +13,16 @@ from pydantic import BaseModel
 from nclab.errors import ConfigError
 from nclab.runs import Run
 
-__all__ = ["Group", "differing", "flat_config", "group_runs", "setting_keys", "settings"]
+__all__ = [
+    "Group",
+    "differing",
+    "flat_config",
+    "group_runs",
+    "setting_keys",
+    "setting_text",
+    "settings",
+    "value_text",
+]
 
 IGNORED = {"name", "out"}  # top-level keys that never make runs different
 SEED_KEYS = {"seed"}
@@ -54,6 +63,16 @@ def short(key: str) -> str:
     return key.removesuffix(".name")
 
 
+def value_text(value: Any) -> str:
+    """A config value as labels and ticks show it: a whole float as an integer (`model.width=32`)."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def setting_text(config: dict[str, Any], keys: list[str]) -> str:
+    """`key=value, ...` of `keys` that `config` has, section names short (`optim=adam, optim.lr=0.001`)."""
+    return ", ".join(f"{short(k)}={value_text(config[k])}" for k in keys if k in config)
+
+
 @dataclass
 class Group:
     """Runs of one setting (equal configs up to `seed`); `config` is that setting's flat config."""
@@ -91,12 +110,12 @@ class Group:
 
 def setting_keys(groups: list[Group]) -> list[str]:
     """Config keys whose values differ between the groups that have them (the legend's keys): a component's
-    own option that only one setting has (focal's loss.gamma beside ce runs) is implied by its name."""
-    return [
-        k
-        for k in differing([g.config for g in groups])
-        if len({repr(g.config[k]) for g in groups if k in g.config}) > 1
-    ]
+    own option that only one setting has (focal's loss.gamma beside ce runs) is implied by its name. A
+    section's name comes before its options (`optim`, then `optim.lr`)."""
+    keys = differing([g.config for g in groups])
+    return sorted(
+        (k for k in keys if len({repr(g.config[k]) for g in groups if k in g.config}) > 1), key=short
+    )
 
 
 def group_runs(runs: list[Run], by_seed: bool = True) -> list[Group]:
@@ -118,5 +137,34 @@ def group_runs(runs: list[Run], by_seed: bool = True) -> list[Group]:
     out = list(groups.values())
     keys = setting_keys(out)
     for g in out:
-        g.label = ", ".join(f"{short(k)}={g.config[k]}" for k in keys if k in g.config) or g.runs[0].name
+        g.label = setting_text(g.config, keys) or g.runs[0].name
     return out
+
+
+def levels(groups: list[Group], key: str) -> list[Any]:
+    """The distinct values of config key `key`: numbers ascending, then others by their text, None last."""
+    unique = list({repr(g.config.get(key)): g.config.get(key) for g in groups}.values())
+
+    def order(v: Any) -> tuple:
+        number = isinstance(v, int | float)
+        return v is None, not number, v if number else repr(v)
+
+    return sorted(unique, key=order)
+
+
+def check_keys(groups: list[Group], keys: dict[str, str | None]) -> None:
+    """Each `--flag KEY` names a config key; one error line listing the keys that differ otherwise."""
+    for flag, key in keys.items():
+        if key is None or not any(key in g.config for g in groups):
+            differ = ", ".join(setting_keys(groups)) or "none: the runs differ only in seed"
+            what = "is missing" if key is None else f"{key}: not a config key of these runs"
+            raise ConfigError(f"{flag} {what}; give a dotted config key (differing here: {differ})")
+
+
+def facets(groups: list[Group], used: list[str]) -> list[tuple[str, list[Group]]]:
+    """Groups split by the differing keys other than `used`: (title, groups), first-seen order."""
+    keys = [k for k in setting_keys(groups) if k not in used]
+    facets: dict[str, list[Group]] = {}
+    for g in groups:
+        facets.setdefault(setting_text(g.config, keys), []).append(g)
+    return list(facets.items())

@@ -1,0 +1,135 @@
+"""Figures of the language-model studies, `nclab plot --kind frequency|correlate`:
+
+- frequency: per-class vectors of the last saved `classes/` epoch (nc1_class, nc3_cos, nc4_ncc) against the
+  class's frequency rank (log x), the mean over log-spaced rank bins, one line per setting (language models:
+  Wu & Papyan 2024);
+- correlate: each run's final value of a metric (`--metrics`, default cdnv, nc1, nc2_h, test_nc4_ncc)
+  against its final test loss, one point per run, Spearman and Pearson over the runs of each facet (`--x KEY`:
+  one row per value of KEY), as Linguistic Collapse's figures 2-4.
+Shared style, labels and legend: report/style.py.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import pairwise
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from nclab.errors import ConfigError, RunError
+from nclab.metrics import table
+from nclab.report.groups import Group, check_keys, levels, short, value_text
+from nclab.report.style import COLUMN, color, label, legend, log_scale, subplots, wrap
+
+__all__ = ["CORRELATE", "FREQUENCY", "correlate_figure", "correlations", "frequency_figure", "rank_bins"]
+
+FREQUENCY = ["nc1_class", "nc3_cos", "nc4_ncc", "mean_norm"]  # classes/ vectors drawn by `frequency`
+CORRELATE = ["cdnv", "nc1", "nc2_h", "test_nc4_ncc"]
+VECTORS = {"nc1_class": r"$V_k / \mathrm{tr}\,\Sigma_B$", "nc3_cos": r"$\cos(w_k, \mu_k)$",
+           "nc4_ncc": r"$\mathcal{NC}_4^{(k)}$", "mean_norm": r"$\|\mu_k - \mu_G\|$"}  # fmt: skip
+
+
+def rank_bins(counts: np.ndarray, values: np.ndarray, bins: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """(geometric bin centres of frequency rank 1..K', mean value per bin) over log-spaced rank bins; classes
+    ranked by count (most frequent first), empty classes and NaN values left out, empty bins dropped."""
+    seen = counts > 0
+    order = np.argsort(-counts[seen], kind="stable")
+    v = values[seen][order]
+    ranks = np.arange(1, len(v) + 1)
+    edges = np.unique(np.geomspace(1, len(v) + 1, bins + 1).astype(int))
+    centres, means = [], []
+    for lo, hi in pairwise(edges):
+        chunk = v[(ranks >= lo) & (ranks < hi)]
+        chunk = chunk[~np.isnan(chunk)]
+        if len(chunk):
+            centres.append(np.sqrt(lo * (hi - 1)))
+            means.append(chunk.mean())
+    return np.asarray(centres), np.asarray(means)
+
+
+def _classes(groups: list[Group]) -> list[list[dict]]:
+    """Per group, each run's last saved `classes/` arrays."""
+    arrays: list[list[dict]] = []
+    for group in groups:
+        arrays.append([])
+        for run in group.runs:
+            saved = run.array_epochs("classes")
+            if not saved:
+                raise RunError(f"{run.path} has no classes/ arrays; measured epochs write them")
+            arrays[-1].append(run.load_arrays("classes", saved[-1]))
+    return arrays
+
+
+def frequency_figure(groups: list[Group], metrics: list[str] | None = None) -> Figure:
+    """Per-class vectors (`metrics`: names in classes/) against frequency rank (log x): each run's last
+    `classes/` epoch, binned by rank (`rank_bins`), the mean over a setting's seeds per bin."""
+    arrays = _classes(groups)
+    known = {k for runs in arrays for a in runs for k in a} - {"counts"}
+    if metrics and not set(metrics) <= known:
+        unknown = ",".join(k for k in metrics if k not in known)
+        raise ConfigError(
+            f"--metrics {unknown}: not a classes/ vector; available: {', '.join(sorted(known))}"
+        )
+    keys = [k for k in metrics or FREQUENCY if k in known]
+    if not keys:
+        raise RunError(f"the runs' classes/ arrays hold none of {', '.join(FREQUENCY)}")
+    fig, axes = subplots(len(keys))
+    for i, runs in enumerate(arrays):
+        for ax, key in zip(axes, keys, strict=True):
+            binned = [rank_bins(a["counts"].double().numpy(), a[key].double().numpy()) for a in runs]
+            size = min(len(b[0]) for b in binned)
+            mean = np.mean([b[1][:size] for b in binned], 0)
+            ax.plot(binned[0][0][:size], mean, "o-", markersize=2, color=color(i))
+    for ax, key in zip(axes, keys, strict=True):
+        log_scale(ax, "x")
+        ax.set_xlabel("frequency rank")
+        ax.set_ylabel(VECTORS.get(key, key))
+    legend(fig, groups, "none")
+    return fig
+
+
+def correlate_figure(groups: list[Group], metrics: list[str] | None = None, x: str | None = None) -> Figure:
+    """Final `metric` against final test loss, a point per run (colour: its setting); each panel's title
+    gives Spearman's rho and Pearson's r over the runs of the facet (one row per value of `x`, or all)."""
+    keys = metrics or [k for k in CORRELATE if any(not np.isnan(g.final(k)).all() for g in groups)]
+    facets = [("", groups)]
+    if x is not None:
+        check_keys(groups, {"--x": x})
+        facets = [
+            (f"{short(x)}={value_text(v)}", [g for g in groups if g.config.get(x) == v])
+            for v in levels(groups, x)
+        ]
+    cols = min(3, len(keys))
+    fig, axes = subplots(len(keys) * len(facets), cols)
+    width = (COLUMN if cols <= 2 else 2 * COLUMN) / cols - 0.3
+    for row, (title, members) in enumerate(facets):
+        for col, key in enumerate(keys):
+            ax = axes[row * len(keys) + col]
+            for group in members:
+                ax.scatter(group.final(key), group.final("test_loss"), s=6, color=color(groups.index(group)))
+            rho, r, n = correlations(members, key)
+            stats = f"Spearman {rho:+.2f}, Pearson {r:+.2f} (n={n})" if n >= 3 else f"n={n} < 3"
+            ax.set_title(wrap(f"{title}: {stats}" if title else stats, width))
+            ax.set_xlabel(label(key))
+            ax.set_ylabel(label("test_loss"))
+            if table.metric(key).log:
+                log_scale(ax, "x")
+    legend(fig, groups, "none")
+    return fig
+
+
+def correlations(groups: list[Group], key: str, against: str = "test_loss") -> tuple[float, float, int]:
+    """(Spearman rho, Pearson r, n) of the runs' final `key` and `against` (NaN with fewer than 3 runs)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    xs = np.concatenate([g.final(key) for g in groups])
+    ys = np.concatenate([g.final(against) for g in groups])
+    ok = ~(np.isnan(xs) | np.isnan(ys))
+    if ok.sum() < 3:
+        return math.nan, math.nan, int(ok.sum())
+    return (
+        float(spearmanr(xs[ok], ys[ok]).statistic),
+        float(pearsonr(xs[ok], ys[ok]).statistic),
+        int(ok.sum()),
+    )
