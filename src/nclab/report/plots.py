@@ -115,7 +115,7 @@ def _draw_panels(axes: list[Axes], groups: list[Group], panels: list[list[str]],
                     ax.fill_between(epochs, low, high, color=color(i), alpha=0.2, linewidth=0)
         ax.set_ylabel(_panel_label(keys))
         ax.set_xlabel(x_label(groups))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
         if not any(len(line.get_xdata()) for line in ax.get_lines()):  # no run has the key (head-less runs)
             ax.set_xticks([])
             ax.set_yticks([])
