@@ -1,7 +1,7 @@
 import pytest
 
 from nclab.config import RunConfig, parse_override, resolve
-from nclab.errors import ConfigError
+from nclab.errors import ConfigError, ReadError
 
 
 def test_defaults_then_yaml_then_overrides(tmp_path):
@@ -64,11 +64,11 @@ def test_bad_input_is_one_clear_line(override, fragments):
 
 
 def test_missing_and_malformed_files(tmp_path):
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ReadError, match="not found"):  # files.read_text: one reader for every file
         resolve(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ReadError, match="not valid YAML"):
         resolve(bad)
     with pytest.raises(ConfigError, match="preset 'nope'"):
         resolve(preset="nope")

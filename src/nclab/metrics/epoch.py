@@ -326,7 +326,7 @@ def _single_label(
             vectors = {"mean_norm": hbar.norm(dim=1)} | ({} if w is None else {"w_norm": w.norm(dim=1)})
             for name, v in vectors.items():  # per class, for the frequency views (NaN: not measured)
                 full = torch.full((settings.num_classes,), torch.nan, dtype=torch.float64)
-                arrays["classes"][name] = full.index_copy_(0, stats.classes.cpu(), v.cpu())
+                arrays["classes"][name] = full.index_copy_(0, stats.classes.cpu(), v.cpu().double())
     return out, arrays
 
 
