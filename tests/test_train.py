@@ -112,7 +112,8 @@ def test_plot_overlays_runs(run_dir, tmp_path, capsys):
     (run_dir / "figures" / "nc.png").unlink()
     assert main(["plot", str(run_dir), str(other)]) == 0
     figure = run_dir / "figures" / "nc.png"
-    assert capsys.readouterr().out.strip() == str(figure)
+    path, *caption = capsys.readouterr().out.strip().splitlines()  # the file, then its caption lines
+    assert path == str(figure) and any("(nc1): tr(Sigma_W Sigma_B^+) / K" in line for line in caption)
     import matplotlib.image
 
     pixels = matplotlib.image.imread(figure)
