@@ -24,7 +24,7 @@ from nclab.data import class_names
 from nclab.data.text import TokenSplits
 from nclab.errors import ConfigError, Interrupted, NclabError, RunError, TrainingDiverged
 from nclab.files import parse_yaml
-from nclab.measure import accuracy, measure, resolved_weighting, settings
+from nclab.measure import Measurement, accuracy, measure, resolved_weighting, settings
 from nclab.metrics import table
 from nclab.optim import build_optimizer, build_scheduler, param_groups, step_scheduler
 from nclab.output import EpochLog
@@ -288,17 +288,8 @@ def _fit(
                 model.train()
                 step_loss, step_acc = _train_epoch(step, parts.train_batches, epoch)
                 record = {"epoch": epoch, "lr": lr, "step_loss": step_loss, "step_acc": step_acc}
-                save_features = epoch in cfg.measure.save_features_at
-                measured = None
-                if epoch % cfg.measure.every == 0 or epoch == total or save_features:
-                    with precision:  # the measured epoch in the training precision; sums stay float64
-                        measured = measure(
-                            model, loss_fn, parts.measure_train, parts.measure_test,
-                            settings(cfg.measure, k, parts.splits.multilabel, save_features, parts.splits),
-                            parts.ood,
-                        )  # fmt: skip
-                        if parts.val is not None:
-                            record["val_acc"] = accuracy(model, loss_fn, parts.val)
+                measured = _measured(cfg, parts, epoch, precision)
+                if measured is not None:
                     record |= measured.record
                 with interrupts.held():
                     if measured is not None:
@@ -342,6 +333,24 @@ def _fit(
             if board:
                 with contextlib.suppress(NclabError):  # a failed close leaves no state behind
                     board.close()
+
+
+def _measured(cfg: RunConfig, parts: Parts, epoch: int, precision: Any) -> Measurement | None:
+    """The measured epoch (every `measure.every` epochs, the last, and where features are saved) in the
+    training precision (sums stay float64), its record led by `val_acc` where a validation split exists;
+    None on other epochs."""
+    save_features = epoch in cfg.measure.save_features_at
+    if not (epoch % cfg.measure.every == 0 or epoch == cfg.train.epochs or save_features):
+        return None
+    splits = parts.splits
+    with precision:
+        measured = measure(
+            parts.model, parts.loss_fn, parts.measure_train, parts.measure_test,
+            settings(cfg.measure, splits.num_classes, splits.multilabel, save_features, splits), parts.ood,
+        )  # fmt: skip
+        if parts.val is not None:
+            measured.record = {"val_acc": accuracy(parts.model, parts.loss_fn, parts.val)} | measured.record
+    return measured
 
 
 def _finish(run: Run, writer: Any, total: int) -> None:
