@@ -47,8 +47,9 @@ def settings(
     """The measured epoch's settings from a run's `measure` section; `features`: save the per-class
     feature subsample (`measure.save_features_at`) this epoch. With the run's single-label `splits`, the
     class counts of the measured targets (min_count, top_k, class weighting); `measure.weighting=auto` is
-    `class` for token data (a language model) and `sample` otherwise."""
-    language = isinstance(splits, TokenSplits)
+    `class` for token data (a language model) and `sample` otherwise; `measure.frequency_bins=auto` is 12 bins
+    for token data and none otherwise."""
+    language, bins = isinstance(splits, TokenSplits), measure_cfg.frequency_bins
     counts = None
     if splits is not None and not multilabel:
         counts = tuple(
@@ -66,6 +67,7 @@ def settings(
         min_count=measure_cfg.min_count,
         top_k=measure_cfg.top_k,
         language=language,
+        frequency_bins=(12 if language else 0) if bins == "auto" else bins,
     )
 
 

@@ -14,6 +14,7 @@ from nclab.data import load_dataset
 from nclab.data import text as text_mod
 from nclab.data.text import TokenLoader, read_corpus
 from nclab.errors import DataError
+from nclab.metrics import table
 
 
 def corpus_file(tmp_path, n_sentences=300, seed=0):
@@ -186,6 +187,9 @@ def test_gpt_run_on_text_is_reproduced_by_nclab_measure(tmp_path):
     assert [r["epoch"] for r in trained] == [1, 2]
     for a, b in zip(trained, measured, strict=True):
         assert {k: a[k] for k in b} == b
+    bins = [k for k in trained[-1] if "_bin" in k]  # measure.frequency_bins=auto: 12 for text
+    assert {"rank_bin00", "counts_bin00", "nc1_class_bin00", "w_norm_bin00"} <= set(bins) <= set(measured[-1])
+    assert [k for k in trained[-1] if table.metric(k).group == "frequency"] == bins  # every key declared
     assert trained[-1]["train_loss"] < trained[0]["train_loss"] < np.log(256)
 
 

@@ -1,9 +1,6 @@
 """Language-model views: `frequency` (per-class vectors against frequency rank, log-binned) and `correlate`
 (final metric against test loss across runs, Spearman and Pearson per facet)."""
 
-import itertools
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -11,21 +8,10 @@ from scipy.stats import pearsonr, spearmanr
 
 from nclab.cli import main
 from nclab.config import resolve
+from nclab.metrics.lm import rank_bins
 from nclab.report.groups import group_runs
-from nclab.report.lm import correlate_figure, correlations, frequency_figure, rank_bins
+from nclab.report.lm import correlate_figure, correlations, frequency_figure
 from nclab.runs import Run
-
-
-def test_rank_bins_average_classes_over_log_spaced_ranks():
-    counts = np.array([5, 0, 100, 1, 30, 7, 2, 60, 9, 3], dtype=float)
-    values = np.arange(10, dtype=float)  # class k has value k
-    centres, means = rank_bins(counts, values, bins=3)
-    order = [2, 7, 4, 8, 5, 0, 9, 6, 3]  # classes by count, the empty class 1 left out
-    edges = np.unique(np.geomspace(1, 10, 4).astype(int))  # ranks [1, 2), [2, 4), [4, 10)
-    assert edges.tolist() == [1, 2, 4, 10]
-    expected = [np.mean(values[order][lo - 1 : hi - 1]) for lo, hi in itertools.pairwise(edges)]
-    assert means.tolist() == pytest.approx(expected)
-    assert centres.tolist() == pytest.approx([1.0, math.sqrt(2 * 3), math.sqrt(4 * 9)])
 
 
 def runs_with_losses(tmp_path, n=6):

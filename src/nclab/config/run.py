@@ -154,6 +154,18 @@ class MeasureConfig(Section):
     top_k: int | None = Field(
         None, ge=2, description="measure only the k most frequent train classes (tokens)"
     )
+    frequency_bins: int | Literal["auto"] = Field(
+        "auto",
+        description="log-spaced frequency-rank bins whose means of the classes/ vectors go to metrics.jsonl "
+        "(<vector>_bin<i>, rank_bin<i>); auto: 12 for data=text, 0 (none) otherwise",
+    )
+
+    @field_validator("frequency_bins")
+    @classmethod
+    def _bins(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("give auto, 0 (none) or a number of bins >= 1")
+        return value
 
     @field_validator("ood")
     @classmethod

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from nclab.metrics.hooks import FeatureSource, FeatureTap, ModelOutput
-from nclab.metrics.lm import Dispersion, lm_spreads
+from nclab.metrics.lm import Dispersion, frequency_summaries, lm_spreads
 from nclab.metrics.multilabel import multilabel_metrics
 from nclab.metrics.nc import ClassStats, class_arrays, nc5
 from nclab.metrics.scores import compactness_terms, stream_scores
@@ -110,7 +110,8 @@ class Settings:
     targets, known before the pass; with them `min_count` / `top_k` keep the train classes with at least
     that many samples / the most frequent (the rest dropped and counted: `classes_dropped`,
     `samples_dropped`), and `weighting="class"` weighs every class the same (mu_G = mean of the class means,
-    Sigma_W = mean of the class covariances). `language` adds Linguistic Collapse's spreads and dispersion."""
+    Sigma_W = mean of the class covariances). `language` adds Linguistic Collapse's spreads and dispersion;
+    `frequency_bins` > 0 the classes/ vectors' means over that many log-spaced frequency-rank bins."""
 
     num_classes: int
     multilabel: bool = False
@@ -123,6 +124,7 @@ class Settings:
     min_count: int = 1
     top_k: int | None = None
     language: bool = False
+    frequency_bins: int = 0
 
     def kept_classes(self) -> Tensor | None:
         """bool (K,) of the measured classes under min_count / top_k (None: no filter)."""
@@ -327,6 +329,8 @@ def _single_label(
             for name, v in vectors.items():  # per class, for the frequency views (NaN: not measured)
                 full = torch.full((settings.num_classes,), torch.nan, dtype=torch.float64)
                 arrays["classes"][name] = full.index_copy_(0, stats.classes.cpu(), v.cpu().double())
+    if train is not None and settings.frequency_bins:
+        out |= frequency_summaries(arrays["classes"], settings.frequency_bins)
     return out, arrays
 
 

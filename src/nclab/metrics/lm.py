@@ -11,16 +11,31 @@ the classifier rows w_k, and a stream of features. No K x K matrix: pairs go in 
 - `dispersion`: mean over pairs i < j of samples of the cosine distance 1 - cos(h_i, h_j), from the
   identity sum_{i<j} cos(h_i, h_j) = (||sum_i u_i||^2 - n) / 2 with u_i = h_i / ||h_i||: exact over every
   sample of a split in O(d) memory.
+
+Frequency views: `rank_bins` averages a per-class vector over log-spaced bins of frequency rank (the figure
+kind `frequency` and `frequency_summaries`, the `<vector>_bin<i>` keys of metrics.jsonl).
 """
 
 from __future__ import annotations
 
+from itertools import pairwise
+
+import numpy as np
 import torch
 from torch import Tensor
 
 from nclab.metrics.geometry import Running, block_rows
 
-__all__ = ["LM_KEYS", "Dispersion", "lm_spreads", "log_kernel_var", "norms_log_var", "simcos_var"]
+__all__ = [
+    "LM_KEYS",
+    "Dispersion",
+    "frequency_summaries",
+    "lm_spreads",
+    "log_kernel_var",
+    "norms_log_var",
+    "rank_bins",
+    "simcos_var",
+]
 
 LM_KEYS = ["log_kern_var", "norms_log_var", "simcos_var"]
 
@@ -87,3 +102,37 @@ class Dispersion:
             return None
         mean_cos = (self.total.square().sum().item() - self.n) / (self.n * (self.n - 1))
         return 1.0 - mean_cos
+
+
+def rank_bins(counts: np.ndarray, values: np.ndarray, bins: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """(geometric centre sqrt(lo (hi - 1)) of each rank bin, mean value per bin): classes with a count
+    ranked by it (most frequent first, rank 1..K'), bins [lo, hi) with edges the distinct integers of
+    geomspace(1, K' + 1, bins + 1) (fewer bins for small K'); NaN values left out, NaN for a bin without
+    any."""
+    seen = counts > 0
+    order = np.argsort(-counts[seen], kind="stable")
+    v = values[seen][order]
+    ranks = np.arange(1, len(v) + 1)
+    edges = np.unique(np.geomspace(1, len(v) + 1, bins + 1).astype(int))
+    centres, means = [], []
+    for lo, hi in pairwise(edges):
+        chunk = v[(ranks >= lo) & (ranks < hi)]
+        chunk = chunk[~np.isnan(chunk)]
+        centres.append(np.sqrt(lo * (hi - 1)))
+        means.append(chunk.mean() if len(chunk) else np.nan)
+    return np.asarray(centres), np.asarray(means)
+
+
+def frequency_summaries(classes: dict[str, Tensor], bins: int) -> dict[str, float | None]:
+    """The per-class vectors of `classes` (with their `counts`) averaged over `bins` log-spaced frequency-rank
+    bins (`rank_bins`): `rank_bin<i>` the bin's centre rank, `<vector>_bin<i>` the mean of each vector
+    (`counts_bin<i>`: mean count per class), i = 00, 01, ... from the most frequent; None for a bin
+    without values."""
+    counts = classes["counts"].double().cpu().numpy()
+    out: dict[str, float | None] = {
+        f"rank_bin{i:02d}": float(c) for i, c in enumerate(rank_bins(counts, counts, bins)[0])
+    }
+    for name, vector in classes.items():
+        means = rank_bins(counts, vector.double().cpu().numpy(), bins)[1]
+        out |= {f"{name}_bin{i:02d}": None if np.isnan(m) else float(m) for i, m in enumerate(means)}
+    return out

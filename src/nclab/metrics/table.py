@@ -321,6 +321,23 @@ register_metric(
     "samples_dropped", "run", "train samples (tokens) of the classes left out", OURS,
     symbol=r"$N_{\mathrm{dropped}}$",
 )  # fmt: skip
+# frequency-rank bins of the classes/ vectors (measure.frequency_bins; metrics.lm.frequency_summaries)
+register_metric(
+    "rank_bin*", "frequency", "geometric centre rank sqrt(lo (hi - 1)) of log-spaced frequency-rank bin i",
+    LC24, symbol=r"$r$",
+)  # fmt: skip
+for vector, what, v in (
+    ("counts", "train samples per class", r"n_k"),
+    ("nc1_class", "V_k / tr(Sigma_B)", r"V_k/\mathrm{tr}\,\Sigma_B"),
+    ("nc3_cos", "cos(w_k, mu_k - mu_G)", r"\cos(w_k, \mu_k)"),
+    ("nc4_ncc", "per-class NC4 disagreement", r"\mathcal{NC}_4^{(k)}"),
+    ("mean_norm", "||mu_k - mu_G||", r"\|\mu_k - \mu_G\|"),
+    ("w_norm", "||w_k||", r"\|w_k\|"),
+):  # fmt: skip
+    register_metric(
+        f"{vector}_bin*", "frequency", f"mean over the classes of frequency-rank bin i of {what}", LC24,
+        classifier=vector in ("nc3_cos", "w_norm"), symbol=rf"${v}$ bin",
+    )  # fmt: skip
 # geometry
 for side, rows, v in (("h", "centred class means", r"\mu"), ("w", "classifier rows", "w")):
     flags = {"classifier": True} if side == "w" else {"depth": True}

@@ -1,8 +1,8 @@
 """Figures of the language-model studies, `nclab plot --kind frequency|correlate`:
 
 - frequency: per-class vectors of the last saved `classes/` epoch (nc1_class, nc3_cos, nc4_ncc) against the
-  class's frequency rank (log x), the mean over log-spaced rank bins, one line per setting (language models:
-  Wu & Papyan 2024);
+  class's frequency rank (log x), the mean over log-spaced rank bins (`metrics.lm.rank_bins`, as the
+  `<vector>_bin<i>` keys of metrics.jsonl), one line per setting (language models: Wu & Papyan 2024);
 - correlate: each run's final value of a metric (`--metrics`, default cdnv, nc1, nc2_h, test_nc4_ncc)
   against its final test loss, one point per run, Spearman and Pearson over the runs of each facet (`--x KEY`:
   one row per value of KEY), as Linguistic Collapse's figures 2-4.
@@ -12,40 +12,22 @@ Shared style, labels and legend: report/style.py.
 from __future__ import annotations
 
 import math
-from itertools import pairwise
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from nclab.errors import ConfigError, RunError
 from nclab.metrics import table
+from nclab.metrics.lm import rank_bins
 from nclab.report.groups import Group, check_keys, levels, short, value_text
 from nclab.report.style import COLUMN, color, label, legend, log_scale, subplots, wrap
 
-__all__ = ["CORRELATE", "FREQUENCY", "correlate_figure", "correlations", "frequency_figure", "rank_bins"]
+__all__ = ["CORRELATE", "FREQUENCY", "correlate_figure", "correlations", "frequency_figure"]
 
 FREQUENCY = ["nc1_class", "nc3_cos", "nc4_ncc", "mean_norm"]  # classes/ vectors drawn by `frequency`
 CORRELATE = ["cdnv", "nc1", "nc2_h", "test_nc4_ncc"]
 VECTORS = {"nc1_class": r"$V_k / \mathrm{tr}\,\Sigma_B$", "nc3_cos": r"$\cos(w_k, \mu_k)$",
            "nc4_ncc": r"$\mathcal{NC}_4^{(k)}$", "mean_norm": r"$\|\mu_k - \mu_G\|$"}  # fmt: skip
-
-
-def rank_bins(counts: np.ndarray, values: np.ndarray, bins: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """(geometric bin centres of frequency rank 1..K', mean value per bin) over log-spaced rank bins; classes
-    ranked by count (most frequent first), empty classes and NaN values left out, empty bins dropped."""
-    seen = counts > 0
-    order = np.argsort(-counts[seen], kind="stable")
-    v = values[seen][order]
-    ranks = np.arange(1, len(v) + 1)
-    edges = np.unique(np.geomspace(1, len(v) + 1, bins + 1).astype(int))
-    centres, means = [], []
-    for lo, hi in pairwise(edges):
-        chunk = v[(ranks >= lo) & (ranks < hi)]
-        chunk = chunk[~np.isnan(chunk)]
-        if len(chunk):
-            centres.append(np.sqrt(lo * (hi - 1)))
-            means.append(chunk.mean())
-    return np.asarray(centres), np.asarray(means)
 
 
 def _classes(groups: list[Group]) -> list[list[dict]]:
@@ -80,7 +62,8 @@ def frequency_figure(groups: list[Group], metrics: list[str] | None = None) -> F
             binned = [rank_bins(a["counts"].double().numpy(), a[key].double().numpy()) for a in runs]
             size = min(len(b[0]) for b in binned)
             mean = np.mean([b[1][:size] for b in binned], 0)
-            ax.plot(binned[0][0][:size], mean, "o-", markersize=2, color=color(i))
+            drawn = ~np.isnan(mean)  # bins without values in some seed
+            ax.plot(binned[0][0][:size][drawn], mean[drawn], "o-", markersize=2, color=color(i))
     for ax, key in zip(axes, keys, strict=True):
         log_scale(ax, "x")
         ax.set_xlabel("frequency rank")
