@@ -1,6 +1,9 @@
 """Language-model views: `frequency` (per-class vectors against frequency rank, log-binned) and `correlate`
 (final metric against test loss across runs, Spearman and Pearson per facet)."""
 
+import csv
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -56,3 +59,69 @@ def test_plot_kinds_from_the_cli(tmp_path):
     assert main(["plot", *paths, "--kind", "frequency", "--metrics", "nc1_class"]) == 0
     assert (runs[0].path / "figures" / "correlate.png").is_file()
     assert (runs[0].path / "figures" / "frequency.png").is_file()
+
+
+def runs_in_two_facets(tmp_path):
+    """8 runs, model.depth 1 or 2, final cdnv, nc1 and test_loss of known values (nc1 only at depth 2)."""
+    runs = []
+    for i in range(8):
+        depth = 1 + i % 2
+        cfg = resolve(
+            None, [f"name=r{i}", f"out={tmp_path}", f"model.width={8 * (i + 1)}", f"model.depth={depth}"]
+        )
+        run = Run.create(cfg)
+        record = {"epoch": 1, "cdnv": (i * 7 % 5) + 0.1 * i, "test_loss": 3 - 0.3 * i + 0.4 * (i % 3)}
+        run.append_metrics({"epoch": 0, "cdnv": 9.0, "test_loss": 9.0})  # not the final record
+        run.append_metrics(record | ({"nc1": 1 / (i + 1) ** 2} if depth == 2 else {}))
+        runs.append(run)
+    return runs
+
+
+def test_compare_correlate_is_scipys_per_metric_and_facet(tmp_path, capsys):
+    runs = runs_in_two_facets(tmp_path)
+    paths = [str(r.path) for r in runs]
+    finals = [r.metrics()[-1] for r in runs]
+    assert main(["compare", *paths, "--correlate", "cdnv,nc1", "--x", "model.depth", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["metric"], r["model.depth"], r["n"]) for r in rows] == [
+        ("cdnv", "1", "4"), ("cdnv", "2", "4"), ("nc1", "1", "0"), ("nc1", "2", "4"),
+    ]  # fmt: skip
+    for row in rows[:2] + rows[3:]:
+        kept = [f for i, f in enumerate(finals) if 1 + i % 2 == int(row["model.depth"])]
+        xs, ys = [f[row["metric"]] for f in kept], [f["test_loss"] for f in kept]
+        assert float(row["spearman"]) == pytest.approx(spearmanr(xs, ys).statistic, rel=1e-12)
+        assert float(row["pearson"]) == pytest.approx(pearsonr(xs, ys).statistic, rel=1e-12)
+    assert rows[2]["spearman"] == rows[2]["pearson"] == ""  # no nc1 at depth 1: undefined, left empty
+    assert main(["compare", *paths, "--correlate"]) == 0  # all runs, the default metrics that exist
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["| metric | spearman | pearson | n |", "| --- | --- | --- | --- |"]
+    xs, ys = [f["cdnv"] for f in finals], [f["test_loss"] for f in finals]
+    rho, r = spearmanr(xs, ys).statistic, pearsonr(xs, ys).statistic
+    assert lines[2] == f"| cdnv | {rho:.4g} | {r:.4g} | 8 |" and lines[3].startswith("| nc1 |")
+    assert len(lines) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--x", "model.depth"], "--x groups the rows of --correlate"),
+        (["--correlate", "nope"], "--metrics nope: not in the runs' final records"),
+        (["--correlate", "cdnv", "--x", "model.nope"], "--x model.nope: not a config key"),
+        (["--correlate", "cdnv", "--metrics", "nc1"], "--correlate takes its metrics itself"),
+    ],
+)
+def test_compare_correlate_bad_input_is_one_line(tmp_path, capsys, args, fragment):
+    paths = [str(r.path) for r in runs_in_two_facets(tmp_path)]
+    assert main(["compare", *paths, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error:") and fragment in err, err
+
+
+def test_compare_correlate_without_test_loss_is_one_line(tmp_path, capsys):
+    paths = []
+    for i in range(3):
+        run = Run.create(resolve(None, [f"name=r{i}", f"out={tmp_path}", f"model.width={8 * (i + 1)}"]))
+        run.append_metrics({"epoch": 1, "cdnv": float(i)})
+        paths.append(str(run.path))
+    assert main(["compare", *paths, "--correlate", "cdnv"]) == 2
+    assert capsys.readouterr().err.strip() == "error: no run has a final test_loss to correlate with"

@@ -12,6 +12,7 @@ Shared style, labels and legend: report/style.py.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -22,7 +23,14 @@ from nclab.metrics.lm import rank_bins
 from nclab.report.groups import Group, check_keys, levels, short, value_text
 from nclab.report.style import COLUMN, color, label, legend, log_scale, subplots, wrap
 
-__all__ = ["CORRELATE", "FREQUENCY", "correlate_figure", "correlations", "frequency_figure"]
+__all__ = [
+    "CORRELATE",
+    "FREQUENCY",
+    "correlate_figure",
+    "correlation_rows",
+    "correlations",
+    "frequency_figure",
+]
 
 FREQUENCY = ["nc1_class", "nc3_cos", "nc4_ncc", "mean_norm"]  # classes/ vectors drawn by `frequency`
 CORRELATE = ["cdnv", "nc1", "nc2_h", "test_nc4_ncc"]
@@ -75,18 +83,13 @@ def frequency_figure(groups: list[Group], metrics: list[str] | None = None) -> F
 def correlate_figure(groups: list[Group], metrics: list[str] | None = None, x: str | None = None) -> Figure:
     """Final `metric` against final test loss, a point per run (colour: its setting); each panel's title
     gives Spearman's rho and Pearson's r over the runs of the facet (one row per value of `x`, or all)."""
-    keys = metrics or [k for k in CORRELATE if any(not np.isnan(g.final(k)).all() for g in groups)]
-    facets = [("", groups)]
-    if x is not None:
-        check_keys(groups, {"--x": x})
-        facets = [
-            (f"{short(x)}={value_text(v)}", [g for g in groups if g.config.get(x) == v])
-            for v in levels(groups, x)
-        ]
+    keys = correlate_keys(groups, metrics)
+    facets = correlation_facets(groups, x)
     cols = min(3, len(keys))
     fig, axes = subplots(len(keys) * len(facets), cols)
     width = (COLUMN if cols <= 2 else 2 * COLUMN) / cols - 0.3
-    for row, (title, members) in enumerate(facets):
+    for row, (value, members) in enumerate(facets):
+        title = "" if x is None else f"{short(x)}={value_text(value)}"
         for col, key in enumerate(keys):
             ax = axes[row * len(keys) + col]
             for group in members:
@@ -116,3 +119,33 @@ def correlations(groups: list[Group], key: str, against: str = "test_loss") -> t
         float(pearsonr(xs[ok], ys[ok]).statistic),
         int(ok.sum()),
     )
+
+
+def correlate_keys(groups: list[Group], metrics: list[str] | None) -> list[str]:
+    """`metrics`, or the keys of `CORRELATE` some run has."""
+    return metrics or [k for k in CORRELATE if any(not np.isnan(g.final(k)).all() for g in groups)]
+
+
+def correlation_facets(groups: list[Group], x: str | None) -> list[tuple[Any, list[Group]]]:
+    """(value, the groups with it) per value of config key `x` (`levels` order); [(None, groups)] without."""
+    if x is None:
+        return [(None, groups)]
+    check_keys(groups, {"--x": x})
+    return [(v, [g for g in groups if g.config.get(x) == v]) for v in levels(groups, x)]
+
+
+def correlation_rows(
+    groups: list[Group], metrics: list[str] | None = None, x: str | None = None
+) -> list[dict[str, Any]]:
+    """`nclab compare --correlate`: per metric and facet (value of `x`) the row `metric`, `x`'s value,
+    `spearman`, `pearson` (`correlations` over the facet's runs; None where undefined) and `n`."""
+    if all(np.isnan(g.final("test_loss")).all() for g in groups):
+        raise RunError("no run has a final test_loss to correlate with")
+    rows = []
+    for key in correlate_keys(groups, metrics):
+        for value, members in correlation_facets(groups, x):
+            rho, r, n = correlations(members, key)
+            row = {"metric": key} | ({} if x is None else {x: value})
+            stats = {"spearman": rho, "pearson": r}  # NaN below 3 runs or for a constant column
+            rows.append(row | {k: None if math.isnan(v) else v for k, v in stats.items()} | {"n": n})
+    return rows

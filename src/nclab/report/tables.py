@@ -5,7 +5,10 @@ over seeds with the sample standard deviation (ddof=1) beside it (`nc1:std` colu
 key can take, `cdnv_std` being one; `mean ± std` cells in Markdown). A column no row has a value for is left
 out. With a validation split (`val_acc` in metrics.jsonl) the best test accuracy is the test accuracy of the
 best-validation epoch, as Zhou et al. 2022 report it (`best_val_test_top1`); otherwise the maximum test
-accuracy over measured epochs."""
+accuracy over measured epochs.
+
+`--correlate [METRICS] [--x KEY]`: the final metrics against the final test loss across the runs, Spearman
+and Pearson per value of KEY (Linguistic Collapse's figures 2-4 as a table; report/lm.py computes them)."""
 
 from __future__ import annotations
 
@@ -97,9 +100,29 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def compare(runs: list[Run], fmt: str = "md", by_seed: bool = True, metrics: list[str] | None = None) -> str:
-    """The table as Markdown (`mean ± std` cells) or CSV (`<key>:std` columns) text."""
-    rows = compare_rows(runs, by_seed, metrics)
+def compare(
+    runs: list[Run],
+    fmt: str = "md",
+    by_seed: bool = True,
+    metrics: list[str] | None = None,
+    correlate: list[str] | None = None,
+    x: str | None = None,
+) -> str:
+    """The table as Markdown (`mean ± std` cells) or CSV (`<key>:std` columns) text. With `correlate` (a
+    list, empty: report/lm.py's defaults) instead the final value of each of those metrics against the final
+    test loss over the runs, one row per metric and value of config key `x` (`report.lm.correlation_rows`:
+    Spearman rho, Pearson r, n)."""
+    if correlate is None:
+        return _text(compare_rows(runs, by_seed, metrics), fmt)
+    from nclab.report.lm import correlation_rows  # the figure stack: only for this table
+
+    groups = group_runs(runs)
+    _check_metrics(correlate, groups)
+    return _text(correlation_rows(groups, correlate or None, x), fmt)
+
+
+def _text(rows: list[dict[str, Any]], fmt: str) -> str:
+    """`rows` (equal keys) as CSV or Markdown; `<key>:std` columns go beside `key` in Markdown."""
     columns = list(rows[0])
     if fmt == "csv":
         buffer = io.StringIO()
