@@ -17,12 +17,15 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/nclab train --preset demo
 
+# pytest-xdist: one worker per CPU; the tests that start a Ray cluster share one worker (xdist_group "ray").
+XDIST  ?= -n $(shell nproc 2>/dev/null || echo 2) --dist loadgroup
+
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest $(XDIST)
 
 # The edit-test loop: everything but the tests marked slow.
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest $(XDIST) -m "not slow"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
