@@ -92,6 +92,11 @@ def test_runs_table_statuses_epochs_and_a_torn_line(tiny_runs, tmp_path, capsys)
     assert main(["runs", str(tmp_path)]) == 0
     out, err = capsys.readouterr()
     assert "killed" in out and "interrupted" in out and err.count("torn last line") == 1
+    (tmp_path / "c" / "metrics.jsonl").write_text('{"epoch": 1}\nnot json\n{"epoch": 3}\n')
+    assert main(["runs", str(tmp_path)]) == 0  # one unreadable run keeps its row, the others are listed
+    out, err = capsys.readouterr()
+    assert "finished" in out and "killed" in out and "interrupted" in out
+    assert next(line for line in err.splitlines() if "c/metrics.jsonl" in line).startswith("warning: ")
 
 
 def test_component_options_are_columns_but_not_legend_keys(make_run):

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from nclab.errors import ConfigError, RunError
+from nclab.errors import ConfigError, NclabError, RunError, warn
 from nclab.metrics import table
 from nclab.report.groups import differing, group_runs
 from nclab.runs import Run
@@ -144,14 +144,19 @@ def _text(rows: list[dict[str, Any]], fmt: str) -> str:
 def run_rows(root: Path) -> list[dict[str, Any]]:
     """`nclab runs`: per run directory under `root` (sorted by name) its status (running, finished, failed,
     interrupted; killed = running with a free lock), epochs done/total, the last record's train/test accuracy
-    and nc1, and its disk use in MB."""
+    and nc1, and its disk use in MB. A run whose metrics.jsonl cannot be read keeps its row (metrics `-`)
+    and gets one warning line naming the file: one broken run does not hide the others."""
     if not root.is_dir():
         raise RunError(f"{root} is not a directory of runs")
     rows = []
     for path in sorted(p for p in root.iterdir() if (p / "config.yaml").is_file()):
         run = Run(path)
         status = run.status()
-        records = run.metrics()
+        try:
+            records = run.metrics()
+        except NclabError as exc:
+            warn(f"{exc}; its row shows no metrics")
+            records = []
         last = records[-1] if records else {}
         total = status.get("epochs")
         rows.append({
