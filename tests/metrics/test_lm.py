@@ -50,7 +50,7 @@ def test_spreads_equal_the_formulas_written_out():
     means, w = torch.randn(9, 5, generator=g, dtype=F64) * 3 + 10, torch.randn(9, 5, generator=g, dtype=F64)
     hbar = means - means.mean(0)
     got = lm_spreads(hbar, w)
-    expected = written_out(means.tolist(), w.tolist())
+    expected = written_out(means.tolist(), w.tolist()) | {"log_kern_coincident": 0}
     assert got == pytest.approx(expected, rel=1e-12, abs=1e-14)
     assert lm_spreads(hbar, None)["simcos_var"] is None
 
@@ -59,7 +59,8 @@ def test_an_exact_simplex_has_no_spread():
     k = 6
     etf = torch.eye(k, dtype=F64) - 1 / k
     out = lm_spreads(etf, 2 * etf)
-    assert out == pytest.approx({"log_kern_var": 0.0, "norms_log_var": 0.0, "simcos_var": 0.0}, abs=1e-24)
+    zero = {"log_kern_var": 0.0, "log_kern_coincident": 0, "norms_log_var": 0.0, "simcos_var": 0.0}
+    assert out == pytest.approx(zero, abs=1e-24)
 
 
 def test_log_kernel_var_in_blocks_equals_one_block(monkeypatch):
@@ -69,6 +70,29 @@ def test_log_kernel_var_in_blocks_equals_one_block(monkeypatch):
     monkeypatch.setattr(geometry, "TILE", 1000)  # blocks of 3 rows
     monkeypatch.setattr("nclab.metrics.lm.block_rows", lambda k: max(1, 1000 // k))
     assert log_kernel_var(hbar) == pytest.approx(whole, rel=1e-12)
+    hbar[[10, 200]] = hbar[[4, 7]] * torch.tensor([[3.0], [0.5]], dtype=F64)  # two pairs in other blocks
+    assert log_kernel_var(hbar)[1] == 2
+
+
+def test_coincident_directions_are_left_out_of_log_kern_var_and_counted():
+    g = torch.Generator().manual_seed(4)
+    hbar = torch.randn(7, 4, generator=g, dtype=F64)
+    hbar[5] = 3 * hbar[2]  # parallel centred means: ||u_5 - u_2|| = 0 up to rounding, log(1/0)
+    hbar[6] = hbar[1] * 7 + 1e-12 * hbar[0]  # coincident to 1e-13 rad: below the cut, as good as parallel
+    hbar[4] = hbar[0] + 1e-4 * hbar[3].norm() * torch.tensor([0.0, 0, 0, 1], dtype=F64)  # ~1e-4 rad: kept
+    u = [(row / row.norm()).tolist() for row in hbar]
+    kern = [
+        math.log(1 / math.sqrt(sum((x - y) ** 2 for x, y in zip(u[i], u[j], strict=True))))
+        for i in range(7)
+        for j in range(i + 1, 7)
+        if (i, j) not in ((2, 5), (1, 6))
+    ]
+    value, coincident = log_kernel_var(hbar)
+    assert coincident == 2 and math.isfinite(value)
+    assert value == pytest.approx(sample_var(kern), rel=1e-6)  # the 1e-4 rad pair: 2 - 2 cos to ~8 digits
+    spreads = lm_spreads(hbar, None)
+    assert spreads["log_kern_coincident"] == 2 and spreads["log_kern_var"] == value
+    assert table.metric("log_kern_coincident").source == "nclab"
 
 
 def test_dispersion_streams_the_mean_pairwise_cosine_distance():

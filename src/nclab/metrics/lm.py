@@ -5,7 +5,8 @@ the classifier rows w_k, and a stream of features. No K x K matrix: pairs go in 
 (ddof = 1), as the paper's published columns.
 
 - `log_kern_var` (GNC2, "hyperspherical uniformity"): var over pairs k < j of log(1 / ||u_k - u_j||),
-  u_k = a_k / ||a_k|| (its mean is `nc2_energy_log`);
+  u_k = a_k / ||a_k|| (its mean is `nc2_energy_log`), coincident pairs (u_k = u_j: log(1/0)) left out and
+  counted (`log_kern_coincident`);
 - `norms_log_var` (log-norm equinorm): var over classes of log ||a_k||;
 - `simcos_var` (UNC3 on cosines, uniform self-duality): var over classes of cos(w_k, a_k);
 - `dispersion`: mean over pairs i < j of samples of the cosine distance 1 - cos(h_i, h_j), from the
@@ -37,7 +38,10 @@ __all__ = [
     "simcos_var",
 ]
 
-LM_KEYS = ["log_kern_var", "norms_log_var", "simcos_var"]
+LM_KEYS = ["log_kern_var", "log_kern_coincident", "norms_log_var", "simcos_var"]
+# ||u_k - u_j||^2 = 2 - 2 cos at or below which a pair of unit vectors is coincident (angle < 1e-6 rad): the
+# cosine's float64 rounding (~1e-16) leaves 2 - 2 cos fewer than 4 significant digits there
+COINCIDENT = 1e-12
 
 
 def _var(x: Tensor) -> float:
@@ -49,18 +53,25 @@ def _unit(a: Tensor) -> Tensor:
     return a / a.norm(dim=1, keepdim=True)
 
 
-def log_kernel_var(hbar: Tensor) -> float:
-    """var (ddof=1) over pairs k < j of log(1/||u_k - u_j||) = -log(2 - 2 cos_kj) / 2 (GNC2)."""
+def log_kernel_var(hbar: Tensor) -> tuple[float, int]:
+    """(var (ddof=1) over pairs k < j of log(1/||u_k - u_j||) = -log(2 - 2 cos_kj) / 2 (GNC2), the number
+    of pairs left out as coincident). A pair with ||u_k - u_j||^2 <= `COINCIDENT` (parallel centred means:
+    log(1/0) = inf, or a distance at the cosine's rounding level whose log carries no digit) is left out of
+    the variance and counted, so one degenerate pair cannot turn the spread into inf or NaN."""
     u = _unit(hbar)
     k = len(u)
     spread = Running(u.device)
+    coincident = torch.zeros((), dtype=torch.int64, device=u.device)
     t = block_rows(k)
     for s in range(0, k, t):
         e = min(s + t, k)
         cos = u[s:e] @ u[s:].T  # rows s..e-1 against classes s..K-1
         upper = torch.arange(k - s, device=u.device)[None, :] > torch.arange(e - s, device=u.device)[:, None]
-        spread.add(-0.5 * (2 - 2 * cos[upper]).clamp(min=0).log())
-    return spread.m2.item() / (spread.n - 1) if spread.n > 1 else 0.0
+        d2 = 2 - 2 * cos[upper]
+        near = d2 <= COINCIDENT
+        coincident += near.sum()
+        spread.add(-0.5 * d2[~near].log())
+    return (spread.m2.item() / (spread.n - 1) if spread.n > 1 else 0.0), int(coincident)
 
 
 def norms_log_var(hbar: Tensor) -> float:
@@ -74,9 +85,12 @@ def simcos_var(weight: Tensor, hbar: Tensor) -> float:
 
 
 def lm_spreads(hbar: Tensor, weight: Tensor | None) -> dict[str, float | None]:
-    """The three spreads of the rows of Hbar (and W, rows of the same classes; None: simcos_var null)."""
+    """The three spreads of the rows of Hbar (and W, rows of the same classes; None: simcos_var null) and
+    the number of pairs `log_kern_var` left out as coincident."""
+    log_kern_var, coincident = log_kernel_var(hbar)
     return {
-        "log_kern_var": log_kernel_var(hbar),
+        "log_kern_var": log_kern_var,
+        "log_kern_coincident": coincident,
         "norms_log_var": norms_log_var(hbar),
         "simcos_var": None if weight is None else simcos_var(weight.to(hbar.device), hbar),
     }

@@ -298,6 +298,10 @@ register_metric(
     log=True, symbol=r"$\mathrm{var}_{k<j} \log\|u_k - u_j\|^{-1}$",
 )  # fmt: skip
 register_metric(
+    "log_kern_coincident", "nc", "pairs k<j left out of log_kern_var: ||u_k - u_j||^2 <= 1e-12 (parallel)",
+    OURS, symbol=r"$n_{u_k = u_j}$",
+)  # fmt: skip
+register_metric(
     "norms_log_var", "nc", "var_k log ||mu_k - mu_G||: log-norm equinorm", LC24, log=True,
     symbol=r"$\mathrm{var}_k \log\|\mu_k - \mu_G\|$",
 )  # fmt: skip
