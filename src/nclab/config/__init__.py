@@ -1,9 +1,9 @@
 """One validated run configuration (pydantic, validated once; every error one `key: problem` line). The
 section bases (`Section`, `DataConfig`, ...) live in components/base.py with the components' options.
 
-- validate.py: component sections against the chosen component's options; errors as one line
+- sections.py: component sections against the chosen component's options; errors as one line
 - run.py: `RunConfig` (seed, name, out and the data/model/head/loss/optim/train/measure sections)
-- resolve.py: defaults < preset (nclab.presets) < YAML file < `key=value` overrides (`resolve`)
+- sources.py: defaults < preset (nclab.presets) < YAML file < `key=value` overrides (`resolve`)
 - migrate.py: config trees of older run directories (`stored_tree`)
 - kinds.py: run kinds (training, `nclab ufm`): config class, progress total, resumable, measurable
 """
@@ -18,9 +18,8 @@ from nclab.components.base import (
 )
 from nclab.config.kinds import RunKind, config_model, kind_of, register_kind, run_kind, validate_any
 from nclab.config.migrate import stored_tree
-from nclab.config.resolve import canonical_key, parse_override, read_yaml, resolve
 from nclab.config.run import HeadConfig, MeasureConfig, RunConfig, TrainConfig
-from nclab.config.validate import (
+from nclab.config.sections import (
     COMPONENTS,
     MOVED,
     component_section,
@@ -29,6 +28,7 @@ from nclab.config.validate import (
     registry,
     validate,
 )
+from nclab.config.sources import canonical_key, parse_override, read_yaml, resolve
 from nclab.errors import ConfigError
 from nclab.presets import preset_about, preset_names, read_preset
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from nclab.config.validate import validate
+from nclab.config.sections import validate
 from nclab.errors import ConfigError
 
 TRAIN = "train"  # the kind of a tree without a `kind` key

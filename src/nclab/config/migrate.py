@@ -1,5 +1,5 @@
 """Run directories written by older versions, read by this one (`Run.config()` passes config.yaml through
-`stored_tree`); user YAML files get the one-line errors of config.validate instead."""
+`stored_tree`); user YAML files get the one-line errors of config.sections instead."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic.fields import FieldInfo
 
 from nclab import plugins
 from nclab.config.kinds import config_model
-from nclab.config.validate import COMPONENTS
+from nclab.config.sections import COMPONENTS
 
 LIFTED = {"gaussian": {"per_class": "train_per_class"}, "multilabel": {}}  # data.<sub>.<key> -> data.<key>
 

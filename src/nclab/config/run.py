@@ -1,5 +1,5 @@
 """The run config: `RunConfig` with the sections that name no component (head, train, measure) and the
-component sections validated against the chosen component's own options (config.validate)."""
+component sections validated against the chosen component's own options (config.sections)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from nclab.components.base import (
 )
 from nclab.components.data import DATASETS
 from nclab.config.kinds import RunKind, register_kind
-from nclab.config.validate import COMPONENTS, component_validator
+from nclab.config.sections import COMPONENTS, component_validator
 from nclab.files import check_name
 
 BiasInit = Literal[

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from nclab import plugins
 from nclab.components.base import Section
 from nclab.config.run import RunConfig, TrainConfig
-from nclab.config.validate import COMPONENTS, registry, validate
+from nclab.config.sections import COMPONENTS, registry, validate
 from nclab.errors import ConfigError
 from nclab.files import check_tree, parse_yaml, read_yaml
 from nclab.presets import read_preset
