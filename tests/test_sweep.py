@@ -224,8 +224,8 @@ def test_trial_under_torchrun(local_ray, tmp_path):
             "zipped lists must have the same length",
         ),
         ({"base": TINY | {"name": "x"}, "grid": {"seed": [0, 1]}}, "name is set by the sweep"),
-        ({"base": {"kind": "sim"}, "grid": {"seed": [0, 1]}}, "base.kind='sim': give kind: ufm"),
-        ({"base": UFM, "grid": {"seed": [0, 1]}, "ranks": 2}, "a UFM sweep takes no ranks > 1"),
+        ({"base": {"kind": "sim"}, "grid": {"seed": [0, 1]}}, "base.kind: 'sim' is not one of: train, ufm"),
+        ({"base": UFM, "grid": {"seed": [0, 1]}, "ranks": 2}, "a kind: ufm sweep takes no ranks > 1"),
         ({"base": UFM, "grid": {"lr": [0.1]}}, "lr: unknown key; allowed: kind, K, d"),
         (
             {"base": TINY, "grid": {"seed": [0, 1]}, "report": {"heatmap": ["model.width", "seed"]}},

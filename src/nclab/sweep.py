@@ -243,13 +243,18 @@ def load_sweep(
 
 
 def _config_model(kind: Any, preset: str | None, ranks: int, where: str) -> type[BaseModel]:
-    """RunConfig, or ufm.UFMConfig for `base: {kind: ufm, ...}` (UFM simulations, one process each)."""
-    if kind not in (None, "ufm"):
-        raise ConfigError(f"{where}: base.kind={kind!r}: give kind: ufm (UFM simulations) or leave it out")
-    if kind and (preset or ranks > 1):
+    """The trials' config class, of the run kind `base.kind` names (none: training; `ufm`: UFM simulations,
+    one process each). Presets and torchrun ranks are for training only."""
+    try:
+        model = config_model(kind)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: base.{exc}") from None
+    if model is not RunConfig and (preset or ranks > 1):
         what = "preset" if preset else "ranks > 1"
-        raise ConfigError(f"{where}: a UFM sweep takes no {what} (presets and torchrun are for training)")
-    return config_model(kind)
+        raise ConfigError(
+            f"{where}: a kind: {kind} sweep takes no {what} (presets and torchrun are for training)"
+        )
+    return model
 
 
 def _check_report(spec: ReportSpec, trials: list[Trial], model: type[BaseModel], where: str) -> None:
