@@ -5,6 +5,7 @@ like `nclab train` (exit 130, unfinished trials `interrupted`, the same command 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -109,7 +110,8 @@ def _trial(params: dict[str, Any], configs: dict[str, dict[str, Any]], ranks: in
         if (run_dir / "status.json").is_file() and (stopped or Run(run_dir).status()["state"] != "failed"):
             _mark(run_dir, "interrupted" if stopped else "failed", str(exc))
         if not stopped:  # the driver's event line (Tune's callbacks do not see the exception)
-            _error_path(run_dir.parent, cfg.name).write_text(_error(exc)[0] + "\n")
+            with contextlib.suppress(NclabError, OSError):  # a full disk must not hide the trial's own error
+                write_atomic(_error_path(run_dir.parent, cfg.name), _error(exc)[0] + "\n")
         raise
 
 
