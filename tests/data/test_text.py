@@ -2,7 +2,12 @@
 gpt run whose `nclab measure` reproduces the in-training record."""
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +20,7 @@ from nclab.data import text as text_mod
 from nclab.data.text import TokenLoader, read_corpus
 from nclab.errors import DataError
 from nclab.metrics import table
+from nclab.runs import load
 
 
 def corpus_file(tmp_path, n_sentences=300, seed=0):
@@ -257,22 +263,61 @@ def test_oracle_features_with_min_count_and_top_k_equal_nc_metrics_of_the_kept_t
     assert record.record["classes_dropped"] == int(((counts > 0) & ~keep).sum())
 
 
-@pytest.mark.slow
-def test_text_run_resumed_equals_the_uninterrupted_run(tmp_path):
-    """A 1-epoch gpt run extended with --resume epochs=2 equals a 2-epoch run (records, weights): the token
-    loader's state (its epoch counter) and the model's tied head come back through the resume state."""
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    """(the train arguments of a tiny gpt text run, minus epochs/name/out; its uninterrupted 2-epoch run)."""
+    tmp = tmp_path_factory.mktemp("text")
+    corpus = corpus_file(tmp)
+    args = [
+        "data=text", f"data.corpus={corpus}", "data.context=16", f"data.root={tmp / 'root'}", "model=gpt",
+        "model.width=16", "model.depth=1", "model.heads=2", "model.context=16", "optim=adamw",
+        "train.batch_size=8", "train.device=cpu", "measure.batch_size=200", "--quiet",
+    ]  # fmt: skip
+    assert main(["train", *args, "epochs=2", "name=whole", f"out={tmp}"]) == 0
+    return args, tmp / "whole"
+
+
+def assert_same_text_run(run, whole):
+    """metrics.jsonl byte for byte and every checkpoint's tensors (weights and the tied head once)."""
     from safetensors.torch import load_file
 
-    corpus = corpus_file(tmp_path)
-    common = [
-        "train", "data=text", f"data.corpus={corpus}", "data.context=16", f"data.root={tmp_path / 'root'}",
-        "model=gpt", "model.width=16", "model.depth=1", "model.heads=2", "model.context=16", "optim=adamw",
-        "train.batch_size=8", "train.device=cpu", "measure.batch_size=200", f"out={tmp_path}", "--quiet",
-    ]  # fmt: skip
-    assert main([*common, "epochs=2", "name=whole"]) == 0
-    assert main([*common, "epochs=1", "name=part"]) == 0
+    assert (run / "metrics.jsonl").read_bytes() == (whole / "metrics.jsonl").read_bytes()
+    for epoch in (1, 2):
+        a, b = (load_file(r / "checkpoints" / f"epoch_{epoch:04d}.safetensors") for r in (run, whole))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+
+
+@pytest.mark.slow
+def test_text_run_resumed_equals_the_uninterrupted_run(tmp_path, text_run):
+    """A 1-epoch gpt run extended with --resume epochs=2 equals a 2-epoch run (records, weights): the token
+    loader's state (its epoch counter) and the model's tied head come back through the resume state."""
+    args, whole = text_run
+    assert main(["train", *args, "epochs=1", "name=part", f"out={tmp_path}"]) == 0
     assert main(["train", "--resume", str(tmp_path / "part"), "epochs=2", "--quiet"]) == 0
-    whole, part = ((tmp_path / n / "metrics.jsonl").read_text() for n in ("whole", "part"))
-    assert whole == part
-    a, b = (load_file(tmp_path / n / "checkpoints" / "epoch_0002.safetensors") for n in ("whole", "part"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_text_run(tmp_path / "part", whole)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("point", "epoch"), [("steps", 2), ("measure", 2)])
+def test_text_run_killed_then_resumed_equals_the_uninterrupted_run(tmp_path, text_run, point, epoch):
+    """SIGKILL (tests/kill_harness.py) after 3 steps of epoch 2 or inside its measured pass over the token
+    windows, then `nclab train --resume`: the run of an uninterrupted one, as for image runs."""
+    args, whole = text_run
+    harness = Path(__file__).parents[1] / "kill_harness.py"
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    command = [
+        sys.executable,
+        str(harness),
+        point,
+        str(epoch),
+        *args,
+        "epochs=2",
+        "name=k",
+        f"out={tmp_path}",
+    ]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert load(tmp_path / "k").state_name() == "killed"
+    assert main(["train", "--resume", str(tmp_path / "k"), "--quiet"]) == 0
+    assert_same_text_run(tmp_path / "k", whole)
