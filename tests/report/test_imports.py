@@ -3,6 +3,7 @@ modules share report/style.py and do not import each other; report/ neither meas
 training imports no figure stack until it draws."""
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -49,11 +50,30 @@ def test_plots_and_embed_share_style_and_import_neither_each_other_nor_measureme
         assert not {"save_arrays", "save_measured"} & set(re.findall(r"\w+", path.read_text())), path.name
 
 
+# what the digits MLP needs none of: vision and text libraries, t-SNE, the figure stack (drawn at the end)
+UNNEEDED = ("timm", "torchvision", "transformers", "tokenizers", "sklearn.manifold", "matplotlib")
+DIGITS_RUN = """
+import glob, json, sys
+import nclab.train
+from nclab.cli import main
+
+def loaded():
+    return sorted(m for m in sys.modules if m.startswith({unneeded!r}) or m.startswith("nclab.report.")
+                  and m not in ("nclab.report.board", "nclab.report.groups"))
+
+seen = {{"import": loaded()}}
+nclab.train._finish = lambda *args: seen.update(trained=loaded())  # the end-of-run figures are not drawn
+main(["train", "epochs=1", "model.width=16", "model.depth=1", "train.threads=1", "out={out}"])
+main(["measure", *glob.glob("{out}/*")])
+seen["measured"] = loaded()
+print(json.dumps(seen))
+"""
+
+
 @pytest.mark.slow
-def test_training_imports_no_figure_stack_until_it_draws():
-    code = (
-        "import sys, nclab.train\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib' or m == 'sklearn.manifold'"
-        " or m.startswith('nclab.report.') and m not in ('nclab.report.board', 'nclab.report.groups')))"
-    )
-    assert run(code) == "[]"
+def test_training_and_measuring_the_digits_mlp_import_no_unneeded_library_until_it_draws(tmp_path):
+    seen = json.loads(run(DIGITS_RUN.format(unneeded=UNNEEDED, out=tmp_path)).splitlines()[-1])
+    assert seen == {"import": [], "trained": [], "measured": []}
+    (run_dir,) = tmp_path.iterdir()  # it trained and measured epoch 1
+    for name in ("metrics.jsonl", "measure.jsonl"):
+        assert [json.loads(line)["epoch"] for line in (run_dir / name).open()] == [1], name

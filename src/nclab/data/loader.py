@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from timm.data import Mixup
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -24,6 +24,9 @@ from nclab.config import DataConfig
 from nclab.data import Splits
 from nclab.data.text import TokenSplits, token_loaders
 from nclab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from timm.data import Mixup
 
 
 def crop_flip(x: Tensor, gen: torch.Generator, pad: int = 4) -> Tensor:
@@ -59,6 +62,8 @@ def build_mix(cfg: DataConfig, num_classes: int, multilabel: bool) -> Mixup | No
     """timm's Mixup/CutMix for `data.mix`, mode `batch` (the BCE study's settings by default)."""
     if cfg.mix == "none":
         return None
+    from timm.data import Mixup  # timm (and torchvision) load in seconds: only for runs that mix
+
     return Mixup(
         mixup_alpha=cfg.mixup_alpha if cfg.mix in ("mixup", "both") else 0.0,
         cutmix_alpha=cfg.cutmix_alpha if cfg.mix in ("cutmix", "both") else 0.0,
