@@ -91,3 +91,12 @@ def test_a_missing_plugin_is_one_error_line(tmp_path, capsys):
     assert err.startswith("error: plugin no_such_module_xyz cannot be imported") and err.count("\n") == 1
     assert main(["--plugin", str(tmp_path / "absent.py"), "options"]) == 2
     assert "absent.py cannot be imported" in capsys.readouterr().err
+
+
+def test_a_ufm_run_records_its_plugin_loss(plugin, tmp_path):
+    """`nclab ufm` with a plugin loss records the plugin like training, so a fresh `compare` reads the run."""
+    argv = ["ufm", "loss=plugin_ce", "iterations=3", "K=3", "d=4", "n=2", "name=u", f"out={tmp_path}"]
+    assert main(["--plugin", str(plugin), *argv, "--quiet"]) == 0
+    assert yaml.safe_load((tmp_path / "u" / "config.yaml").read_text())["plugins"] == [str(plugin.resolve())]
+    done = nclab_cli("compare", str(tmp_path / "u"))
+    assert done.returncode == 0 and "| u |" in done.stdout, done.stderr

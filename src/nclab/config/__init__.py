@@ -18,7 +18,7 @@ from nclab.components.base import (
 )
 from nclab.config.kinds import RunKind, config_model, kind_of, register_kind, run_kind, validate_any
 from nclab.config.migrate import stored_tree
-from nclab.config.run import HeadConfig, MeasureConfig, RunConfig, TrainConfig
+from nclab.config.run import HeadConfig, MeasureConfig, RunConfig, TrainConfig, plugins_field
 from nclab.config.sections import (
     COMPONENTS,
     MOVED,
@@ -53,6 +53,7 @@ __all__ = [
     "describe",
     "kind_of",
     "parse_override",
+    "plugins_field",
     "positive_sizes",
     "preset_about",
     "preset_names",

@@ -175,6 +175,16 @@ class MeasureConfig(Section):
         return v
 
 
+def plugins_field() -> Any:
+    """The `plugins` key of a top-level config: `resolve` records the plugins loaded when the run was made,
+    and every command that reads the run's config.yaml imports them again."""
+    return Field(
+        [],
+        description="modules or .py files that register components (--plugin, $NCLAB_PLUGINS), imported "
+        "again wherever this config is read",
+    )
+
+
 class RunConfig(Section):
     seed: int = Field(0, ge=0, lt=SEED_RANGE, strict=True, description="an integer in [0, 2^32)")
     name: str | None = Field(
@@ -182,11 +192,7 @@ class RunConfig(Section):
         description="run directory name (one path component); default <data>-<model>-<loss>-s<seed>-<time>",
     )
     out: str = "runs"
-    plugins: list[str] = Field(
-        [],
-        description="modules or .py files that register components (--plugin, $NCLAB_PLUGINS), imported "
-        "again wherever this config is read",
-    )
+    plugins: list[str] = plugins_field()
     data: SerializeAsAny[DataConfig] = Field(DataConfig(), validate_default=True)
     model: SerializeAsAny[ModelConfig] = Field(ModelConfig(), validate_default=True)
     head: HeadConfig = HeadConfig()

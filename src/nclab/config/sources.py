@@ -96,8 +96,8 @@ def resolve(
         tree = _merge(tree, layer)
     if model is RunConfig:
         notes += _clip_feature_epochs(tree, layers)
-        if isinstance(tree.get("plugins", []), list):  # recorded, so every command reading the run loads them
-            tree["plugins"] = plugins.load([*tree.get("plugins", []), *plugins.active()])
+    if "plugins" in model.model_fields and isinstance(tree.get("plugins", []), list):
+        tree["plugins"] = plugins.load([*tree.get("plugins", []), *plugins.active()])  # recorded in the run
     if notes:
         print(f"note: {'; '.join(notes)}", file=sys.stderr)
     return validate(tree, model)

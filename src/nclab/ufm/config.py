@@ -9,7 +9,15 @@ from typing import Literal
 import yaml
 from pydantic import Field, SerializeAsAny, model_validator
 
-from nclab.config import LossConfig, RunKind, Section, component_validator, register_kind, resolve
+from nclab.config import (
+    LossConfig,
+    RunKind,
+    Section,
+    component_validator,
+    plugins_field,
+    register_kind,
+    resolve,
+)
 
 
 class UFMOptim(Section):
@@ -59,6 +67,7 @@ class UFMConfig(Section):
         None, description="run directory name; default ufm-<loss>-K<K>-d<d>-n<n>-s<seed>-<time>"
     )
     out: str = "runs"
+    plugins: list[str] = plugins_field()
 
     _loss = component_validator("loss")
 
