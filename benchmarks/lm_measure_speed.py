@@ -61,6 +61,7 @@ def main() -> None:
         "classes_seen": int((torch.bincount(train[1:], minlength=args.vocab) > 0).sum()),
         "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds), "weighting": chosen.weighting,
         "nc1": record["nc1"], "log_kern_var": record["log_kern_var"],
+        "log_kern_coincident": record["log_kern_coincident"],
     }))  # fmt: skip
 
 
