@@ -86,7 +86,18 @@ def cmd_data(args: argparse.Namespace) -> None:
     info = DATASET_INFO[name]
     where = info.where(cfg)
     print(f"{name}: {info.summary}")
-    print(f"train {count(info.train)}, test {count(info.test)}, shape {info.shape}, {info.classes} classes")
+    train, test, shape, classes = info.train, info.test, info.shape, info.classes
+    if info.built_by_info:  # sizes under these options (a text corpus: tokenised once, then cached)
+        from nclab.data import load_dataset
+
+        splits = load_dataset(cfg, seed=0)
+        train, test, shape, classes = (
+            len(splits.train_y),
+            len(splits.test_y),
+            splits.input_shape,
+            splits.num_classes,
+        )
+    print(f"train {count(train)}, test {count(test)}, shape {shape}, {classes} classes")
     print(
         f"files: {where} ({'present' if Path(where).exists() else 'absent: built or fetched on first use'})"
     )

@@ -30,6 +30,9 @@ class DatasetInfo:
     where: Callable[[DataConfig], str] = lambda cfg: "generated in memory"
     names: Callable[[DataConfig], Sequence[str]] = lambda cfg: ()  # class names for figures; () = unknown
     rgb32: bool = False  # MNIST-like: `data.rgb32` resizes to 32x32 and repeats to 3 channels
+    built_by_info: bool = (
+        False  # sizes depend on the options: `nclab data info` builds the set (cheap, cached)
+    )
 
     def input_shape(self, cfg: DataConfig) -> tuple[int, ...]:
         """The shape a model sees under `cfg` (3 x 32 x 32 for MNIST-like sets with `data.rgb32`)."""
@@ -220,12 +223,14 @@ declare(
     "text",
     "nclab.data.text:text",
     DatasetInfo(
-        "a text corpus (kjv, fortunes, gcide, a file) as next-token classes; K = the tokenizer's vocabulary",
+        "a text corpus (kjv, fortunes, gcide, a file) as next-token classes; K = the tokenizer's vocabulary "
+        "(byte: 256; `nclab data info text data.tokenizer=...` counts the tokens)",
         None,
         None,
         (64, 256),
         256,
         where=_where("text"),
+        built_by_info=True,
     ),
     TextOptions,
 )
