@@ -69,14 +69,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     co.add_argument("runs", nargs="+", type=Path)
     co.add_argument("--format", choices=["md", "csv"], default="md")
     co.add_argument("--each-seed", action="store_true", help="one row per run, not mean +- std per setting")
-    co.add_argument("--metrics", type=_list, help="final-record keys as columns (default: the summary keys)")
+    co.add_argument(
+        "--metrics",
+        type=_list,
+        help="final-record keys: the columns, or with --correlate the metrics correlated",
+    )
     co.add_argument(
         "--correlate",
-        nargs="?",
-        const=[],
-        type=_list,
-        metavar="METRICS",
-        help="instead: final METRICS (default cdnv,nc1,nc2_h,test_nc4_ncc) vs final test loss across the "
+        action="store_true",
+        help="instead: final --metrics (default cdnv,nc1,nc2_h,test_nc4_ncc) vs final test loss across the "
         "runs, Spearman rho, Pearson r and n per metric (and --x value)",
     )
     co.add_argument("--x", help="with --correlate: one row per value of this config key, e.g. model.depth")
@@ -208,12 +209,10 @@ def cmd_compare(args: argparse.Namespace) -> None:
     from nclab.report.tables import compare
     from nclab.runs import load
 
-    if args.correlate is None and args.x is not None:
-        raise ConfigError("--x groups the rows of --correlate; give --correlate [METRICS] too")
-    if args.correlate is not None and (args.metrics or args.each_seed):
-        raise ConfigError(
-            "--correlate takes its metrics itself (--correlate cdnv,nc1); drop --metrics/--each-seed"
-        )
+    if not args.correlate and args.x is not None:
+        raise ConfigError("--x groups the rows of --correlate; give --correlate too")
+    if args.correlate and args.each_seed:
+        raise ConfigError("--correlate has a row per metric, not per run; drop --each-seed")
     runs = [load(p) for p in args.runs]
     table = compare(runs, args.format, not args.each_seed, args.metrics, args.correlate, args.x)
     print(table, end="")

@@ -81,7 +81,22 @@ def test_compare_correlate_is_scipys_per_metric_and_facet(tmp_path, capsys):
     runs = runs_in_two_facets(tmp_path)
     paths = [str(r.path) for r in runs]
     finals = [r.metrics()[-1] for r in runs]
-    assert main(["compare", *paths, "--correlate", "cdnv,nc1", "--x", "model.depth", "--format", "csv"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                *paths,
+                "--correlate",
+                "--metrics",
+                "cdnv,nc1",
+                "--x",
+                "model.depth",
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(r["metric"], r["model.depth"], r["n"]) for r in rows] == [
         ("cdnv", "1", "4"), ("cdnv", "2", "4"), ("nc1", "1", "0"), ("nc1", "2", "4"),
@@ -105,9 +120,9 @@ def test_compare_correlate_is_scipys_per_metric_and_facet(tmp_path, capsys):
     ("args", "fragment"),
     [
         (["--x", "model.depth"], "--x groups the rows of --correlate"),
-        (["--correlate", "nope"], "--metrics nope: not in the runs' final records"),
-        (["--correlate", "cdnv", "--x", "model.nope"], "--x model.nope: not a config key"),
-        (["--correlate", "cdnv", "--metrics", "nc1"], "--correlate takes its metrics itself"),
+        (["--correlate", "--metrics", "nope"], "--metrics nope: not in the runs' final records"),
+        (["--correlate", "--metrics", "cdnv", "--x", "model.nope"], "--x model.nope: not a config key"),
+        (["--correlate", "--each-seed"], "--correlate has a row per metric, not per run"),
     ],
 )
 def test_compare_correlate_bad_input_is_one_line(tmp_path, capsys, args, fragment):
@@ -123,5 +138,5 @@ def test_compare_correlate_without_test_loss_is_one_line(tmp_path, capsys):
         run = Run.create(resolve(None, [f"name=r{i}", f"out={tmp_path}", f"model.width={8 * (i + 1)}"]))
         run.append_metrics({"epoch": 1, "cdnv": float(i)})
         paths.append(str(run.path))
-    assert main(["compare", *paths, "--correlate", "cdnv"]) == 2
+    assert main(["compare", "--correlate", "--metrics", "cdnv", *paths]) == 2  # the flag takes no value
     assert capsys.readouterr().err.strip() == "error: no run has a final test_loss to correlate with"

@@ -105,20 +105,20 @@ def compare(
     fmt: str = "md",
     by_seed: bool = True,
     metrics: list[str] | None = None,
-    correlate: list[str] | None = None,
+    correlate: bool = False,
     x: str | None = None,
 ) -> str:
-    """The table as Markdown (`mean ± std` cells) or CSV (`<key>:std` columns) text. With `correlate` (a
-    list, empty: report/lm.py's defaults) instead the final value of each of those metrics against the final
-    test loss over the runs, one row per metric and value of config key `x` (`report.lm.correlation_rows`:
-    Spearman rho, Pearson r, n)."""
-    if correlate is None:
+    """The table as Markdown (`mean ± std` cells) or CSV (`<key>:std` columns) text. With `correlate`
+    instead the final value of each of `metrics` (None: report/lm.py's defaults) against the final test loss
+    over the runs, one row per metric and value of config key `x` (`report.lm.correlation_rows`: Spearman
+    rho, Pearson r, n)."""
+    if not correlate:
         return _text(compare_rows(runs, by_seed, metrics), fmt)
     from nclab.report.lm import correlation_rows  # the figure stack: only for this table
 
     groups = group_runs(runs)
-    _check_metrics(correlate, groups)
-    return _text(correlation_rows(groups, correlate or None, x), fmt)
+    _check_metrics(metrics, groups)
+    return _text(correlation_rows(groups, metrics, x), fmt)
 
 
 def _text(rows: list[dict[str, Any]], fmt: str) -> str:
