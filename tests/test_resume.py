@@ -3,8 +3,6 @@ then resumed with `nclab train --resume`, ends with the files and numbers of an 
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,23 +11,30 @@ import torch
 
 from nclab.cli import main
 from nclab.runs import load
+from tests.warm import Child, Warm
 
-pytestmark = pytest.mark.slow  # trainings in subprocesses, killed and resumed
+# trainings in subprocesses, killed and resumed; one xdist worker shares the reference run and warm server
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("resume")]
 
 HARNESS = Path(__file__).with_name("kill_harness.py")
 TINY = ["epochs=4", "model.width=16", "model.depth=1", "train.batch_size=256", "measure.score_samples=50"]
 
 
-def harness(point: str, epoch: int, out: Path, name: str, *extra: str) -> subprocess.Popen:
+@pytest.fixture(scope="module")
+def warm():
+    """The harness's processes are forked from one that imported the training code and the figure stack
+    (tests/warm.py): each costs its epochs, not a ~4 s import."""
     env = os.environ | {"PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    args = [f"out={out}", f"name={name}", *TINY, *extra, "--quiet"]
-    return subprocess.Popen(
-        [sys.executable, str(HARNESS), point, str(epoch), *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    training = ["nclab.cli", "nclab.train", "nclab.report.plots"]
+    server = Warm([*training, "sklearn.datasets", "torch.utils.tensorboard"], env)
+    yield server
+    server.close()
+
+
+def harness(warm: Warm, point: str, epoch: int, out: Path, name: str) -> Child:
+    """`python tests/kill_harness.py POINT EPOCH ARGS` training run `name` in `out`."""
+    args = [f"out={out}", f"name={name}", *TINY, "--quiet"]
+    return warm.start([str(HARNESS), point, str(epoch), *args], out)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +71,8 @@ def assert_same_run(run_dir: Path, ref_dir: Path) -> None:
     ],
 )  # fmt: skip
 @pytest.mark.slow
-def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reference, capsys, point, epoch):
-    proc = harness(point, epoch, tmp_path, "k")
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, warm, reference, capsys, point, epoch):
+    proc = harness(warm, point, epoch, tmp_path, "k")
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL, err
     run = load(tmp_path / "k")
@@ -80,10 +85,10 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reference, capsys, p
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 @pytest.mark.slow
-def test_signal_saves_state_then_resume_equals_uninterrupted(tmp_path, reference, capsys, sig, code):
+def test_signal_saves_state_then_resume_equals_uninterrupted(tmp_path, warm, reference, capsys, sig, code):
     """SIGTERM/SIGINT stop the run between writes (status interrupted, exit 143/130); while it runs, a second
     writer is refused with the holder's pid."""
-    proc = harness("slow", 0, tmp_path, "s")
+    proc = harness(warm, "slow", 0, tmp_path, "s")
     status = tmp_path / "s" / "status.json"
     deadline = time.time() + 240
     while time.time() < deadline and not (status.exists() and '"epochs_done": 1' in status.read_text()):
@@ -97,7 +102,7 @@ def test_signal_saves_state_then_resume_equals_uninterrupted(tmp_path, reference
     assert err.startswith("error: interrupted by ") and "--resume" in err and err.count("\n") == 1
     run = load(tmp_path / "s")
     assert run.status()["state"] == "interrupted" and run.state_name() == "interrupted"
-    assert 1 <= run.status()["epochs_done"] < 4
+    assert run.status()["epochs_done"] == 1  # stopped while epoch 2 waited to start (kill_harness.py)
     assert main(["train", "--resume", str(tmp_path / "s"), "--quiet"]) == 0
     assert_same_run(tmp_path / "s", reference)
 
