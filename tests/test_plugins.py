@@ -4,7 +4,6 @@ commands that read the run load it again without the flag. A missing plugin is o
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import yaml
 import nclab
 from nclab.cli import main
 from nclab.runs import load
+from tests.warm import Warm
 
 SRC = str(Path(nclab.__file__).parents[1])
 PLUGIN = '''
@@ -52,14 +52,26 @@ def plugin(tmp_path_factory) -> Path:
     return path
 
 
-def nclab_cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """A fresh process (no plugin imported yet), as a user's next command."""
-    env = {k: v for k, v in os.environ.items() if k != "NCLAB_PLUGINS"} | {"PYTHONPATH": SRC} | (env or {})
-    return subprocess.run([sys.executable, "-m", "nclab", *argv], capture_output=True, text=True, env=env)
+@pytest.fixture(scope="module")
+def warm():
+    """Fresh processes for the user's next commands, forked from one that imported the third-party stack
+    (tests/warm.py): nothing of nclab and no plugin is imported in them yet."""
+    env = {k: v for k, v in os.environ.items() if k != "NCLAB_PLUGINS"} | {"PYTHONPATH": SRC}
+    third_party = ["torch", "torch.utils.tensorboard", "matplotlib.pyplot", "sklearn.datasets", "pydantic"]
+    server = Warm(third_party, env)
+    yield server
+    server.close()
+
+
+def nclab_cli(warm: Warm, folder: Path, *argv: str, env: dict[str, str] | None = None):
+    """`python -m nclab ARGV` in a fresh process (no plugin imported yet), as a user's next command."""
+    child = warm.start(["-m", "nclab", *argv], folder, env)
+    out, err = child.communicate(timeout=300)
+    return subprocess.CompletedProcess(argv, child.returncode, out, err)
 
 
 @pytest.mark.slow
-def test_a_plugin_loss_from_the_command_line(plugin, tmp_path, capsys):
+def test_a_plugin_loss_from_the_command_line(plugin, warm, tmp_path, capsys):
     out = f"out={tmp_path}"
     train = ["train", "loss=plugin_ce", "loss.temperature=2", "epochs=2", "name=p", out, *TINY]
     assert main(["--plugin", str(plugin), *train]) == 0
@@ -70,7 +82,7 @@ def test_a_plugin_loss_from_the_command_line(plugin, tmp_path, capsys):
     assert "loss.temperature" in capsys.readouterr().out
 
     # fresh processes: the run's config loads the plugin again; no flag, no environment variable
-    resumed = nclab_cli("train", "--resume", str(run.path), "epochs=3", "--quiet")
+    resumed = nclab_cli(warm, tmp_path, "train", "--resume", str(run.path), "epochs=3", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert [r["epoch"] for r in load(run.path).metrics()] == [1, 2, 3]
     for argv in (
@@ -78,11 +90,11 @@ def test_a_plugin_loss_from_the_command_line(plugin, tmp_path, capsys):
         ["plot", str(run.path)],
         ["measure", str(run.path), "--epochs", "3"],
     ):
-        done = nclab_cli(*argv)
+        done = nclab_cli(warm, tmp_path, *argv)
         assert done.returncode == 0, (argv, done.stderr)
-    listed = nclab_cli("options", "loss", env={"NCLAB_PLUGINS": str(plugin)})
+    listed = nclab_cli(warm, tmp_path, "options", "loss", env={"NCLAB_PLUGINS": str(plugin)})
     assert listed.returncode == 0 and "plugin_ce" in listed.stdout
-    assert "plugin_ce" not in nclab_cli("options", "loss").stdout
+    assert "plugin_ce" not in nclab_cli(warm, tmp_path, "options", "loss").stdout
 
 
 def test_a_missing_plugin_is_one_error_line(tmp_path, capsys):
@@ -93,10 +105,10 @@ def test_a_missing_plugin_is_one_error_line(tmp_path, capsys):
     assert "absent.py cannot be imported" in capsys.readouterr().err
 
 
-def test_a_ufm_run_records_its_plugin_loss(plugin, tmp_path):
+def test_a_ufm_run_records_its_plugin_loss(plugin, warm, tmp_path):
     """`nclab ufm` with a plugin loss records the plugin like training, so a fresh `compare` reads the run."""
     argv = ["ufm", "loss=plugin_ce", "iterations=3", "K=3", "d=4", "n=2", "name=u", f"out={tmp_path}"]
     assert main(["--plugin", str(plugin), *argv, "--quiet"]) == 0
     assert yaml.safe_load((tmp_path / "u" / "config.yaml").read_text())["plugins"] == [str(plugin.resolve())]
-    done = nclab_cli("compare", str(tmp_path / "u"))
+    done = nclab_cli(warm, tmp_path, "compare", str(tmp_path / "u"))
     assert done.returncode == 0 and "| u |" in done.stdout, done.stderr
