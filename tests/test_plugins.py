@@ -57,8 +57,7 @@ def warm():
     """Fresh processes for the user's next commands, forked from one that imported the third-party stack
     (tests/warm.py): nothing of nclab and no plugin is imported in them yet."""
     env = {k: v for k, v in os.environ.items() if k != "NCLAB_PLUGINS"} | {"PYTHONPATH": SRC}
-    third_party = ["torch", "torch.utils.tensorboard", "matplotlib.pyplot", "sklearn.datasets", "pydantic"]
-    server = Warm(third_party, env)
+    server = Warm(["torch._dynamo", "torch.utils.tensorboard", "matplotlib.pyplot", "sklearn.datasets"], env)
     yield server
     server.close()
 

@@ -22,11 +22,12 @@ TINY = ["epochs=4", "model.width=16", "model.depth=1", "train.batch_size=256", "
 
 @pytest.fixture(scope="module")
 def warm():
-    """The harness's processes are forked from one that imported the training code and the figure stack
-    (tests/warm.py): each costs its epochs, not a ~4 s import."""
+    """The harness's processes are forked from one that imported the training code, what a run loads on its
+    way (torch._dynamo with the optimizer, sklearn with digits) and the figure stack (tests/warm.py): each
+    costs its epochs, not ~6 s of imports."""
     env = os.environ | {"PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     training = ["nclab.cli", "nclab.train", "nclab.report.plots"]
-    server = Warm([*training, "sklearn.datasets", "torch.utils.tensorboard"], env)
+    server = Warm([*training, "sklearn.datasets", "torch._dynamo", "torch.utils.tensorboard"], env)
     yield server
     server.close()
 

@@ -8,7 +8,9 @@ modules once, then forks a child per command, so a command costs its own work, n
 A child is what `python -m MODULE ARGS` or `python SCRIPT ARGS` would be in the server's environment (argv,
 sys.path[0], working directory, stdout/stderr of its own, exit status) except that the preloaded modules are
 imported already. The server is single-threaded (tests/conftest.py sets OMP_NUM_THREADS=1 before torch
-loads), so forking it is safe; it runs one child at a time. Run as a script, this file is the server."""
+loads; pyarrow's allocator, which sklearn.datasets loads through pandas, is told to start no thread), so
+forking it is safe; it checks that before it serves, and runs one child at a time. Run as a script, this file
+is the server."""
 
 from __future__ import annotations
 
@@ -60,9 +62,10 @@ class Warm:
 
     def __init__(self, modules: list[str], env: dict[str, str]) -> None:
         self.env = env
+        single = {"JE_ARROW_MALLOC_CONF": "background_thread:false"}  # the server's own, not the children's
         self.server = subprocess.Popen(
-            [sys.executable, __file__, *modules], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-            bufsize=0,  # unbuffered: `select` sees every line the server writes
+            [sys.executable, __file__, *modules], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env=env | single, bufsize=0,  # unbuffered: `select` sees every line the server writes
         )  # fmt: skip
         self.child: Child | None = None
         self.count = 0
@@ -99,6 +102,10 @@ def _serve(modules: list[str]) -> None:
     sys.path[0] = os.getcwd()  # not tests/ (its folders data, models, ... would shadow modules of that name)
     for name in modules:
         importlib.import_module(name)
+    tasks = Path("/proc/self/task")
+    if tasks.is_dir() and len(list(tasks.iterdir())) > 1:
+        threads = [(task / "comm").read_text().strip() for task in tasks.iterdir()]
+        sys.exit(f"warm.py: importing {modules} started threads {threads}; forking would be unsafe")
     for line in sys.stdin.buffer:
         request = json.loads(line)
         pid = os.fork()
