@@ -124,6 +124,19 @@ def epoch_runner(
     )
 
 
+def all_classes(args: argparse.Namespace, timers: Timers, device: torch.device) -> dict[str, Any]:
+    """The pieces whose cost grows with the classes seen, once all K are: nclab's pair geometry (with W and
+    the class variances) and Linguistic Collapse's spreads on K random centred means."""
+    g = torch.Generator().manual_seed(0)
+    hbar, w = (torch.randn(args.vocab, args.width, generator=g, dtype=torch.float64) for _ in range(2))
+    var = torch.rand(args.vocab, generator=g, dtype=torch.float64)
+    hbar, w, var = hbar.to(device), w.to(device), var.to(device)
+    timers.reset()
+    nc.pair_geometry(hbar, var, w)
+    epoch.lm_spreads(hbar, w)
+    return {"all_classes": args.vocab, "d": args.width, "pieces": timers.report()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vocab", type=int, default=50_257)
@@ -135,6 +148,9 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=128)
     parser.add_argument("--batch", type=int, default=4096, help="measure.batch_size (tokens)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--all-classes", action="store_true", help="also time the pair pieces at K_seen = K (random means)"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     timers = Timers(device)
@@ -157,6 +173,8 @@ def main() -> None:
             "stream_tokens_per_s": round(tokens / streaming), "per_epoch_s": round(seconds - streaming, 2),
             "pieces": timers.report(), "nc1": record["nc1"], "log_kern_var": record["log_kern_var"],
         }))  # fmt: skip
+    if args.all_classes:
+        print(json.dumps(all_classes(args, timers, device)))
 
 
 if __name__ == "__main__":
