@@ -60,6 +60,17 @@ PIECES = [
     (epoch, "class_arrays", "per-class arrays"),
     (epoch, "frequency_summaries", "frequency bins"),
 ]
+# once-per-epoch pieces whose work is proportional to the measured tokens (rows of the kept train features)
+PER_TOKEN = {"nearest centre (B x K_seen x d)", "compactness (N x d)", "decision scores (N x K x d)"}
+
+
+def end_per_token(seconds: dict[str, float]) -> float:
+    """Seconds of the end-of-epoch work that grows with the tokens (`PER_TOKEN` under `_assemble`)."""
+    return sum(
+        s
+        for path, s in seconds.items()
+        if path.startswith("end of epoch/") and path.split("/")[-1] in PER_TOKEN
+    )
 
 
 class Timers:
@@ -165,12 +176,15 @@ def main() -> None:
         record = run().record
         timers.sync()
         seconds = time.perf_counter() - start
-        streaming = timers.seconds["stream pass"]
+        streaming, per_token = timers.seconds["stream pass"], end_per_token(timers.seconds)
         print(json.dumps({
             "device": args.device, "threads": torch.get_num_threads(), "K": args.vocab, "d": args.width,
             "depth": args.depth, "tokens": tokens, "classes_seen": seen, "seconds": round(seconds, 2),
             "tokens_per_s": round(tokens / seconds), "stream_s": round(streaming, 2),
             "stream_tokens_per_s": round(tokens / streaming), "per_epoch_s": round(seconds - streaming, 2),
+            "per_epoch_per_token_s": round(per_token, 2),
+            "per_epoch_per_class_s": round(seconds - streaming - per_token, 2),
+            "ms_per_token": round(1e3 * (streaming + per_token) / tokens, 3),
             "pieces": timers.report(), "nc1": record["nc1"], "log_kern_var": record["log_kern_var"],
         }))  # fmt: skip
     if args.all_classes:
