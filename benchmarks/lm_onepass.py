@@ -126,7 +126,8 @@ def one_pass(stream: Stream, k: int, device: str, compare_at: int) -> tuple[Stat
 
 
 def worker(method: str, args: argparse.Namespace, out: mp.Queue) -> None:
-    """One method in its own process; puts (method, statistics, seconds, peak MiB above the inputs)."""
+    """One method in its own process; puts (method, statistics, seconds, peak MiB above the inputs). nclab's
+    peak includes its copy of the compared statistics (K_seen x d float64)."""
     torch.set_num_threads(args.threads)
     means = class_means(args.classes, args.dim, args.seed)
     n_batches = math.ceil(args.tokens / args.batch)
