@@ -55,19 +55,23 @@ packing the runs.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import datetime
+import functools
 import importlib.util
 import io
 import json
 import os
 import re
+import runpy
 import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,10 +111,15 @@ class Context:
     work: Path
     log: io.TextIOBase
     previous: dict[str, Any]  # this step's record from an earlier lease ({} if none)
+    early: dict[str, subprocess.Popen | Forked]  # --smoke: started ahead of their step (call takes them)
 
     @property
     def smoke(self) -> bool:
         return self.args.smoke
+
+    def launch(self, cmd: list[str], log_path: Path) -> subprocess.Popen | Forked:
+        """`cmd` started as a new process, or in --smoke as a fork of this one (Forked)."""
+        return Forked(cmd, log_path) if self.smoke else launch(cmd, log_path)
 
 
 @dataclass
@@ -126,7 +135,7 @@ def _env() -> dict[str, str]:
     return os.environ | {"PYTHONPATH": os.pathsep.join(p for p in paths if p), "PYTHONUNBUFFERED": "1"}
 
 
-def _kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+def _kill(proc: subprocess.Popen | Forked, sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
 
@@ -139,11 +148,87 @@ def launch(cmd: list[str], log_path: Path) -> subprocess.Popen:
         )
 
 
+SMOKE_IMPORTS = ("nclab.cli", "nclab.train", "nclab.data.embedded", "nclab.report.plots")  # the tiny runs'
+
+
+@functools.cache
+def _smoke_imports() -> None:
+    """What the tiny runs import, once, before the first fork: each child has it then."""
+    for module in SMOKE_IMPORTS:
+        importlib.import_module(module)
+
+
+class Forked:
+    """--smoke: `cmd` (`python -m MODULE ...` or `python SCRIPT ...`) run by runpy in a fork of this process,
+    which has torch and nclab imported already: on a 2-core CPU the imports cost more than the tiny runs.
+    The child leads its own process group; poll, wait, pid and returncode as in subprocess.Popen."""
+
+    def __init__(self, cmd: list[str], log_path: Path) -> None:
+        self.args, self.returncode = cmd, None
+        _smoke_imports()
+        sys.stdout.flush()  # else the child's exit writes this process's pending output again
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:
+            _run_forked(cmd, log_path)
+        with contextlib.suppress(OSError):  # the child does the same; whichever comes first
+            os.setpgid(self.pid, self.pid)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        end = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        while self.poll() is None:
+            if time.monotonic() > end:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            time.sleep(0.02)
+        return self.returncode
+
+
+def _run_forked(cmd: list[str], log_path: Path) -> None:
+    """In the forked child: run `cmd` as `python` would (its exit status), then leave without the parent's
+    clean-ups (its atexit functions, its temporary folder)."""
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    os.chdir(REPO)
+    out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 (this process's own, to its end)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    atexit._clear()
+    code = 1
+    try:
+        if cmd[1] == "-m":
+            sys.argv = cmd[2:]
+            runpy.run_module(cmd[2], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = cmd[1:]
+            runpy.run_path(cmd[1], run_name="__main__")
+        code = 0
+    except SystemExit as stop:
+        code = 0 if stop.code is None else stop.code if isinstance(stop.code, int) else 1
+        if code == 1 and not isinstance(stop.code, int):  # as python: the message, exit status 1
+            print(stop.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def call(ctx: Context, cmd: list[str], name: str) -> tuple[int | None, str]:
     """Run `cmd` until it exits or the budget ends (then its process group is killed: return code None);
     returns (return code, output). The output's tail goes to gpu_check.log."""
     path = ctx.work / f"{name}.out"
-    proc = launch(cmd, path)
+    proc = ctx.early.pop(name, None) or ctx.launch(cmd, path)
     try:
         rc: int | None = proc.wait(timeout=max(ctx.budget.left(), 0.1))
     except subprocess.TimeoutExpired:
@@ -254,7 +339,7 @@ def resume_step(ctx: Context) -> Outcome:
         settings = ["data=fashion_mnist", "data.per_class=500", "model=convnet", "model.width=0.5", *GPU_RUN]
     root = ctx.work / "resume"
     base = [*NCLAB, "train", *settings, f"epochs={epochs}", f"out={root}"]
-    procs = {n: launch([*base, f"name={n}", "--quiet"], ctx.work / f"resume_{n}.out") for n in "ABC"}
+    procs = {n: ctx.launch([*base, f"name={n}", "--quiet"], ctx.work / f"resume_{n}.out") for n in "ABC"}
     killed_after = None
     while ctx.budget.left() > 0 and any(p.poll() is None for p in procs.values()):
         if killed_after is None and len(_metrics(root / "C")) >= kill_at:
@@ -341,12 +426,14 @@ def metrics_step(ctx: Context) -> Outcome:
     return Outcome(figures, rc == 0 and len(rows) == 3, shown(cmd))
 
 
+def sweep_command(smoke: bool) -> list[str]:
+    sizes = ["--runs", "1", "--epochs", "1"] if smoke else ["--runs", "4", "--epochs", "5", "--gpu", "0.25"]
+    sizes += ["--device", "cpu" if smoke else "cuda"]
+    return [sys.executable, str(REPO / "benchmarks/sweep_speed.py"), *sizes]
+
+
 def sweep_step(ctx: Context) -> Outcome:
-    sizes = (
-        ["--runs", "2", "--epochs", "1"] if ctx.smoke else ["--runs", "4", "--epochs", "5", "--gpu", "0.25"]
-    )
-    sizes += ["--device", "cpu" if ctx.smoke else "cuda"]
-    cmd = [sys.executable, str(REPO / "benchmarks/sweep_speed.py"), *sizes]
+    cmd = sweep_command(ctx.smoke)
     if importlib.util.find_spec("ray") is None:
         note = "ray is not installed on this machine (pip install 'ray[tune]')"
         return Outcome({"ray_installed": False}, False, shown(cmd), note)
@@ -456,11 +543,11 @@ class Fleet:
 
     def __init__(self, ctx: Context, runs: Path) -> None:
         self.ctx, self.runs = ctx, runs
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.procs: dict[str, subprocess.Popen | Forked] = {}
         self.samples: dict[str, list[tuple[float, int]]] = {}
 
     def start(self, name: str, cmd: list[str]) -> None:
-        self.procs[name] = launch(cmd, self.ctx.work / f"run_{name}.out")
+        self.procs[name] = self.ctx.launch(cmd, self.ctx.work / f"run_{name}.out")
         self.samples[name] = [(time.monotonic(), len(_metrics(self.runs / name)))]
 
     def running(self) -> int:
@@ -596,13 +683,13 @@ class Step:
 
 
 STEPS = [
-    Step("env", "Environment", 5, 1, env_step, every_lease=True),
-    Step("cuda_tests", "CUDA-only tests (pytest -m cuda)", 150, 20, cuda_tests),
-    Step("resume", "Resume on CUDA after SIGKILL", 90, 30, resume_step),
-    Step("speed_b128", "Epoch speed, resnet18 batch 128", 150, 30, speed_step(128)),
-    Step("speed_b512", "Epoch speed, resnet18 batch 512", 110, 30, speed_step(512)),
-    Step("metrics_bigk", "NC metrics at K = 50,000", 90, 30, metrics_step),
-    Step("sweep_pack", "Sweep: 4 trials at gpu 0.25 vs one after another", 150, 40, sweep_step),
+    Step("env", "Environment", 5, 2, env_step, every_lease=True),
+    Step("cuda_tests", "CUDA-only tests (pytest -m cuda)", 150, 10, cuda_tests),  # smoke: + the first fork
+    Step("resume", "Resume on CUDA after SIGKILL", 90, 15, resume_step),
+    Step("speed_b128", "Epoch speed, resnet18 batch 128", 150, 5, speed_step(128)),
+    Step("speed_b512", "Epoch speed, resnet18 batch 512", 110, 5, speed_step(512)),
+    Step("metrics_bigk", "NC metrics at K = 50,000", 90, 5, metrics_step),
+    Step("sweep_pack", "Sweep: 4 trials at gpu 0.25 vs one after another", 150, 30, sweep_step),
     Step(
         "reproductions", "Full-length reproductions", 60, 10, reproductions, every_lease=True, open_ended=True
     ),
@@ -637,33 +724,16 @@ def run_steps(args: argparse.Namespace) -> dict[str, Any]:
         work = Path(tmp)
         (work / "runs").mkdir()
         restore(args.carry, work / "runs")
+        early = start_early(args, budget, work, data["steps"])
         for step in STEPS:
             old = data["steps"].get(step.name, {})
-            if old.get("completed") and not step.every_lease and step.name not in args.redo:
-                continue
-            need = estimate(step, old, args.smoke)
-            record = {"title": step.title, "estimate_s": need, "date": lease["date"], "command": ""}
-            if budget.left() < need:
-                note = f"skipped: {max(budget.left(), 0):.0f} s left, the step needs about {need:.0f} s"
-                kept = {"figures": {}, "wall_s": None} | old  # figures of an earlier lease stay
-                data["steps"][step.name] = (
-                    kept | record | {"state": "skipped", "completed": False, "note": note}
-                )
-                print(f"{step.name}: {note}", flush=True)
-                continue
-            t = time.monotonic()
-            outcome = step.run(Context(args, budget, work, log, old))
-            wall = round(time.monotonic() - t, 1)
-            state = "done" if outcome.completed else ("stopped" if budget.left() <= 0 else "incomplete")
-            record |= {
-                "state": state,
-                "completed": outcome.completed,
-                "wall_s": wall,
-                "command": outcome.command,
-            }
-            data["steps"][step.name] = record | {"figures": outcome.figures, "note": outcome.note}
-            print(f"{step.name}: {state} in {wall} s {outcome.note}".rstrip(), flush=True)
-            _write(args.out, data)
+            if due(step, old, args):
+                data["steps"][step.name] = run_step(step, Context(args, budget, work, log, old, early))
+                data["steps"][step.name]["date"] = lease["date"]
+                _write(args.out, data)
+        for proc in early.values():  # its step was skipped
+            _kill(proc)
+            proc.wait()
         carried = pack(work / "runs", args.out, int(args.carry_mib * 2**20))
         for name, run in data["steps"].get("reproductions", {}).get("figures", {}).get("runs", {}).items():
             run["carried"] = carried.get(name, "nothing (not started)")
@@ -672,6 +742,46 @@ def run_steps(args: argparse.Namespace) -> dict[str, Any]:
     data["leases"].append(lease)
     _write(args.out, data)
     return data
+
+
+def due(step: Step, old: dict[str, Any], args: argparse.Namespace) -> bool:
+    """Whether `step` runs in this lease: not completed in an earlier one, run every lease, or in --redo."""
+    return not old.get("completed") or step.every_lease or step.name in args.redo
+
+
+def start_early(
+    args: argparse.Namespace, budget: Budget, work: Path, steps: dict[str, Any]
+) -> dict[str, subprocess.Popen | Forked]:
+    """--smoke: the sweep's benchmark started at once (a new process, as on the GPU), beside the steps before
+    it: Ray's start mostly waits, and a 2-core CPU has a core to spare. Only when the budget holds the
+    estimates of those steps and its own. On the GPU every step runs alone."""
+    sweep = next(i for i, s in enumerate(STEPS) if s.name == "sweep_pack")
+    ahead = [(s, steps.get(s.name, {})) for s in STEPS[: sweep + 1]]
+    ahead = [(s, old) for s, old in ahead if due(s, old, args)]
+    if not (args.smoke and ahead and ahead[-1][0] is STEPS[sweep] and importlib.util.find_spec("ray")):
+        return {}
+    if budget.left() < sum(estimate(s, old, smoke=True) for s, old in ahead):
+        return {}
+    return {STEPS[sweep].name: launch(sweep_command(smoke=True), work / f"{STEPS[sweep].name}.out")}
+
+
+def run_step(step: Step, ctx: Context) -> dict[str, Any]:
+    """The step's record: it runs when the budget left holds its estimate, else is skipped (the figures of an
+    earlier lease kept)."""
+    need = estimate(step, ctx.previous, ctx.smoke)
+    record = {"title": step.title, "estimate_s": need, "command": ""}
+    if ctx.budget.left() < need:
+        note = f"skipped: {max(ctx.budget.left(), 0):.0f} s left, the step needs about {need:.0f} s"
+        print(f"{step.name}: {note}", flush=True)
+        kept = {"figures": {}, "wall_s": None} | ctx.previous
+        return kept | record | {"state": "skipped", "completed": False, "note": note}
+    t = time.monotonic()
+    outcome = step.run(ctx)
+    wall = round(time.monotonic() - t, 1)
+    state = "done" if outcome.completed else ("stopped" if ctx.budget.left() <= 0 else "incomplete")
+    print(f"{step.name}: {state} in {wall} s {outcome.note}".rstrip(), flush=True)
+    record |= {"state": state, "completed": outcome.completed, "wall_s": wall, "command": outcome.command}
+    return record | {"figures": outcome.figures, "note": outcome.note}
 
 
 def _write(out: Path, data: dict[str, Any]) -> None:
@@ -686,6 +796,14 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 def _num(x: Any) -> Any:
     return f"{x:.4g}" if isinstance(x, float) else x
+
+
+def figure_lines(fig: dict[str, Any], leave_out: tuple[str, ...] = ()) -> list[str]:
+    """A step's figures in Markdown, the same in the summary and in the merged docs: a benchmark's table (its
+    device line, the table, its notes), else one `- name: value` line each."""
+    if "rows" in fig:
+        return [fig.get("device_line", ""), "", *_table(fig["header"], fig["rows"]), *fig.get("notes", [])]
+    return [f"- {k}: {_num(v)}" for k, v in fig.items() if k not in leave_out]
 
 
 def run_rows(runs: dict[str, dict[str, Any]], finished_only: bool) -> list[list[Any]]:
@@ -735,14 +853,7 @@ def summary(data: dict[str, Any]) -> str:
         if not fig:
             continue
         lines += [f"## {s['title']}", "", f"`{s['command']}`", ""]
-        if "rows" in fig:
-            lines += [
-                fig.get("device_line", ""),
-                "",
-                *_table(fig["header"], fig["rows"]),
-                *fig.get("notes", []),
-            ]
-        elif name == "reproductions":
+        if name == "reproductions":
             lines += _table(RUN_HEADER, run_rows(fig["runs"], finished_only=False))
             lines += ["", "carried: " + "; ".join(f"{n}: {r.get('carried')}" for n, r in fig["runs"].items())]
             notes = [f"{n}: {r['note']}" for n, r in fig["runs"].items() if r.get("note")]
@@ -750,7 +861,7 @@ def summary(data: dict[str, Any]) -> str:
             if fig["concurrency"]:
                 lines += ["", "side by side: " + json.dumps(fig["concurrency"])]
         else:
-            lines += [f"- {k}: {_num(v)}" for k, v in fig.items()]
+            lines += figure_lines(fig)
         lines.append("")
     return "\n".join(lines)
 
@@ -789,16 +900,7 @@ def merge(data: dict[str, Any], results: Path, reproductions_md: Path) -> None:
             body += [f"- {s['title']}: not finished yet ({s.get('note') or s['state']})", ""]
             continue
         body += [f"### {s['title']} ({s['date']})", "", f"    {s['command']}", ""]
-        if "rows" in fig:
-            body += [
-                fig.get("device_line", ""),
-                "",
-                *_table(fig["header"], fig["rows"]),
-                *fig.get("notes", []),
-                "",
-            ]
-        else:
-            body += [*(f"- {k}: {_num(v)}" for k, v in fig.items() if k != "failed_tests"), ""]
+        body += [*figure_lines(fig, leave_out=("failed_tests",)), ""]
     _replace_section(results, "## GPU check (benchmarks/gpu_check.py)", body)
     runs = steps.get("reproductions", {}).get("figures", {}).get("runs", {})
     done = run_rows(runs, finished_only=True)

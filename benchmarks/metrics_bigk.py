@@ -5,9 +5,10 @@ nclab: `NCAccumulator` fed batch by batch (features float32), then `stream_metri
 computation, one shot, as the original scripts and metric libraries write it: H in float64, d x d Sigma_W
 and Sigma_B with a pseudo-inverse, N x K logits and N x K torch.cdist distances for the predictions, K x K
 Gram, cosine and cdist matrices for NC2/NC3/equiangle/maxangle/CDNV. Each configuration runs in a fresh
-process and reports its wall time and the peak resident memory of the measurement itself (ru_maxrss minus
-the resident size once torch, nclab and the float32 input data are loaded). With `--device cuda` the data
-live on the GPU and the memory is the measurement's peak GPU allocation above the inputs.
+process (forked from a server that imported torch and nclab once, before any CUDA use) and reports its wall
+time and the peak resident memory of the measurement itself (ru_maxrss minus the resident size once torch,
+nclab and the float32 input data are loaded). With `--device cuda` the data live on the GPU and the memory
+is the measurement's peak GPU allocation above the inputs.
 
 The comparison (`--naive-classes`, where the naive K x K matrices fit) measures everything. The large-K run
 leaves out the per-sample predictions (train_acc, ncc_acc, nc4_ncc: O(N K d) in any implementation, N x K
@@ -125,7 +126,8 @@ def child(
 
 
 def run(kind: str, k: int, d: int, per_class: int, geometry_only: bool, device: str) -> tuple:
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "nclab.metrics"])
     queue = ctx.Queue()
     proc = ctx.Process(target=child, args=(kind, k, d, per_class, geometry_only, device, queue))
     proc.start()

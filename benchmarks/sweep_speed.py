@@ -55,7 +55,7 @@ def main() -> None:
         }
         (root / "sweep.yaml").write_text(yaml.safe_dump(sweep))
         packed = timed([*nclab, "sweep", str(root / "sweep.yaml")])
-        done = [Run(p).status()["state"] for p in (root / "sweep").glob("seed=*")]
+        done = [Run(p.parent).status()["state"] for p in (root / "sweep").glob("*/config.yaml")]
         assert done == ["finished"] * args.runs, done
     print(
         json.dumps(
