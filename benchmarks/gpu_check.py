@@ -28,6 +28,11 @@ with `nclab train --resume`. A run whose resume state does not fit is carried wi
     python benchmarks/gpu_check.py --smoke --out /tmp/gc      # every step on the CPU at tiny sizes
     python benchmarks/gpu_check.py --merge OUT                 # finished figures -> RESULTS.md, docs
 
+--smoke runs the same commands, at tiny sizes, so that the GPU command cannot rot between leases; on a 2-core
+CPU their imports would cost more than the runs, so each `python ...` command there is a fork of this process
+with nclab imported once (Forked), and the sweep's benchmark, mostly Ray waiting, starts at once in its own
+process beside the steps before it (under 60 s in all).
+
 A lease through the device tool (one command of at most 600 s; 64 MiB carried in: the tracked files plus the
 folders named in `carry`; 8 files of at most 16 MiB back). The GPU image has torch, timm, h5py, tensorboard,
 but not pydantic (nclab's config: carried as wheels) nor Ray (its wheel alone is over 64 MiB: the sweep step
@@ -118,8 +123,12 @@ class Context:
         return self.args.smoke
 
     def launch(self, cmd: list[str], log_path: Path) -> subprocess.Popen | Forked:
-        """`cmd` started as a new process, or in --smoke as a fork of this one (Forked)."""
-        return Forked(cmd, log_path) if self.smoke else launch(cmd, log_path)
+        """`cmd` started as a new process, or in --smoke as a fork of this one (Forked) unless this one has
+        initialised CUDA (a fork could not use it: --smoke on a GPU machine)."""
+        import torch
+
+        fork = self.smoke and not torch.cuda.is_initialized()
+        return Forked(cmd, log_path) if fork else launch(cmd, log_path)
 
 
 @dataclass
@@ -578,15 +587,14 @@ class Fleet:
             self.ctx.log.write(f"\n[run {name}]\n{text[-LOG_TAIL:]}\n")
 
 
-def reproductions(ctx: Context) -> Outcome:
-    """Launch every unfinished run (`--resume` when its dir exists): the first alone until its speed shows,
-    then the rest beside it, unless an earlier lease measured side by side to be slower (then one after
-    another); stop them all before the budget ends (in --smoke once each has 2 new epochs)."""
+def plan_runs(
+    ctx: Context, runs: Path, grace: float
+) -> tuple[dict[str, dict[str, Any]], list[tuple[str, list[str]]]]:
+    """Each planned run's record (command, epochs, the epoch it starts from) and the commands of those to
+    launch now: unfinished, and either carried with their state or able to finish within the budget."""
     from nclab.config import resolve
 
-    runs = ctx.work / "runs"
     earlier = ctx.previous.get("figures", {})
-    grace, tick = (3.0, 0.2) if ctx.smoke else (20.0, 1.0)
     info: dict[str, dict[str, Any]] = {}
     todo: list[tuple[str, list[str]]] = []
     for plan in planned_runs(ctx.smoke):
@@ -610,6 +618,17 @@ def reproductions(ctx: Context) -> Outcome:
             if need > ctx.budget.left() - grace:
                 info[name]["note"] = f"waits for a lease with {need:.0f} s left (its state is not carried)"
                 todo = [t for t in todo if t[0] != name]
+    return info, todo
+
+
+def reproductions(ctx: Context) -> Outcome:
+    """Launch every unfinished run (`--resume` when its dir exists): the first alone until its speed shows,
+    then the rest beside it, unless an earlier lease measured side by side to be slower (then one after
+    another); stop them all before the budget ends (in --smoke once each has 2 new epochs)."""
+    runs = ctx.work / "runs"
+    earlier = ctx.previous.get("figures", {})
+    grace, tick = (3.0, 0.2) if ctx.smoke else (20.0, 1.0)
+    info, todo = plan_runs(ctx, runs, grace)
     concurrency = earlier.get("concurrency", {})
     side_by_side = concurrency.get("gain", 1.0) >= 1.0
     fleet = Fleet(ctx, runs)
