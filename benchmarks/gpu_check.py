@@ -123,11 +123,11 @@ class Context:
         return self.args.smoke
 
     def launch(self, cmd: list[str], log_path: Path) -> subprocess.Popen | Forked:
-        """`cmd` started as a new process, or in --smoke as a fork of this one (Forked) unless this one has
-        initialised CUDA (a fork could not use it: --smoke on a GPU machine)."""
+        """`cmd` started as a new process, or in --smoke as a fork of this one (Forked) where that is safe:
+        no CUDA initialised here (a fork could not use it: --smoke on a GPU machine), one thread."""
         import torch
 
-        fork = self.smoke and not torch.cuda.is_initialized()
+        fork = self.smoke and not torch.cuda.is_initialized() and fork_safe()
         return Forked(cmd, log_path) if fork else launch(cmd, log_path)
 
 
@@ -161,10 +161,15 @@ SMOKE_IMPORTS = ("nclab.cli", "nclab.train", "nclab.data.embedded", "nclab.repor
 
 
 @functools.cache
-def _smoke_imports() -> None:
-    """What the tiny runs import, once, before the first fork: each child has it then."""
+def fork_safe() -> bool:
+    """Import what the tiny runs import, once (each forked child has it then); whether this process is still
+    single-threaded, as a safe fork needs (pyarrow's allocator, which sklearn.datasets loads through pandas,
+    is told to start no thread)."""
+    os.environ.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
     for module in SMOKE_IMPORTS:
         importlib.import_module(module)
+    tasks = Path("/proc/self/task")
+    return not tasks.is_dir() or len(list(tasks.iterdir())) == 1
 
 
 class Forked:
@@ -174,7 +179,6 @@ class Forked:
 
     def __init__(self, cmd: list[str], log_path: Path) -> None:
         self.args, self.returncode = cmd, None
-        _smoke_imports()
         sys.stdout.flush()  # else the child's exit writes this process's pending output again
         sys.stderr.flush()
         self.pid = os.fork()
@@ -206,18 +210,20 @@ def _run_forked(cmd: list[str], log_path: Path) -> None:
         os.setpgid(0, 0)
     os.chdir(REPO)
     out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 (this process's own, to its end)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 (this process's own, to its end)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     atexit._clear()
     code = 1
     try:
-        if cmd[1] == "-m":
-            sys.argv = cmd[2:]
+        if cmd[1] == "-m":  # sys.path[0] as python sets it: the working directory, or the script's folder
+            sys.argv, sys.path[0] = cmd[2:], str(REPO)
             runpy.run_module(cmd[2], run_name="__main__", alter_sys=True)
         else:
-            sys.argv = cmd[1:]
+            sys.argv, sys.path[0] = cmd[1:], str(Path(cmd[1]).resolve().parent)
             runpy.run_path(cmd[1], run_name="__main__")
         code = 0
     except SystemExit as stop:

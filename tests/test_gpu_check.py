@@ -93,13 +93,16 @@ def test_estimates_come_from_the_last_lease():
     assert gpu_check.estimate(repro, {"wall_s": 500.0, "completed": False}, smoke=False) == repro.estimate_s
 
 
-def test_a_forked_command_runs_as_python_would_run_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(gpu_check, "_smoke_imports", lambda: None)  # what --smoke imports before forking
+def test_a_forked_command_runs_as_python_would_run_it(tmp_path):
     script = tmp_path / "script.py"
-    script.write_text("import os, sys\nprint(sys.argv[1:], os.getcwd())\nsys.exit(int(sys.argv[1]))\n")
+    script.write_text(
+        "import os, sys\n"
+        "print(sys.argv[1:], os.getcwd(), sys.path[0], repr(sys.stdin.read()))\n"
+        "sys.exit(int(sys.argv[1]))\n"
+    )
     proc = gpu_check.Forked([sys.executable, str(script), "3"], tmp_path / "a.out")
     assert proc.wait(timeout=60) == 3 and proc.poll() == 3
-    assert (tmp_path / "a.out").read_text() == f"['3'] {gpu_check.REPO}\n"
+    assert (tmp_path / "a.out").read_text() == f"['3'] {gpu_check.REPO} {tmp_path} ''\n"
     proc = gpu_check.Forked([sys.executable, "-m", "json.tool", str(script)], tmp_path / "b.out")
     assert proc.wait(timeout=60) == 1  # not JSON: json.tool's error and exit status
     assert "Expecting value" in (tmp_path / "b.out").read_text()
