@@ -13,6 +13,7 @@ import torch
 
 import nclab
 from nclab.cli import main
+from tests.warm import Warm
 
 pytestmark = pytest.mark.slow  # process groups of two: torchrun and torch.multiprocessing
 
@@ -29,23 +30,28 @@ def records(run_dir: Path) -> list[dict]:
 
 
 def test_two_gloo_processes_match_one(tmp_path):
+    """torchrun starts each rank as a thin client of a warm interpreter (tests/warm.py) that forks it as
+    `python -m nclab train ...` with the rank's environment and streams; the ranks skip ~6 s of imports."""
     env = os.environ | {"PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
+    training = ["nclab.cli", "nclab.train", "nclab.report.plots", "torch.distributed"]
+    warm = Warm([*training, "sklearn.datasets", "torch._dynamo", "torch.utils.tensorboard"], env)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    train = [*torchrun, *warm.client("-m", "nclab", "train")]
     first = [
-        *torchrun,
-        "-m",
-        "nclab",
-        "train",
+        *train,
         f"out={tmp_path}",
         "name=ddp",
         *(a for a in ARGS[:-1] if a != "epochs=3"),
         "epochs=2",
         "--quiet",
     ]
-    then = [*torchrun, "-m", "nclab", "train", "--resume", str(tmp_path / "ddp"), "epochs=3", "--quiet"]
-    for cmd in (first, then):  # two epochs, then the third by extending the run under torchrun
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
+    then = [*train, "--resume", str(tmp_path / "ddp"), "epochs=3", "--quiet"]
+    try:
+        for cmd in (first, then):  # two epochs, then the third by extending the run under torchrun
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, done.stderr[-3000:]
+    finally:
+        warm.close()
     assert main(["train", f"out={tmp_path}", "name=one", *ARGS]) == 0
 
     ddp, one = records(tmp_path / "ddp"), records(tmp_path / "one")

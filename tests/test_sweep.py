@@ -16,6 +16,9 @@ import nclab
 from nclab.cli import main
 from nclab.runs import Run
 
+# every test in one xdist worker: the module's Ray and the sweeps that start their own never run side by side
+pytestmark = pytest.mark.xdist_group("ray")
+
 TINY = {"preset": "demo", "epochs": 3, "model.width": 16, "model.depth": 1}
 UFM = {"kind": "ufm", "K": 4, "d": 8, "n": 5, "iterations": 300, "measure.every": 100}
 SRC = str(Path(nclab.__file__).parents[1])
@@ -100,7 +103,8 @@ def reported_to_tune(sweep_dir: Path, name: str) -> bool:
 
 @pytest.mark.slow
 def test_killed_sweep_finishes_only_the_rest(local_ray, tmp_path, capsys):
-    base = TINY | {"epochs": 40}
+    epochs = 15  # polled every 0.05 s, the third trial is killed a few epochs before its last
+    base = TINY | {"epochs": epochs}
     path = sweep_file(tmp_path, base=base, grid={"seed": [0, 1, 2, 3]}, max_concurrent=1)
     proc = subprocess.Popen(
         [sys.executable, "-m", "nclab", "sweep", str(path)],
@@ -115,7 +119,7 @@ def test_killed_sweep_finishes_only_the_rest(local_ray, tmp_path, capsys):
             running = [Run(p) for p in out.glob("seed=*") if p.name not in finished(out)]
             if len(finished(out)) >= 2 and any(len(r.metrics()) >= 3 for r in running):
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -133,7 +137,7 @@ def test_killed_sweep_finishes_only_the_rest(local_ray, tmp_path, capsys):
     after = finished(out)
     assert set(after) == {f"seed={s}" for s in range(4)}
     assert {k: after[k] for k in before} == before  # the finished trials were not trained again
-    assert all([r["epoch"] for r in Run(out / n).metrics()] == list(range(1, 41)) for n in after)
+    assert all([r["epoch"] for r in Run(out / n).metrics()] == list(range(1, epochs + 1)) for n in after)
     for name, (created, records) in interrupted.items():  # continued with --resume: same dir, same epochs
         assert (out / name / "config.yaml").stat().st_mtime_ns == created
         assert Run(out / name).metrics()[: len(records)] == records
@@ -171,7 +175,8 @@ def test_every_trial_failing_ends_with_the_first_trials_error(local_ray, tmp_pat
 def test_ctrl_c_stops_the_sweep_with_130_and_the_rerun_continues(local_ray, tmp_path, capsys):
     """SIGINT to `nclab sweep` (its own local Ray): exit 130, the unfinished trial `interrupted` with its
     epochs kept; the same command then finishes every trial without training a kept epoch again."""
-    path = sweep_file(tmp_path, base=TINY | {"epochs": 40}, grid={"seed": [0, 1]}, max_concurrent=1)
+    # 15 epochs: polled every 0.05 s, the signal reaches the first trial a few epochs before its last
+    path = sweep_file(tmp_path, base=TINY | {"epochs": 15}, grid={"seed": [0, 1]}, max_concurrent=1)
     env = os.environ | {"PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "nclab", "sweep", str(path)], start_new_session=True, env=env,
@@ -181,7 +186,7 @@ def test_ctrl_c_stops_the_sweep_with_130_and_the_rerun_continues(local_ray, tmp_
     deadline = time.time() + 300
     try:
         while time.time() < deadline and not any(len(Run(p).metrics()) >= 3 for p in out.glob("seed=*")):
-            time.sleep(0.2)
+            time.sleep(0.05)
         proc.send_signal(signal.SIGINT)  # the driver only, as a terminal's Ctrl-C reaches it
         _, err = proc.communicate(timeout=120)
     finally:
