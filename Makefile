@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/nclab train --preset demo
 
-# pytest-xdist: one worker per CPU; the tests that start a Ray cluster share one worker (xdist_group "ray").
+# pytest-xdist: one worker per CPU; tests that share a module fixture and its server run on one (xdist_group).
 XDIST  ?= -n $(shell nproc 2>/dev/null || echo 2) --dist loadgroup
 
 test: $(VENV)/.installed

@@ -16,9 +16,6 @@ import nclab
 from nclab.cli import main
 from nclab.runs import Run
 
-# every test in one xdist worker: the module's Ray and the sweeps that start their own never run side by side
-pytestmark = pytest.mark.xdist_group("ray")
-
 TINY = {"preset": "demo", "epochs": 3, "model.width": 16, "model.depth": 1}
 UFM = {"kind": "ufm", "K": 4, "d": 8, "n": 5, "iterations": 300, "measure.every": 100}
 SRC = str(Path(nclab.__file__).parents[1])
