@@ -34,7 +34,7 @@ FIGURES = {
     "grid": lambda groups, runs: [curves_figure(groups, GRID_PANELS)],
     "heatmap": lambda groups, runs: [heatmap_figure(groups, "model.width", "optim.lr")],
     "scores": lambda groups, runs: [scores_figure(groups)],
-    "embed": lambda groups, runs: [fig for run in runs for _, fig in feature_frames(run, [5])],
+    "embed": lambda groups, runs: [fig for _, fig in feature_frames(runs[-1], [5])],  # one per run: the last
     "frequency": lambda groups, runs: [frequency_figure(groups)],
     "correlate": lambda groups, runs: [correlate_figure(groups, x="model.width")],
 }
