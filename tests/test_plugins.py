@@ -104,6 +104,7 @@ def test_a_missing_plugin_is_one_error_line(tmp_path, capsys):
     assert "absent.py cannot be imported" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_ufm_run_records_its_plugin_loss(plugin, warm, tmp_path):
     """`nclab ufm` with a plugin loss records the plugin like training, so a fresh `compare` reads the run."""
     argv = ["ufm", "loss=plugin_ce", "iterations=3", "K=3", "d=4", "n=2", "name=u", f"out={tmp_path}"]
