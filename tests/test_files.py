@@ -111,6 +111,7 @@ def test_a_failing_write_is_one_line_exit_1_and_no_temp_file(
     assert not Run(run).locked()
 
 
+@pytest.mark.slow  # trains and resumes a run
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EFBIG, errno.EACCES])
 def test_end_of_run_figures_failing_then_resumed(tmp_path, monkeypatch, capsys, code):
     """A figure that cannot be written after the last epoch: one line, exit 1, status failed after 2 of 2
@@ -160,6 +161,7 @@ def _nclab(*args: str, limit: int | None = None, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "nclab", *args], env=env, preexec_fn=preexec, **kwargs)
 
 
+@pytest.mark.slow  # a CLI process
 def test_file_size_limit_is_one_line(tmp_path, tiny_runs):
     """A real `ulimit -f` (no patching): the figure's write fails with EFBIG."""
     proc = _nclab(
