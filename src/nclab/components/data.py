@@ -30,9 +30,8 @@ class DatasetInfo:
     where: Callable[[DataConfig], str] = lambda cfg: "generated in memory"
     names: Callable[[DataConfig], Sequence[str]] = lambda cfg: ()  # class names for figures; () = unknown
     rgb32: bool = False  # MNIST-like: `data.rgb32` resizes to 32x32 and repeats to 3 channels
-    built_by_info: bool = (
-        False  # sizes depend on the options: `nclab data info` builds the set (cheap, cached)
-    )
+    # sizes depend on the options: `nclab data info` builds the set (cheap, cached)
+    built_by_info: bool = False
 
     def input_shape(self, cfg: DataConfig) -> tuple[int, ...]:
         """The shape a model sees under `cfg` (3 x 32 x 32 for MNIST-like sets with `data.rgb32`)."""

@@ -7,7 +7,7 @@ out. With a validation split (`val_acc` in metrics.jsonl) the best test accuracy
 best-validation epoch, as Zhou et al. 2022 report it (`best_val_test_top1`); otherwise the maximum test
 accuracy over measured epochs.
 
-`--correlate [METRICS] [--x KEY]`: the final metrics against the final test loss across the runs, Spearman
+`--correlate [--metrics M] [--x KEY]`: the final metrics against the final test loss across the runs, Spearman
 and Pearson per value of KEY (Linguistic Collapse's figures 2-4 as a table; report/lm.py computes them)."""
 
 from __future__ import annotations
