@@ -5,8 +5,9 @@
 POINT: steps (after 3 optimizer steps of EPOCH), measure (inside EPOCH's measured pass), metrics (half of
 EPOCH's metrics line appended: a torn line), before_state (EPOCH's metrics and checkpoint written, its resume
 state not), checkpoint / state (half of EPOCH's analysis checkpoint / resume state in the temp file),
-and the end-of-run work after the last epoch's state (EPOCH unused): figures (inside TensorBoard's
-figures), plot (half of figures/nc.png in its temp file), finished (every figure written, status not yet);
+and the end-of-run work after the last epoch's state (EPOCH unused): plot (half of figures/nc.png in its
+temp file), figures (nc.png written, inside TensorBoard's figures), finished (every figure written, status
+not yet);
 slow (no kill: epoch 1 as usual, then epoch 2 waits up to a minute before it starts, for the test's
 SIGTERM/SIGINT and second writer), none.
 """
@@ -100,7 +101,7 @@ if point in ("checkpoint", "state"):
 
 if point == "figures":
 
-    def killed_figures(writer, run, epoch):
+    def killed_figures(writer, run, epoch, nc_png):
         writer.add_text("half/done", "1", epoch)  # something of the end-of-run work is in the events
         writer.flush()
         die()

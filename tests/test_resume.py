@@ -68,7 +68,7 @@ def assert_same_run(run_dir: Path, ref_dir: Path) -> None:
     ("point", "epoch"),
     [
         ("steps", 3), ("measure", 2), ("metrics", 3), ("before_state", 2), ("checkpoint", 3), ("state", 4),
-        ("figures", 4), ("plot", 4), ("finished", 4),
+        ("plot", 4), ("figures", 4), ("finished", 4),
     ],
 )  # fmt: skip
 @pytest.mark.slow

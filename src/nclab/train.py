@@ -354,15 +354,16 @@ def _measured(cfg: RunConfig, parts: Parts, epoch: int, precision: Any) -> Measu
 
 
 def _finish(run: Run, writer: Any, total: int) -> None:
-    """The end-of-run work after the last epoch's state: the figures (TensorBoard's and figures/nc.png),
-    TensorBoard's events on disk, then status finished. `resume` of a run killed here does only this."""
-    if writer:
-        log_figures(writer, run, total)
-        writer.flush()
+    """The end-of-run work after the last epoch's state: figures/nc.png, TensorBoard's figures (the same
+    nc.png, drawn once) and its events on disk, then status finished. `resume` of a run killed here does
+    only this."""
     if distributed.is_main():
         from nclab.report.plots import plot  # the figure stack loads when the run draws, not with training
 
-        plot([run])
+        nc_png = plot([run])[0]
+        if writer:
+            log_figures(writer, run, total, nc_png)
+            writer.flush()
     run.set_status("finished", epochs_done=total, epochs=total)
 
 

@@ -6,8 +6,10 @@ run directory holds. The figure stack (matplotlib) is imported when a figure is 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import scalar
@@ -16,6 +18,8 @@ from nclab.metrics import table
 from nclab.runs import Run
 
 __all__ = ["Described", "log_features", "log_figures"]
+
+TENSORBOARD_DPI = 100  # matplotlib's figure.dpi, at which `add_figure` renders the other figures
 
 
 class Described:
@@ -63,14 +67,18 @@ def log_features(
             writer.add_figure("features/2d", feature_figure(panels, epoch, names, limits(panels)), epoch)
 
 
-def log_figures(writer: SummaryWriter, run: Run, epoch: int) -> None:
-    """The overview `figures/nc` and, with score samples, `figures/scores` of the run as it is now."""
-    from nclab.report.groups import group_runs
-    from nclab.report.plots import NC_PANELS, curves_figure, scores_figure
-    from nclab.report.style import paper_style
+def log_figures(writer: SummaryWriter, run: Run, epoch: int, nc_png: Path) -> None:
+    """The overview `figures/nc`: the run's `nc_png` (figures/nc.png, drawn once at the paper's 300 dpi)
+    shrunk to TensorBoard's 100 dpi; with score samples, `figures/scores` of the run as it is now."""
+    from PIL import Image
 
-    groups = group_runs([run])
-    with paper_style():
-        writer.add_figure("figures/nc", curves_figure(groups, NC_PANELS), epoch)
-        if run.array_epochs("scores"):
-            writer.add_figure("figures/scores", scores_figure(groups), epoch)
+    from nclab.report.groups import group_runs
+    from nclab.report.plots import scores_figure
+    from nclab.report.style import STYLE, paper_style
+
+    with Image.open(nc_png) as image:
+        pixels = image.convert("RGB").reduce(round(STYLE["savefig.dpi"] / TENSORBOARD_DPI))
+    writer.add_image("figures/nc", np.asarray(pixels), epoch, dataformats="HWC")
+    if run.array_epochs("scores"):
+        with paper_style():
+            writer.add_figure("figures/scores", scores_figure(group_runs([run])), epoch)
