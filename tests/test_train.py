@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from nclab.cli import main
 from nclab.config import LossConfig, TrainConfig, resolve
@@ -46,6 +47,20 @@ def test_run_directory_contract(run_dir):
     assert sorted(run.checkpoints()) == [1, 2, 3, 4]
     assert (run_dir / "figures" / "nc.png").stat().st_size > 10_000
     assert list(run_dir.glob("events.out.tfevents.*"))
+
+
+def test_figures_off_draws_nothing_and_the_run_is_the_same(run_dir, tmp_path, capsys):
+    """train.figures=false: no figure file, no TensorBoard image, the same metrics; `nclab plot` draws later."""
+    argv = ["train", f"out={tmp_path}", "name=r", "epochs=4", "measure.every=2", "model.width=32"]
+    assert main([*argv, "train.figures=false"]) == 0
+    run = load(tmp_path / "r")
+    assert f"figures: off; `nclab plot {run.path}` draws them" in capsys.readouterr().out
+    assert run.status()["state"] == "finished" and not list(run.path.rglob("*.png"))
+    events = EventAccumulator(str(run.path))
+    events.Reload()
+    assert events.Tags()["images"] == [] and "nc/nc1" in events.Tags()["scalars"]
+    assert (run.path / "metrics.jsonl").read_bytes() == (run_dir / "metrics.jsonl").read_bytes()
+    assert main(["plot", str(run.path)]) == 0 and (run.path / "figures" / "nc.png").stat().st_size > 10_000
 
 
 def test_checkpoint_reproduces_logged_metrics(run_dir):

@@ -116,7 +116,9 @@ def _summary(run, figure: Path) -> None:
     out = console()
     out.print(f"run directory: {run.path}")
     out.print(table)
-    out.print(f"figure: {figure}")
+    out.print(
+        f"figure: {figure}" if figure.is_file() else f"figures: off; `nclab plot {run.path}` draws them"
+    )
 
 
 def _file_and_overrides(items: list[str]) -> tuple[str | None, list[str]]:

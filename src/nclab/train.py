@@ -298,7 +298,9 @@ def _fit(
                             on_record(record)
                         run.save_measured(epoch, measured.arrays)
                         if measured.features and projector:
-                            log_features(projector, writer, epoch, measured.features, names)
+                            log_features(
+                                projector, writer, epoch, measured.features, names, cfg.train.figures
+                            )
                     step_scheduler(scheduler, cfg.optim, record)
                     state.update(epoch, record if measured is not None else None)
                     if epoch in save_at:
@@ -307,7 +309,9 @@ def _fit(
                     saved = epoch
                     run.set_status("running", epochs_done=epoch, epochs=total)
                 log.epoch(epoch, record if measured is not None else None)
-            _finish(run, writer, total)  # resumable: a kill here leaves the state of the last epoch
+            _finish(
+                run, writer, total, cfg.train.figures
+            )  # resumable: a kill here leaves the state of the last epoch
     except TrainingDiverged as exc:
         kept = (
             f"kept: epochs 1-{saved} (metrics.jsonl, their checkpoints, the resume state of epoch {saved})"
@@ -353,17 +357,18 @@ def _measured(cfg: RunConfig, parts: Parts, epoch: int, precision: Any) -> Measu
     return measured
 
 
-def _finish(run: Run, writer: Any, total: int) -> None:
-    """The end-of-run work after the last epoch's state: figures/nc.png, TensorBoard's figures (the same
-    nc.png, drawn once) and its events on disk, then status finished. `resume` of a run killed here does
-    only this."""
-    if distributed.is_main():
+def _finish(run: Run, writer: Any, total: int, figures: bool) -> None:
+    """The end-of-run work after the last epoch's state: with `figures` (train.figures), figures/nc.png and
+    TensorBoard's figures (the same nc.png, drawn once); TensorBoard's events on disk; then status finished.
+    `resume` of a run killed here does only this."""
+    if distributed.is_main() and figures:
         from nclab.report.plots import plot  # the figure stack loads when the run draws, not with training
 
         nc_png = plot([run])[0]
         if writer:
             log_figures(writer, run, total, nc_png)
-            writer.flush()
+    if writer:
+        writer.flush()
     run.set_status("finished", epochs_done=total, epochs=total)
 
 

@@ -108,6 +108,11 @@ class TrainConfig(Section):
             raise ValueError("give auto or a number of threads >= 1")
         return value
 
+    figures: bool = Field(
+        True,
+        description="draw figures/nc.png and TensorBoard's figures (at the end; the 2-D feature scatter); "
+        "false: none, for many short runs, where drawing is most of a tiny CPU run (`nclab plot RUN` later)",
+    )
     cuda_graph: bool = Field(
         False,
         description="replay forward, loss, backward and optimizer step from one CUDA graph (CUDA; falls back "
