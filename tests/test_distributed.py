@@ -21,7 +21,7 @@ SRC = str(Path(nclab.__file__).parents[1])
 # no BatchNorm (its batch statistics are per rank); 1437 train samples: batch 100 leaves an uneven last batch
 ARGS = [
     "model.batch_norm=false", "model.width=16", "model.depth=1", "epochs=3", "train.batch_size=100",
-    "measure.batch_size=256", "train.device=cpu", "optim.schedule=none", "--quiet",
+    "measure.batch_size=256", "train.device=cpu", "optim.schedule=none", "train.figures=false", "--quiet",
 ]  # fmt: skip
 
 

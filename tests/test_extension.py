@@ -119,7 +119,7 @@ def noisy_digits(cfg: NoisyDigitsOptions, seed: int) -> Splits:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, feature_norm):
     out = tmp_path_factory.mktemp("ext")
-    common = [f"out={out}", "epochs=2", "--quiet"]
+    common = [f"out={out}", "epochs=2", "train.figures=false", "--quiet"]
     settings = {
         "loss": ["loss=tempered_ce", "loss.init_temperature=2"],
         "model": ["model=two_layer", "model.hidden=32"],

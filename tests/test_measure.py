@@ -232,7 +232,8 @@ def test_measured_loss_is_the_per_sample_mean_for_either_reduction():
 @pytest.mark.slow
 def test_measure_restores_learned_centers(tmp_path):
     """Center-loss checkpoints carry the centers; re-measuring uses them, not fresh ones."""
-    common = [f"out={tmp_path}", "name=c", "epochs=2", "model.width=16", "model.depth=1", "--quiet"]
+    common = [f"out={tmp_path}", "name=c", "epochs=2", "model.width=16", "model.depth=1"]
+    common += ["train.figures=false", "--quiet"]
     assert main(["train", "loss=center", *common]) == 0
     assert main(["measure", str(tmp_path / "c")]) == 0
     run = load(tmp_path / "c")
@@ -277,6 +278,7 @@ def test_strict_measurement_refuses_a_missing_class():
 @pytest.mark.slow
 def test_training_with_layers_and_ood_saves_them(tmp_path):
     common = [f"out={tmp_path}", "name=r", "epochs=1", "model.width=16", "model.depth=1"]
+    common += ["train.figures=false"]
     assert main(["train", *common, "measure.layers=[backbone.0]", "measure.ood=digits", "--quiet"]) == 0
     run = load(tmp_path / "r")
     record = run.metrics()[-1]

@@ -42,7 +42,7 @@ class PluginCE(Loss):
 def plugin_ce(cfg, num_classes, feature_dim):
     return PluginCE(num_classes, cfg.temperature, reduction=cfg.reduction, feature_decay=cfg.feature_decay)
 '''
-TINY = ["model.width=8", "model.depth=1", "--quiet"]
+TINY = ["model.width=8", "model.depth=1", "train.figures=false", "--quiet"]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from nclab.step import CapturedStep, TrainStep, build_step, capture_blocker, pre
 
 def _final(out, name: str, *overrides: str, epochs: int = 8) -> dict:
     common = [f"out={out}", f"name={name}", f"epochs={epochs}", f"measure.every={epochs}", "model.width=64"]
-    common.append("model.depth=2")
+    common += ["model.depth=2", "train.figures=false"]
     assert main(["train", *common, "train.device=cpu", *overrides, "--quiet"]) == 0
     return json.loads((out / name / "metrics.jsonl").read_text().splitlines()[-1])
 

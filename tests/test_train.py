@@ -50,7 +50,7 @@ def test_run_directory_contract(run_dir):
 
 
 def test_figures_off_draws_nothing_and_the_run_is_the_same(run_dir, tmp_path, capsys):
-    """train.figures=false: no figure file, no TensorBoard image, the same metrics; `nclab plot` draws later."""
+    """train.figures=false: no figure file, no TensorBoard image, the same metrics; `nclab plot` later."""
     argv = ["train", f"out={tmp_path}", "name=r", "epochs=4", "measure.every=2", "model.width=32"]
     assert main([*argv, "train.figures=false"]) == 0
     run = load(tmp_path / "r")
@@ -86,7 +86,15 @@ def test_training_collapses_on_digits(tmp_path):
     from nclab.train import train
 
     cfg = resolve(
-        None, [f"out={tmp_path}", "epochs=12", "optim.weight_decay=5e-3", "optim.step_size=8"], "demo"
+        None,
+        [
+            f"out={tmp_path}",
+            "epochs=12",
+            "optim.weight_decay=5e-3",
+            "optim.step_size=8",
+            "train.figures=false",
+        ],
+        "demo",
     )  # train accuracy 1 from epoch 7 on; NC1 falls to a third of epoch 1's
     records = train(cfg).metrics()
     assert records[-1]["train_acc"] == 1.0 and records[-1]["test_acc"] > 0.95
@@ -206,6 +214,7 @@ def test_lbfgs_full_batch_run(tmp_path):
     cfg = resolve(None, [
         f"out={tmp_path}", "optim=lbfgs", "optim.lr=0.5", "optim.schedule=none", "optim.max_iter=5",
         "train.batch_size=4096", "epochs=3", "model.width=32", "model.depth=1", "model.batch_norm=false",
+        "train.figures=false",
     ])  # fmt: skip
     records = train(cfg).metrics()
     losses = [r["step_loss"] for r in records]
@@ -218,7 +227,13 @@ def test_lbfgs_full_batch_run(tmp_path):
 def test_standalone_center_run_has_no_classifier_metrics(tmp_path, head, optim):
     from nclab.train import train
 
-    overrides = ["loss=standalone_center", "epochs=2", "model.width=32", f"head.kind={head}"]
+    overrides = [
+        "loss=standalone_center",
+        "epochs=2",
+        "model.width=32",
+        f"head.kind={head}",
+        "train.figures=false",
+    ]
     overrides.append(f"optim={optim}")
     run = train(resolve(None, [f"out={tmp_path}", *overrides]))
     last = run.metrics()[-1]

@@ -271,7 +271,7 @@ def text_run(tmp_path_factory):
     args = [
         "data=text", f"data.corpus={corpus}", "data.context=16", f"data.root={tmp / 'root'}", "model=gpt",
         "model.width=16", "model.depth=1", "model.heads=2", "model.context=16", "optim=adamw",
-        "train.batch_size=8", "train.device=cpu", "measure.batch_size=200", "--quiet",
+        "train.batch_size=8", "train.device=cpu", "measure.batch_size=200", "train.figures=false", "--quiet",
     ]  # fmt: skip
     assert main(["train", *args, "epochs=2", "name=whole", f"out={tmp}"]) == 0
     return args, tmp / "whole"

@@ -38,7 +38,8 @@ def test_every_key_of_the_tiny_runs_is_declared(tiny_runs):
     ],
 )
 def test_every_key_of_center_and_headless_runs_is_declared(tmp_path, overrides):
-    common = [f"out={tmp_path}", "name=r", "epochs=1", "model.width=16", "model.depth=1", "--quiet"]
+    common = [f"out={tmp_path}", "name=r", "epochs=1", "model.width=16", "model.depth=1"]
+    common += ["train.figures=false", "--quiet"]
     assert main(["train", *overrides, *common]) == 0
     record = load(tmp_path / "r").metrics()[-1]
     assert {"center_acc", "test_center_acc"} <= set(record)
