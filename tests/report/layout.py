@@ -10,7 +10,9 @@ from io import BytesIO
 from itertools import combinations
 
 import numpy as np
+from matplotlib import rcParams
 from matplotlib.axes import Axes
+from matplotlib.backend_bases import DrawEvent
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.text import Text
@@ -92,16 +94,32 @@ def _data_under(legend: Legend, ax: Axes, box: Bbox, scale: float) -> bool:
     return False
 
 
+class _Drawn(Exception):
+    """Raised after the save's last draw: what follows (PDF font subsets, PNG encoding) moves no text."""
+
+
 def collisions(fig: Figure, fmt: str = "png") -> list[str]:
     """Every layout fault of `fig` saved as `fmt`, one line each (an empty list is a clean figure): measured
-    in the draw of that save, with that format's renderer and resolution."""
+    in the draws of that save (savefig draws once more first when a layout engine or a tight bounding box
+    needs the text sizes, as matplotlib's print_figure does), with that format's renderer and resolution;
+    the save stops after its last draw, before the file is written."""
     faults: list[str] = []
-    cid = fig.canvas.mpl_connect("draw_event", lambda event: faults.extend(_faults(fig, event.renderer)))
-    try:
-        with paper_style():
+    with paper_style():
+        draws = [1 + (fig.get_layout_engine() is not None or rcParams["savefig.bbox"] == "tight")]
+
+        def measure(event: DrawEvent) -> None:
+            faults.extend(_faults(fig, event.renderer))
+            draws[0] -= 1
+            if not draws[0]:
+                raise _Drawn
+
+        cid = fig.canvas.mpl_connect("draw_event", measure)
+        try:
             fig.savefig(BytesIO(), format=fmt)
-    finally:
-        fig.canvas.mpl_disconnect(cid)
+        except _Drawn:
+            pass
+        finally:
+            fig.canvas.mpl_disconnect(cid)
     return faults
 
 

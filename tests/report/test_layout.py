@@ -51,11 +51,17 @@ def runs(tmp_path_factory):
     }  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def groups(runs):
+    """The runs grouped once per run count (the figure functions only read them)."""
+    return {n: group_runs(r) for n, r in runs.items()}
+
+
 @pytest.mark.parametrize("n", [pytest.param(n, marks=pytest.mark.slow) for n in (1, 3)] + [8])  # fast: 8
 @pytest.mark.parametrize("kind", list(FIGURES))
-def test_no_text_collides_in_any_format(runs, kind, n):
+def test_no_text_collides_in_any_format(runs, groups, kind, n):
     with paper_style():
-        figures = FIGURES[kind](group_runs(runs[n]), runs[n])
+        figures = FIGURES[kind](groups[n], runs[n])
     faults = [
         f"{fmt}: {fault}"
         for fig in figures
