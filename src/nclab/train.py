@@ -298,9 +298,7 @@ def _fit(
                             on_record(record)
                         run.save_measured(epoch, measured.arrays)
                         if measured.features and projector:
-                            log_features(
-                                projector, writer, epoch, measured.features, names, cfg.train.figures
-                            )
+                            log_features(projector, writer, epoch, measured.features, names)
                     step_scheduler(scheduler, cfg.optim, record)
                     state.update(epoch, record if measured is not None else None)
                     if epoch in save_at:
@@ -309,9 +307,8 @@ def _fit(
                     saved = epoch
                     run.set_status("running", epochs_done=epoch, epochs=total)
                 log.epoch(epoch, record if measured is not None else None)
-            _finish(
-                run, writer, total, cfg.train.figures
-            )  # resumable: a kill here leaves the state of the last epoch
+            # resumable: a kill here leaves the state of the last epoch
+            _finish(run, writer, total, cfg.train.figures)
     except TrainingDiverged as exc:
         kept = (
             f"kept: epochs 1-{saved} (metrics.jsonl, their checkpoints, the resume state of epoch {saved})"

@@ -110,8 +110,8 @@ class TrainConfig(Section):
 
     figures: bool = Field(
         True,
-        description="draw figures/nc.png and TensorBoard's figures (at the end; the 2-D feature scatter); "
-        "false: none, for many short runs, where drawing is most of a tiny CPU run (`nclab plot RUN` later)",
+        description="draw the end-of-run figures (figures/nc.png, TensorBoard's); false: none, for many "
+        "short runs, where drawing is most of a tiny CPU run (`nclab plot RUN` draws them later)",
     )
     cuda_graph: bool = Field(
         False,

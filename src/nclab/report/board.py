@@ -47,23 +47,17 @@ class Described:
 
 
 def log_features(
-    projector: SummaryWriter,
-    writer: SummaryWriter,
-    epoch: int,
-    features: dict[str, Tensor],
-    names: list[str],
-    figure: bool = True,
+    projector: SummaryWriter, writer: SummaryWriter, epoch: int, features: dict[str, Tensor], names: list[str]
 ) -> None:
     """`<split>_features` projector entries (metadata: class names) into `projector` (the run's projector/,
-    one folder per epoch) and, when d = 2 and `figure`, the `features/2d` figure (this epoch's axes) into
-    `writer`."""
+    one folder per epoch) and, when d = 2, the `features/2d` figure (this epoch's axes) into `writer`."""
     panels = []
     for split in ("train", "test"):
         if f"{split}_features" in features:
             h, y = features[f"{split}_features"], features[f"{split}_labels"]
             labels = [names[k] for k in y.tolist()]
             projector.add_embedding(h, metadata=labels, global_step=epoch, tag=f"{split}_features")
-            if figure and h.shape[1] == 2:
+            if h.shape[1] == 2:
                 panels.append((split, h.numpy(), y.numpy(), "features"))
     if panels:
         from nclab.report.embed import feature_figure, limits
