@@ -111,6 +111,7 @@ def test_signal_saves_state_then_resume_equals_uninterrupted(tmp_path, warm, ref
 def test_extending_a_finished_run_equals_training_longer(tmp_path):
     """`--resume RUN epochs=6` after 4 epochs gives the metrics and weights of a 6-epoch run."""
     base = [f"out={tmp_path}", "model.width=16", "model.depth=1", "train.batch_size=256", "optim.step_size=3"]
+    base.append("train.figures=false")
     assert main(["train", *base, "name=short", "epochs=4", "--quiet"]) == 0
     assert main(["train", *base, "name=long", "epochs=6", "--quiet"]) == 0
     assert main(["train", "--resume", str(tmp_path / "short"), "epochs=6", "--quiet"]) == 0
