@@ -14,6 +14,7 @@ from nclab.losses import LOSSES, build_loss
 K, D = 4, 3
 ALL = ["ce", "mse", "focal", "label_smoothing", "bce", "center", "standalone_center", "pick_all_label"]
 SINGLE_LABEL = [name for name in ALL if name != "pick_all_label"]
+NO_FIGURES = "train.figures=false"  # the runs below assert metrics only; drawing is most of a tiny run's CPU
 
 
 def batch(n=6, dtype=torch.float32, seed=0):
@@ -208,8 +209,8 @@ def test_every_loss_trains_the_default_digits_mlp_with_its_optimizers_defaults(t
     at epoch 40), measured once at the end."""
     from nclab.train import train
 
-    cfg = resolve(None, [f"loss={name}", f"optim={optim}", f"out={tmp_path}", "epochs=6", "measure.every=6"])
-    last = train(cfg).metrics()[-1]
+    settings = [f"loss={name}", f"optim={optim}", "epochs=6", "measure.every=6", NO_FIGURES]
+    last = train(resolve(None, [*settings, f"out={tmp_path}"])).metrics()[-1]
     assert last["test_acc"] >= 0.95
     if name.endswith("center"):
         assert last["center_acc"] > 0.9 and last["test_center_acc"] >= 0.9
@@ -221,7 +222,7 @@ def test_every_loss_takes_mixup_batches(tmp_path, name):
     """timm's Mixup hands the loss N x K soft rows; a short run trains on them with a finite loss."""
     from nclab.train import train
 
-    cfg = resolve(None, [f"out={tmp_path}", f"loss={name}", "data.mix=mixup", "epochs=2", "model.width=32"])
-    records = train(cfg).metrics()
+    settings = [f"loss={name}", "data.mix=mixup", "epochs=2", "model.width=32", NO_FIGURES]
+    records = train(resolve(None, [*settings, f"out={tmp_path}"])).metrics()
     assert all(math.isfinite(r["step_loss"]) for r in records)
     assert records[-1]["test_acc"] > 0.3
