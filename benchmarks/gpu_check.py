@@ -30,8 +30,8 @@ with `nclab train --resume`. A run whose resume state does not fit is carried wi
 
 --smoke runs the same commands, at tiny sizes, so that the GPU command cannot rot between leases; on a 2-core
 CPU their imports would cost more than the runs, so each `python ...` command there is a fork of this process
-with nclab imported once (Forked), and the sweep's benchmark, mostly Ray waiting, starts at once in its own
-process beside the steps before it (under 60 s in all).
+with nclab imported once (Forked), and the sweep's benchmark, mostly Ray waiting, starts at once beside the
+steps before it (under 60 s in all).
 
 A lease through the device tool (one command of at most 600 s; 64 MiB carried in: the tracked files plus the
 folders named in `carry`; 8 files of at most 16 MiB back). The GPU image has torch, timm, h5py, tensorboard,
@@ -123,12 +123,7 @@ class Context:
         return self.args.smoke
 
     def launch(self, cmd: list[str], log_path: Path) -> subprocess.Popen | Forked:
-        """`cmd` started as a new process, or in --smoke as a fork of this one (Forked) where that is safe:
-        no CUDA initialised here (a fork could not use it: --smoke on a GPU machine), one thread."""
-        import torch
-
-        fork = self.smoke and not torch.cuda.is_initialized() and fork_safe()
-        return Forked(cmd, log_path) if fork else launch(cmd, log_path)
+        return start(cmd, log_path, self.smoke)
 
 
 @dataclass
@@ -147,6 +142,15 @@ def _env() -> dict[str, str]:
 def _kill(proc: subprocess.Popen | Forked, sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
+
+
+def start(cmd: list[str], log_path: Path, smoke: bool) -> subprocess.Popen | Forked:
+    """`cmd` started as a new process, or in --smoke as a fork of this one (Forked) where that is safe:
+    no CUDA initialised here (a fork could not use it: --smoke on a GPU machine), one thread."""
+    import torch
+
+    fork = smoke and not torch.cuda.is_initialized() and fork_safe()
+    return Forked(cmd, log_path) if fork else launch(cmd, log_path)
 
 
 def launch(cmd: list[str], log_path: Path) -> subprocess.Popen:
@@ -210,6 +214,7 @@ def _run_forked(cmd: list[str], log_path: Path) -> None:
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
     os.chdir(REPO)
+    os.environ.update(_env())  # what `launch` gives a new process (the commands it starts inherit it)
     out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(out, 1)
@@ -349,8 +354,8 @@ def resume_step(ctx: Context) -> Outcome:
     `nclab train --resume`. Max |A - B| is the run-to-run floor, max |A - C| the resume's difference."""
     epochs = 4 if ctx.smoke else 6
     kill_at = epochs // 2
-    if ctx.smoke:
-        settings = ["model.width=16", "model.depth=1", "train.device=cpu"]
+    if ctx.smoke:  # no end-of-run figures: the step compares metrics, and drawing is most of a tiny run
+        settings = ["model.width=16", "model.depth=1", "train.device=cpu", "train.figures=false"]
     else:  # convolutions: cuDNN
         settings = ["data=fashion_mnist", "data.per_class=500", "model=convnet", "model.width=0.5", *GPU_RUN]
     root = ctx.work / "resume"
@@ -778,8 +783,8 @@ def due(step: Step, old: dict[str, Any], args: argparse.Namespace) -> bool:
 def start_early(
     args: argparse.Namespace, budget: Budget, work: Path, steps: dict[str, Any]
 ) -> dict[str, subprocess.Popen | Forked]:
-    """--smoke: the sweep's benchmark started at once (a new process, as on the GPU), beside the steps before
-    it: Ray's start mostly waits, and a 2-core CPU has a core to spare. Only when the budget holds the
+    """--smoke: the sweep's benchmark started at once (a fork, as the other commands), beside the steps
+    before it: Ray's start mostly waits, and a 2-core CPU has a core to spare. Only when the budget holds the
     estimates of those steps and its own. On the GPU every step runs alone."""
     sweep = next(i for i, s in enumerate(STEPS) if s.name == "sweep_pack")
     ahead = [(s, steps.get(s.name, {})) for s in STEPS[: sweep + 1]]
@@ -788,7 +793,9 @@ def start_early(
         return {}
     if budget.left() < sum(estimate(s, old, smoke=True) for s, old in ahead):
         return {}
-    return {STEPS[sweep].name: launch(sweep_command(smoke=True), work / f"{STEPS[sweep].name}.out")}
+    return {
+        STEPS[sweep].name: start(sweep_command(smoke=True), work / f"{STEPS[sweep].name}.out", smoke=True)
+    }
 
 
 def run_step(step: Step, ctx: Context) -> dict[str, Any]:
