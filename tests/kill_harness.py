@@ -19,7 +19,6 @@ import sys
 import time
 
 import nclab.files as files_module
-import nclab.report.style as style_module
 import nclab.runs as runs_module
 import nclab.train as train_module
 from nclab.cli import main
@@ -109,6 +108,7 @@ if point == "figures":
     train_module.log_figures = killed_figures
 
 if point == "plot":
+    import nclab.report.style as style_module  # the figure stack only where the run is killed drawing
 
     def half_figure(path, fill):
         tmp = path.with_name(f".{path.name}.tmp")

@@ -175,6 +175,7 @@ def test_bad_input_is_one_line(tmp_path, capsys, content, overrides, fragment):
 def test_gpt_run_on_text_is_reproduced_by_nclab_measure(tmp_path):
     corpus = corpus_file(tmp_path)
     common = [f"data.root={tmp_path / 'root'}", f"out={tmp_path}", "train.device=cpu", "--quiet"]
+    common.append("train.figures=false")  # metrics only (a text run's figures: the lc2024 preset's run)
     model = ["model=gpt", "model.width=16", "model.depth=1", "model.heads=2", "model.context=16"]
     args = [
         "train",
