@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -64,14 +63,15 @@ def _torchrun(cfg: RunConfig, ranks: int, continuing: bool) -> None:
     reader.start()
     seen = len(Run(run_dir).metrics()) if continuing else 0
     while True:
-        finished = proc.poll() is not None
+        with contextlib.suppress(subprocess.TimeoutExpired):  # new records each second; the end at once
+            proc.wait(timeout=1.0)
+        finished = proc.returncode is not None
         records = Run(run_dir).metrics() if run_dir.is_dir() else []
         for record in records[seen:]:
             _report_record(record)
         seen = len(records)
         if finished:
             break
-        time.sleep(1.0)
     reader.join()
     if proc.returncode:
         lines = [line.strip() for line in errors if line.startswith("error: ")]
