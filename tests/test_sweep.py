@@ -18,7 +18,8 @@ import nclab
 from nclab.cli import main
 from nclab.runs import Run
 
-TINY = {"preset": "demo", "epochs": 3, "model.width": 16, "model.depth": 1}
+# no test here looks at a trial's own end-of-run figures, most of a tiny run's CPU
+TINY = {"preset": "demo", "epochs": 3, "model.width": 16, "model.depth": 1, "train.figures": False}
 UFM = {"kind": "ufm", "K": 4, "d": 8, "n": 5, "iterations": 300, "measure.every": 100}
 SRC = str(Path(nclab.__file__).parents[1])
 pytestmark = pytest.mark.xdist_group("sweep")
