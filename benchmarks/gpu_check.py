@@ -448,7 +448,8 @@ def metrics_step(ctx: Context) -> Outcome:
 
 
 def sweep_command(smoke: bool) -> list[str]:
-    sizes = ["--runs", "1", "--epochs", "1"] if smoke else ["--runs", "4", "--epochs", "5", "--gpu", "0.25"]
+    tiny = ["--runs", "1", "--epochs", "1", "--set", "train.figures=false"]  # drawing: most of a tiny run
+    sizes = tiny if smoke else ["--runs", "4", "--epochs", "5", "--gpu", "0.25"]
     sizes += ["--device", "cpu" if smoke else "cuda"]
     return [sys.executable, str(REPO / "benchmarks/sweep_speed.py"), *sizes]
 

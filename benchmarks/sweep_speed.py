@@ -4,6 +4,7 @@ replaces), on the same machine in one invocation. Both write the same run direct
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/sweep_speed.py                  # CPU: 8 runs
     python benchmarks/sweep_speed.py --gpu 0.25 --device cuda                          # 4 trials per GPU
+    python benchmarks/sweep_speed.py --runs 1 --epochs 1 --set train.figures=false     # gpu_check --smoke
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ def main() -> None:
     parser.add_argument("--cpu", type=float, default=1.0, help="CPUs per trial")
     parser.add_argument("--gpu", type=float, default=0.0, help="GPUs per trial (0.25: 4 trials per GPU)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--set", action="append", default=[], help="an override of every run, e.g. seed=1")
     args = parser.parse_args()
     base = {"preset": "demo", "epochs": args.epochs, "model.width": 16, "model.depth": 1}
     base["train.device"] = args.device
+    base |= {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     nclab = [sys.executable, "-m", "nclab"]
     os.environ.setdefault("PYTHONPATH", str(Path(__file__).parents[1] / "src"))
     with tempfile.TemporaryDirectory() as tmp:
