@@ -5,8 +5,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from nclab.data.text import TokenLoader, read_corpus
 from nclab.errors import DataError
 from nclab.metrics import table
 from nclab.runs import load
+from tests.warm import Warm
 
 
 def corpus_file(tmp_path, n_sentences=300, seed=0):
@@ -290,6 +289,7 @@ def assert_same_text_run(run, whole):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("text")  # one worker makes the module's text run (and warm server) for all
 def test_text_run_resumed_equals_the_uninterrupted_run(tmp_path, text_run):
     """A 1-epoch gpt run extended with --resume epochs=2 equals a 2-epoch run (records, weights): the token
     loader's state (its epoch counter) and the model's tied head come back through the resume state."""
@@ -299,26 +299,29 @@ def test_text_run_resumed_equals_the_uninterrupted_run(tmp_path, text_run):
     assert_same_text_run(tmp_path / "part", whole)
 
 
+@pytest.fixture(scope="module")
+def warm():
+    """The killed runs are forked from one process that imported the training code (tests/warm.py): each
+    costs its steps, not ~5 s of imports."""
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    server = Warm(["nclab.cli", "nclab.train", "torch._dynamo", "torch.utils.tensorboard"], env)
+    yield server
+    server.close()
+
+
 @pytest.mark.slow
+@pytest.mark.xdist_group("text")
 @pytest.mark.parametrize(("point", "epoch"), [("steps", 2), ("measure", 2)])
-def test_text_run_killed_then_resumed_equals_the_uninterrupted_run(tmp_path, text_run, point, epoch):
+def test_text_run_killed_then_resumed_equals_the_uninterrupted_run(tmp_path, text_run, warm, point, epoch):
     """SIGKILL (tests/kill_harness.py) after 3 steps of epoch 2 or inside its measured pass over the token
     windows, then `nclab train --resume`: the run of an uninterrupted one, as for image runs."""
     args, whole = text_run
     harness = Path(__file__).parents[1] / "kill_harness.py"
-    env = os.environ | {"PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-    command = [
-        sys.executable,
-        str(harness),
-        point,
-        str(epoch),
-        *args,
-        "epochs=2",
-        "name=k",
-        f"out={tmp_path}",
-    ]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    proc = warm.start(
+        [str(harness), point, str(epoch), *args, "epochs=2", "name=k", f"out={tmp_path}"], tmp_path
+    )
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, err
     assert load(tmp_path / "k").state_name() == "killed"
     assert main(["train", "--resume", str(tmp_path / "k"), "--quiet"]) == 0
     assert_same_text_run(tmp_path / "k", whole)
