@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from nclab.components.data import GaussianOptions
 from nclab.config import DataConfig
@@ -15,6 +13,9 @@ from nclab.data import Splits
 
 def digits(cfg: DataConfig, seed: int) -> Splits:
     """Stratified seeded split; features standardised with the train split's per-pixel mean and std."""
+    from sklearn.datasets import load_digits  # scikit-learn (1.5 s of imports) for digits alone, not gaussian
+    from sklearn.model_selection import train_test_split
+
     x, y = load_digits(return_X_y=True)
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=cfg.test_fraction, stratify=y, random_state=seed
