@@ -97,6 +97,8 @@ TOLERANCE = (
 CENTER = [f"center-fashion-{loss}-{d}" for loss in ("xent", "center", "standalone") for d in ("2d", "128d")]
 GPU_RUN = ("train.device=cuda", "train.cuda_graph=true", "data.root=data")  # data/FashionMNIST/raw carried
 KJV = ("data.corpus=data/kjv.txt",)  # the text `bible` prints (nclab.data.text), carried
+# --smoke's tiny runs: Gaussian data of the digits' size (a fresh process loads it without scikit-learn)
+SMOKE_DATA = ("data=gaussian", "data.train_per_class=150", "data.test_per_class=40")
 
 
 class Budget:
@@ -355,7 +357,7 @@ def resume_step(ctx: Context) -> Outcome:
     epochs = 4 if ctx.smoke else 6
     kill_at = epochs // 2
     if ctx.smoke:  # no end-of-run figures: the step compares metrics, and drawing is most of a tiny run
-        settings = ["model.width=16", "model.depth=1", "train.device=cpu", "train.figures=false"]
+        settings = ["model.width=16", "model.depth=1", "train.device=cpu", "train.figures=false", *SMOKE_DATA]
     else:  # convolutions: cuDNN
         settings = ["data=fashion_mnist", "data.per_class=500", "model=convnet", "model.width=0.5", *GPU_RUN]
     root = ctx.work / "resume"
@@ -449,6 +451,7 @@ def metrics_step(ctx: Context) -> Outcome:
 
 def sweep_command(smoke: bool) -> list[str]:
     tiny = ["--runs", "1", "--epochs", "1", "--set", "train.figures=false"]  # drawing: most of a tiny run
+    tiny += [arg for setting in SMOKE_DATA for arg in ("--set", setting)]
     sizes = tiny if smoke else ["--runs", "4", "--epochs", "5", "--gpu", "0.25"]
     sizes += ["--device", "cpu" if smoke else "cuda"]
     return [sys.executable, str(REPO / "benchmarks/sweep_speed.py"), *sizes]
@@ -478,7 +481,7 @@ def planned_runs(smoke: bool) -> list[Planned]:
     from nclab.config import preset_names, resolve
 
     if smoke:
-        tiny = ("model.width=16", "model.depth=1", "train.device=cpu")
+        tiny = ("model.width=16", "model.depth=1", "train.device=cpu", *SMOKE_DATA)
         return [
             Planned("smoke-short", "demo", (*tiny, "epochs=2")),
             Planned("smoke-long", "demo", (*tiny, "epochs=40")),
