@@ -19,6 +19,7 @@ from nclab.state import decode, encode
 
 SRC = str(Path(nclab.__file__).parents[1])
 TINY = ["model.width=8", "model.depth=1"]
+GAUSSIAN = ["data=gaussian", "data.train_per_class=150", "data.test_per_class=40"]
 
 
 def strict(text: str) -> object:
@@ -39,6 +40,7 @@ def test_piped_output_has_one_line_per_measured_epoch_and_whole_paths(tmp_path):
         "epochs=4",
         "measure.every=2",
         *TINY,
+        *GAUSSIAN,  # a fresh process: Gaussian data loads without scikit-learn's imports
     ]
     env = os.environ | {"PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
