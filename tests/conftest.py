@@ -7,10 +7,6 @@ os.environ["OMP_NUM_THREADS"] = "1"
 
 import pytest
 import torch
-from torchvision import datasets
-
-torch.set_num_threads(1)  # module and session fixtures too (torch may have been imported before this file)
-
 
 SLOW_TIMEOUT = 600  # seconds; the ini default (pyproject.toml) holds for the rest
 
@@ -20,6 +16,7 @@ def pytest_collection_modifyitems(config, items):
     where no CUDA device is visible. Modules with xdist_group tests (the longest units: one worker runs a
     group whole) come first, the most grouped first, so under `make test` they start early and neither
     worker waits alone at the end."""
+    torch.set_num_threads(1)  # module and session fixtures too (torch may have been imported before conftest)
     grouped = Counter(item.module for item in items if item.get_closest_marker("xdist_group"))
     items.sort(key=lambda item: -grouped[item.module])  # stable: each module stays in its order
     skip = None if torch.cuda.is_available() else pytest.mark.skip(reason="needs a CUDA device")
@@ -52,6 +49,8 @@ def tiny_runs(tmp_path_factory):
 @pytest.fixture
 def no_checksums(monkeypatch):
     """torchvision verifies CIFAR/SVHN files by MD5 of the official files; test files cannot match."""
+    from torchvision import datasets
+
     for cls in (datasets.CIFAR10, datasets.CIFAR100):
         monkeypatch.setattr(cls, "train_list", [[n, None] for n, _ in cls.train_list])
         monkeypatch.setattr(cls, "test_list", [[n, None] for n, _ in cls.test_list])

@@ -147,6 +147,7 @@ def test_merge_puts_finished_figures_between_markers_and_replaces_them(tmp_path)
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("gpu_check")  # a unit of its own: the suite's longest test starts early (conftest)
 def test_smoke_runs_every_step_then_resumes_the_unfinished_runs(tmp_path):
     out = tmp_path / "out"
     proc, _ = _run(tmp_path, "--smoke", "--out", str(out), "--budget", "1500")
