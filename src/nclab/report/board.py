@@ -19,8 +19,6 @@ from nclab.runs import Run
 
 __all__ = ["Described", "log_features", "log_figures"]
 
-TENSORBOARD_DPI = 100  # matplotlib's figure.dpi, at which `add_figure` renders the other figures
-
 
 class Described:
     """A SummaryWriter whose scalars carry their metric's description (`table.metric(key).description`,
@@ -69,7 +67,9 @@ def log_features(
 
 def log_figures(writer: SummaryWriter, run: Run, epoch: int, nc_png: Path) -> None:
     """The overview `figures/nc`: the run's `nc_png` (figures/nc.png, drawn once at the paper's 300 dpi)
-    shrunk to TensorBoard's 100 dpi; with score samples, `figures/scores` of the run as it is now."""
+    shrunk to matplotlib's figure.dpi, at which `add_figure` renders the others; with score samples,
+    `figures/scores` of the run as it is now."""
+    import matplotlib
     from PIL import Image
 
     from nclab.report.groups import group_runs
@@ -77,7 +77,8 @@ def log_figures(writer: SummaryWriter, run: Run, epoch: int, nc_png: Path) -> No
     from nclab.report.style import STYLE, paper_style
 
     with Image.open(nc_png) as image:
-        pixels = image.convert("RGB").reduce(round(STYLE["savefig.dpi"] / TENSORBOARD_DPI))
+        shrink = max(1, round(STYLE["savefig.dpi"] / matplotlib.rcParams["figure.dpi"]))
+        pixels = image.convert("RGB").reduce(shrink)
     writer.add_image("figures/nc", np.asarray(pixels), epoch, dataformats="HWC")
     if run.array_epochs("scores"):
         with paper_style():
