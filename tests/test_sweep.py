@@ -182,9 +182,11 @@ def test_ctrl_c_stops_the_sweep_with_130_and_the_rerun_continues(local_ray, tmp_
     # 15 epochs: polled every 0.05 s, the signal reaches the first trial a few epochs before its last
     path = sweep_file(tmp_path, base=TINY | {"epochs": 15}, grid={"seed": [0, 1]}, max_concurrent=1)
     env = os.environ | {"PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    # SIGINT as a terminal's shell leaves it, even where pytest itself runs with it ignored (`pytest &`)
     proc = subprocess.Popen(
         [sys.executable, "-m", "nclab", "sweep", str(path)], start_new_session=True, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     out = tmp_path / "out"
     deadline = time.time() + 300
