@@ -1,5 +1,4 @@
 import os
-import sys
 from collections import Counter
 
 # One thread in every test and in every process a test starts (CLI, torchrun, Ray workers): on a busy 2-core
@@ -8,13 +7,6 @@ os.environ["OMP_NUM_THREADS"] = "1"
 
 import pytest
 import torch
-
-# Bytecode is cached even where the environment asks not to (PYTHONDONTWRITEBYTECODE, set in this machine's
-# image): the suite starts dozens of fresh interpreters (xdist workers, CLI, Ray workers, torchrun ranks) that
-# would each compile nclab and the tests anew, ~1 s of CPU each. Python writes .pyc files atomically; git
-# ignores __pycache__. Set before anything of nclab or the tests is imported.
-sys.dont_write_bytecode = False
-os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 SLOW_TIMEOUT = 600  # seconds; the ini default (pyproject.toml) holds for the rest
 
