@@ -43,6 +43,14 @@ def local_ray():
         ray.shutdown()
 
 
+def test_the_module_runs_as_one_xdist_group(request):
+    """Under `make test` (--dist loadgroup) xdist sends the module to one worker, so one local Ray serves it;
+    pytest 9.2 stopped reading the node id xdist 3.8 renames to group a test (pytest-xdist#1386), which
+    pyproject.toml's pin avoids. Without xdist there is nothing to group."""
+    if request.config.getoption("loadgroup", False):
+        assert request.node.nodeid.endswith("@sweep"), "xdist_group is ignored: see pytest-xdist#1386"
+
+
 def sweep_file(tmp_path: Path, **sweep) -> Path:
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump({"out": str(tmp_path / "out")} | sweep, sort_keys=False))
