@@ -6,7 +6,6 @@ from collections import Counter
 os.environ["OMP_NUM_THREADS"] = "1"
 
 import pytest
-import torch
 
 SLOW_TIMEOUT = 600  # seconds; the ini default (pyproject.toml) holds for the rest
 
@@ -15,7 +14,10 @@ def pytest_collection_modifyitems(config, items):
     """A test marked slow and not given its own timeout gets SLOW_TIMEOUT; tests marked `cuda` are skipped
     where no CUDA device is visible. Modules with xdist_group tests (the longest units: one worker runs a
     group whole) come first, the most grouped first, so under `make test` they start early and neither
-    worker waits alone at the end."""
+    worker waits alone at the end. torch is imported here, not at the top: xdist's controller loads this file
+    too and needs no torch."""
+    import torch
+
     torch.set_num_threads(1)  # module and session fixtures too (torch may have been imported before conftest)
     grouped = Counter(item.module for item in items if item.get_closest_marker("xdist_group"))
     items.sort(key=lambda item: -grouped[item.module])  # stable: each module stays in its order
@@ -29,6 +31,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _one_thread():
+    import torch
+
     torch.set_num_threads(1)
 
 

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from nclab.cli import main
 from nclab.config import resolve
@@ -20,7 +19,10 @@ from tests.data.test_text import corpus_file
 
 @pytest.fixture(scope="module")
 def gpt2(tmp_path_factory):
-    """(model dir, corpus, data root): a 1-layer GPT-2 with the corpus's own 300-token BPE."""
+    """(model dir, corpus, data root): a 1-layer GPT-2 with the corpus's own 300-token BPE. transformers is
+    imported here, not at the top: collecting the suite, each xdist worker would pay its ~0.9 s."""
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
     tmp = tmp_path_factory.mktemp("hf")
     corpus, root = corpus_file(tmp), tmp / "root"
     cfg = resolve(None, ["data=text", f"data.corpus={corpus}", f"data.root={root}", "data.tokenizer=bpe:300"])
@@ -45,6 +47,8 @@ def test_hooked_features_are_the_final_hidden_states_and_the_record_is_nc_metric
     cfg = resolve(None, data_args(gpt2))
     data = load_dataset(cfg.data, 0)
     _, train, test = loaders(data, 8, 64, torch.device("cpu"), 0, cfg.data)
+    from transformers import GPT2LMHeadModel
+
     model = GPT2LMHeadModel.from_pretrained(model_dir).eval()
     tap = FeatureTap(model, ["lm_head"], inputs=True)
     feats, labels = {}, {}
