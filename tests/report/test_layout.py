@@ -57,20 +57,35 @@ def groups(runs):
     return {n: group_runs(r) for n, r in runs.items()}
 
 
-@pytest.mark.parametrize("n", [pytest.param(n, marks=pytest.mark.slow) for n in (1, 3)] + [8])  # fast: 8
+@pytest.fixture(scope="module")
+def drawn(runs, groups):
+    """(kind, n) -> that kind's figures for n runs. A (kind, n)'s format tests follow each other, so its
+    figures are built once for them and closed when the next (kind, n) is asked for."""
+    last: dict[tuple[str, int], list] = {}
+
+    def close() -> None:
+        for figures in last.values():
+            for fig in figures:
+                plt.close(fig)
+        last.clear()
+
+    def figures(kind: str, n: int) -> list:
+        if (kind, n) not in last:
+            close()
+            with paper_style():
+                last[kind, n] = FIGURES[kind](groups[n], runs[n])
+        return last[kind, n]
+
+    yield figures
+    close()
+
+
+@pytest.mark.parametrize("fmt", ["png", *(pytest.param(f, marks=pytest.mark.slow) for f in ("pdf", "svg"))])
+@pytest.mark.parametrize("n", [pytest.param(n, marks=pytest.mark.slow) for n in (1, 3)] + [8])  # fast: 8, png
 @pytest.mark.parametrize("kind", list(FIGURES))
-def test_no_text_collides_in_any_format(runs, groups, kind, n):
-    with paper_style():
-        figures = FIGURES[kind](groups[n], runs[n])
-    faults = [
-        f"{fmt}: {fault}"
-        for fig in figures
-        for fmt in ("png", "pdf", "svg")
-        for fault in collisions(fig, fmt)
-    ]
-    for fig in figures:
-        plt.close(fig)
-    assert not faults, f"{len(faults)} layout faults:\n" + "\n".join(faults)
+def test_no_text_collides_in_any_format(drawn, kind, n, fmt):
+    faults = [fault for fig in drawn(kind, n) for fault in collisions(fig, fmt)]
+    assert not faults, f"{len(faults)} layout faults in {fmt}:\n" + "\n".join(faults)
 
 
 @pytest.mark.parametrize("n", list(SETTINGS))
