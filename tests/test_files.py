@@ -93,7 +93,9 @@ def one_error_line(err: str, *fragments: str) -> None:
     assert "Traceback" not in err and "Exception in thread" not in err
 
 
-@pytest.mark.parametrize("code", CODES)
+@pytest.mark.parametrize(
+    "code", [CODES[0], *(pytest.param(c, marks=pytest.mark.slow) for c in CODES[1:])]
+)  # fast: a full disk; the same path names each errno
 @pytest.mark.parametrize("command", ["plot", "measure", "visualize"])
 def test_a_failing_write_is_one_line_exit_1_and_no_temp_file(
     tmp_path, tiny_runs, monkeypatch, capsys, code, command
