@@ -20,7 +20,7 @@ from tests.data.test_text import corpus_file
 @pytest.fixture(scope="module")
 def gpt2(tmp_path_factory):
     """(model dir, corpus, data root): a 1-layer GPT-2 with the corpus's own 300-token BPE. transformers is
-    imported here, not at the top: collecting the suite, each xdist worker would pay its ~0.9 s."""
+    imported here, not at the top: collecting the suite, each xdist worker would pay GPT-2's ~3 cpu-s."""
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     tmp = tmp_path_factory.mktemp("hf")
